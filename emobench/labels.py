@@ -1,0 +1,108 @@
+"""Canonical emotion names, their aliases, and each dataset's official label order.
+
+emobench keys every label by its canonical *name* end to end; integer indices exist only
+inside a model call or when reading a dataset file whose official order is given here.
+"""
+
+from __future__ import annotations
+
+#: Canonical emotion names (lower-case nouns, MAFW style).
+EMOTIONS: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "sadness",
+    "anger",
+    "surprise",
+    "disgust",
+    "fear",
+    "contempt",
+    "anxiety",
+    "helplessness",
+    "disappointment",
+    # micro-expression datasets
+    "repression",
+    "others",
+    # MEGC2019 composite classes
+    "positive",
+    "negative",
+)
+
+#: The label used for "the model named no label". Never a class; always counted as wrong.
+INVALID = "invalid"
+
+_ALIASES: dict[str, str] = {
+    "happy": "happiness",
+    "joy": "happiness",
+    "sad": "sadness",
+    "angry": "anger",
+    "surprised": "surprise",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "contemptuous": "contempt",
+    "anxious": "anxiety",
+    "helpless": "helplessness",
+    "disappointed": "disappointment",
+    "calm": "neutral",
+    "other": "others",
+}
+
+#: Official label orders, used only to read a dataset's own files (1-based ids in DFEW).
+DATASET_ORDERS: dict[str, tuple[str, ...]] = {
+    "dfew": ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"),
+    "ferv39k": ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"),
+    "mafw": (
+        "anger",
+        "disgust",
+        "fear",
+        "happiness",
+        "neutral",
+        "sadness",
+        "surprise",
+        "contempt",
+        "anxiety",
+        "helplessness",
+        "disappointment",
+    ),
+    "casme2": ("happiness", "disgust", "repression", "surprise", "fear", "sadness", "others"),
+    "megc2019": ("negative", "positive", "surprise"),
+}
+
+#: MEGC2019 composite 3-class mapping (micro-expression protocol).
+MEGC2019_MAP: dict[str, str] = {
+    "happiness": "positive",
+    "sadness": "negative",
+    "disgust": "negative",
+    "contempt": "negative",
+    "fear": "negative",
+    "anger": "negative",
+    "repression": "negative",
+    "surprise": "surprise",
+}
+
+
+class UnknownLabelError(ValueError):
+    """A label name that is neither canonical nor a known alias."""
+
+
+def canonical(name: str) -> str:
+    """Return the canonical emotion name for ``name`` (case- and alias-insensitive).
+
+    Raises :class:`UnknownLabelError` naming the label when it is not known.
+    """
+    key = name.strip().lower()
+    if key in EMOTIONS:
+        return key
+    if key in _ALIASES:
+        return _ALIASES[key]
+    raise UnknownLabelError(f"unknown emotion label {name!r}; known: {', '.join(EMOTIONS)}")
+
+
+def from_official_index(dataset: str, index: int, *, one_based: bool = True) -> str:
+    """Map a dataset's official integer label to its canonical name."""
+    order = DATASET_ORDERS[dataset]
+    i = index - 1 if one_based else index
+    if not 0 <= i < len(order):
+        raise UnknownLabelError(f"{dataset}: label id {index} outside 1..{len(order)}")
+    return order[i]
