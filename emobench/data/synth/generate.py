@@ -1,0 +1,549 @@
+"""Generate the synth benchmark: plan the clips, render and encode them, write the tables.
+
+:class:`SynthConfig` holds every setting that changes the output; :func:`generate` writes
+the on-disk layout documented in :mod:`emobench.data.synth`. Each clip's random generator
+derives from ``(seed, clip number)`` and each subject's identity from ``(seed, subject
+number)``, so the output does not depend on the number of workers or on the order in which
+they finish. Videos are H.264 (``libx264``, ``yuv420p``, one encoder thread, fixed options),
+which makes the decoded frames reproducible for a given library build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from emobench.data.synth.profiles import class_counts, largest_remainder, parse_profile
+from emobench.errors import EmobenchError
+
+if TYPE_CHECKING:
+    from emobench.data.synth.timeline import ClipTimeline
+
+#: Bumped whenever a change alters generated clips or tables for the same config.
+GENERATOR_VERSION = "1"
+
+#: Names inside a generated dataset folder.
+ANNOTATIONS = "annotations.csv"
+AU_FRAMES = "au_frames.parquet"
+MANIFEST = "synth.json"
+VIDEOS = "videos"
+PARTIAL = ".synth-partial.json"  # present while a generation is unfinished
+
+#: Columns of ``annotations.csv``, in order.
+ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
+    "clip_id": pl.Utf8,
+    "path": pl.Utf8,
+    "label": pl.Utf8,
+    "split": pl.Utf8,
+    "fold": pl.Int64,
+    "subject": pl.Utf8,
+    "n_frames": pl.Int64,
+    "fps": pl.Float64,
+    "onset": pl.Int64,
+    "apex": pl.Int64,
+    "offset": pl.Int64,
+    "micro": pl.Boolean,
+    "intensity": pl.Float64,
+    "distractor": pl.Utf8,
+}
+
+X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
+X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
+
+#: Frame sizes that decord (the frame reader) cannot decode: dmlc/decord issue 336.
+DECORD_BAD_SIZES = (48, 72)
+
+
+class SynthConfig(BaseModel):
+    """Every setting that determines a generated synth dataset (the defaults = quickstart)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: str = Field("dfew", description="class profile: dfew, mafw, exp:<ratio>, uniform")
+    n_train: int = Field(
+        1000, ge=1, description="training clips (all clips in 5-fold mode: +n_test)"
+    )
+    n_test: int = Field(400, ge=1, description="test clips")
+    test_split: Literal["natural", "balanced"] = Field(
+        "natural", description="test classes in the profile's proportions or balanced"
+    )
+    folds: Literal[1, 5] = Field(1, description="1 train/test split, or 5 DFEW-style folds")
+    size: int = Field(112, ge=32, le=512, description="frame side in pixels (even)")
+    fps: int = Field(25, ge=10, le=60, description="frames per second")
+    min_seconds: float = Field(2.0, ge=1.0, le=60.0, description="shortest clip, seconds")
+    max_seconds: float = Field(3.0, ge=1.0, le=60.0, description="longest clip, seconds")
+    micro_share: float = Field(1 / 3, ge=0.0, le=1.0, description="share of micro clips")
+    n_train_subjects: int = Field(60, ge=1, description="training subjects (identities)")
+    n_test_subjects: int = Field(24, ge=1, description="test subjects, disjoint from training")
+    seed: int = Field(0, ge=0, description="master seed")
+    crf: int = Field(20, ge=0, le=51, description="x264 constant rate factor (quality)")
+    preset: X264Preset = Field("veryfast", description="x264 speed preset")
+
+    @model_validator(mode="after")
+    def _check(self) -> SynthConfig:
+        prof = parse_profile(self.profile)  # ProfileError names the allowed forms
+        k = len(prof.classes)
+        if self.size % 2:
+            raise ValueError(f"size must be even for yuv420p video, got {self.size}")
+        if self.size in DECORD_BAD_SIZES:
+            raise ValueError(
+                f"size {self.size} cannot be read back by decord (dmlc/decord#336); "
+                f"use e.g. {self.size - 8} or {self.size + 8}"
+            )
+        if self.min_seconds > self.max_seconds:
+            raise ValueError(
+                f"min_seconds ({self.min_seconds}) is larger than max_seconds ({self.max_seconds})"
+            )
+        if self.folds == 5 and self.test_split != "natural":
+            raise ValueError("5-fold mode has natural test folds; use test_split='natural'")
+        if self.folds == 5 and self.n_train_subjects + self.n_test_subjects < 5:
+            raise ValueError("5-fold mode needs at least 5 subjects in all")
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) < k:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} is below the {k} classes of {self.profile!r}"
+                )
+        return self
+
+    @classmethod
+    def quickstart(cls) -> SynthConfig:
+        """The embedded default: DFEW's 7-class long tail, 1000 train + 400 natural test
+        clips of 2–3 s at 25 fps, 112×112, a third of them micro-expressions."""
+        return cls()
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return parse_profile(self.profile).classes
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """What one clip will be, decided before rendering (cheap, in the main process)."""
+
+    number: int
+    clip_id: str
+    label: str
+    subject: int
+    micro: bool
+    split: str | None  # one-split mode: "train" or "test"
+    test_fold: int | None  # 5-fold mode: the one fold whose test split holds this clip
+
+
+def subject_id(subject: int) -> str:
+    """The subject's id in the annotation table, e.g. ``s0007``."""
+    return f"s{subject:04d}"
+
+
+def subject_rng(seed: int, subject: int) -> np.random.Generator:
+    """The generator of a subject's identity (shared by all of that subject's clips)."""
+    return np.random.default_rng([seed, 1, subject])
+
+
+def clip_rng(seed: int, number: int) -> np.random.Generator:
+    """The generator of one clip: duration, timeline, nuisances and sensor noise."""
+    return np.random.default_rng([seed, 0, number])
+
+
+def _micro_counts(counts: dict[str, int], share: float, total: int) -> dict[str, int]:
+    """Micro clips per class: ``share`` of ``total``, spread over the expressive classes in
+    proportion to their sizes (neutral clips have nothing to flash)."""
+    expressive = {c: n for c, n in counts.items() if c != "neutral"}
+    m = min(round(share * total), sum(expressive.values()))
+    if not expressive or m == 0:
+        return {c: 0 for c in counts}
+    per = largest_remainder({c: float(n) for c, n in expressive.items()}, m, minimum=0)
+    return {c: per.get(c, 0) for c in counts}
+
+
+def _group(
+    counts: dict[str, int], subjects: list[int], share: float, rng: np.random.Generator
+) -> list[tuple[str, int, bool]]:
+    """Labels, subjects and micro flags for one group of clips, in random order.
+
+    Clips are laid out class by class and dealt to subjects in turn, so that every subject
+    gets a mix of classes; micro clips are a per-class share of the expressive classes.
+    """
+    total = sum(counts.values())
+    micro = _micro_counts(counts, share, total)
+    order = [subjects[i] for i in rng.permutation(len(subjects))]
+    clips: list[tuple[str, int, bool]] = []
+    for label, n in counts.items():
+        flags = np.zeros(n, dtype=bool)
+        flags[rng.permutation(n)[: micro[label]]] = True
+        for f in flags:
+            clips.append((label, order[len(clips) % len(order)], bool(f)))
+    return [clips[i] for i in rng.permutation(len(clips))]
+
+
+def make_plan(cfg: SynthConfig) -> list[ClipPlan]:
+    """Decide label, subject, split/fold and micro flag of every clip (deterministic)."""
+    rng = np.random.default_rng([cfg.seed, 2])
+    prof = parse_profile(cfg.profile)
+    n_train_s, n_test_s = cfg.n_train_subjects, cfg.n_test_subjects
+    if cfg.folds == 1:
+        test_profile = parse_profile("uniform:" + ",".join(prof.classes))
+        test_counts = class_counts(
+            prof if cfg.test_split == "natural" else test_profile, cfg.n_test
+        )
+        groups = [
+            ("train", class_counts(prof, cfg.n_train), list(range(n_train_s))),
+            ("test", test_counts, list(range(n_train_s, n_train_s + n_test_s))),
+        ]
+    else:
+        everyone = list(range(n_train_s + n_test_s))
+        groups = [(None, class_counts(prof, cfg.n_train + cfg.n_test), everyone)]
+    fold_of: dict[int, int] = {}
+    if cfg.folds == 5:  # subjects dealt to 5 folds: a fold's test subjects never train it
+        subjects = groups[0][2]
+        for rank, i in enumerate(rng.permutation(len(subjects))):
+            fold_of[subjects[i]] = rank % 5 + 1
+    total = cfg.n_train + cfg.n_test
+    width = max(5, len(str(total - 1)))
+    plan: list[ClipPlan] = []
+    for split, counts, subjects in groups:
+        for label, subject, micro in _group(counts, subjects, cfg.micro_share, rng):
+            number = len(plan)
+            plan.append(
+                ClipPlan(
+                    number=number,
+                    clip_id=f"synth_{number:0{width}d}",
+                    label=label,
+                    subject=subject,
+                    micro=micro,
+                    split=split,
+                    test_fold=fold_of.get(subject),
+                )
+            )
+    return plan
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def encode_h264(
+    path: Path, yuv: np.ndarray, fps: int, crf: int = 20, preset: str = "veryfast"
+) -> None:
+    """Write (T, 3H/2, W) ``yuv420p`` frames as an H.264 mp4, atomically (temp + rename).
+
+    One encoder thread and fixed options make the stream reproducible. Frames are filled
+    through the planes' buffers (three times faster than ``VideoFrame.from_ndarray``).
+    """
+    import av
+
+    height, width = yuv.shape[1] * 2 // 3, yuv.shape[2]
+    h2, w2 = height // 2, width // 2
+    tmp = path.with_name(path.name + ".part")
+    with av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": preset, "crf": str(crf), "threads": "1"}
+        for i, packed in enumerate(yuv):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            chroma = packed[height:].reshape(2, h2, w2)
+            planes = (packed[:height], chroma[0], chroma[1])
+            for plane, data in zip(frame.planes, planes, strict=True):
+                rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+                rows[:, : plane.width] = data
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    os.replace(tmp, path)
+
+
+def _distractors(cfg: SynthConfig) -> tuple[str, ...]:
+    """Classes a weak background expression may come from: the profile's, minus neutral."""
+    return tuple(c for c in cfg.classes if c != "neutral")
+
+
+def clip_timeline(
+    cfg: SynthConfig, plan: ClipPlan, rng: np.random.Generator | None = None
+) -> ClipTimeline:
+    """Draw a clip's length and timeline (the first draws of its generator)."""
+    from emobench.data.synth.timeline import make_timeline
+
+    rng = clip_rng(cfg.seed, plan.number) if rng is None else rng
+    n_frames = max(1, round(rng.uniform(cfg.min_seconds, cfg.max_seconds) * cfg.fps))
+    return make_timeline(plan.label, n_frames, cfg.fps, plan.micro, rng, _distractors(cfg))
+
+
+def build_clip(
+    cfg: SynthConfig, plan: ClipPlan, videos: Path | None
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Draw one clip's timeline and, when ``videos`` is given and the file is missing,
+    render and encode it. Returns the clip's annotation fields and its (T, 17) AUs."""
+    from emobench.data.synth.faces import render_yuv420p, sample_identity
+
+    rng = clip_rng(cfg.seed, plan.number)
+    tl = clip_timeline(cfg, plan, rng)
+    if videos is not None:
+        path = videos / f"{plan.clip_id}.mp4"
+        if not path.exists():
+            identity = sample_identity(subject_rng(cfg.seed, plan.subject))
+            yuv = render_yuv420p(
+                identity, tl.aus, cfg.size, tl.poses, tl.illums, rng=rng, noise=tl.noise
+            )
+            encode_h264(path, yuv, cfg.fps, cfg.crf, cfg.preset)
+    row = {
+        "clip_id": plan.clip_id,
+        "path": f"{VIDEOS}/{plan.clip_id}.mp4",
+        "label": plan.label,
+        "subject": subject_id(plan.subject),
+        "n_frames": tl.n_frames,
+        "fps": float(cfg.fps),
+        "onset": tl.onset,
+        "apex": tl.apex,
+        "offset": tl.offset,
+        "micro": tl.micro,
+        "intensity": round(tl.intensity, 4),
+        "distractor": tl.distractor,
+    }
+    return row, tl.aus
+
+
+def _work(job: tuple[SynthConfig, ClipPlan, str | None]) -> tuple[int, dict[str, Any], np.ndarray]:
+    """Pool entry point: one clip."""
+    cfg, plan, videos = job
+    row, aus = build_clip(cfg, plan, Path(videos) if videos else None)
+    return plan.number, row, aus
+
+
+def _worker_init() -> None:
+    """Make a worker process keep freed memory for reuse (glibc only; else a no-op).
+
+    Rendering allocates many short-lived arrays of a few hundred KB; by default glibc maps
+    and unmaps each of them, and the page faults cost about a third of the render time.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: serve < 32 MiB from the heap
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MiB of free heap
+    except (OSError, AttributeError):
+        pass
+
+
+def _run(
+    jobs: list[tuple[SynthConfig, ClipPlan, str | None]], workers: int
+) -> Iterator[tuple[int, dict[str, Any], np.ndarray]]:
+    """Build the clips in this process (``workers <= 1``) or on a pool, yielding as done."""
+    if workers <= 1 or len(jobs) < 2:
+        yield from map(_work, jobs)
+        return
+    import multiprocessing
+
+    # spawn: safe even when the caller already runs threads (torch, polars)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(processes=workers, initializer=_worker_init) as pool:
+        yield from pool.imap_unordered(_work, jobs, chunksize=2)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _manifest(cfg: SynthConfig) -> dict[str, Any]:
+    """What identifies a dataset: generator, version and config."""
+    return {
+        "generator": "emobench.data.synth",
+        "version": GENERATOR_VERSION,
+        "config": cfg.model_dump(),
+    }
+
+
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary sibling, then rename: readers never see half a file."""
+    tmp = path.with_name(path.name + ".part")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _prepare_out(cfg: SynthConfig, out: Path, overwrite: bool) -> bool:
+    """Check ``out`` and mark it partial; returns True when it already holds this dataset."""
+    manifest = _manifest(cfg)
+    ann, meta, partial, videos = out / ANNOTATIONS, out / MANIFEST, out / PARTIAL, out / VIDEOS
+    ours = meta.exists() or partial.exists()
+    if ann.exists() and meta.exists() and not overwrite:
+        old = json.loads(meta.read_text())
+        if {k: old.get(k) for k in ("generator", "version", "config")} == manifest:
+            return True
+        raise EmobenchError(
+            f"{out} already holds a different synth dataset (see {meta}); "
+            "pick another --out or pass --overwrite"
+        )
+    if videos.exists() and not ours:
+        raise EmobenchError(f"{videos} exists but was not written by the synth generator")
+    resume = partial.exists() and not overwrite and json.loads(partial.read_text()) == manifest
+    if ours and not resume:  # remove only files this generator writes
+        for name in (ANNOTATIONS, AU_FRAMES, MANIFEST):
+            (out / name).unlink(missing_ok=True)
+        if videos.exists():
+            for f in videos.iterdir():
+                if f.suffix in (".mp4", ".part"):
+                    f.unlink()
+    videos.mkdir(parents=True, exist_ok=True)
+    for f in videos.glob("*.part"):
+        f.unlink()
+    partial.write_text(json.dumps(manifest, indent=2))
+    return False
+
+
+def _annotation_rows(
+    cfg: SynthConfig, plan: list[ClipPlan], rows: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per clip, or per (clip, fold) in 5-fold mode."""
+    out = []
+    for p in plan:
+        row = rows[p.number]
+        if cfg.folds == 1:
+            out.append({**row, "split": p.split, "fold": 1})
+        else:
+            for fold in range(1, 6):
+                out.append(
+                    {**row, "split": "test" if fold == p.test_fold else "train", "fold": fold}
+                )
+    return out
+
+
+def _write_tables(
+    cfg: SynthConfig,
+    out: Path,
+    plan: list[ClipPlan],
+    results: dict[int, tuple[dict[str, Any], np.ndarray]],
+) -> None:
+    from emobench.data.synth.aus import AU_COLUMNS
+
+    rows = {n: r for n, (r, _) in results.items()}
+    aus = [results[p.number][1] for p in plan]
+    stacked = np.concatenate(aus).astype(np.float32)
+    au_df = pl.DataFrame(
+        {
+            "clip_id": np.repeat([p.clip_id for p in plan], [len(a) for a in aus]),
+            "frame": np.concatenate([np.arange(len(a), dtype=np.int32) for a in aus]),
+            **{col: stacked[:, i] for i, col in enumerate(AU_COLUMNS)},
+        }
+    )
+    _write_atomic(out / AU_FRAMES, lambda p: au_df.write_parquet(p))
+    columns = list(ANNOTATION_SCHEMA)
+    ann = pl.DataFrame(_annotation_rows(cfg, plan, rows), schema=ANNOTATION_SCHEMA).select(columns)
+    counts = {
+        split: ann.filter(pl.col("fold") == 1, pl.col("split") == split)["label"]
+        .value_counts(sort=True)
+        .rows()
+        for split in ("train", "test")
+    }
+    manifest = {
+        **_manifest(cfg),
+        "n_clips": len(plan),
+        "n_frames": int(stacked.shape[0]),
+        "fold1_counts": {s: dict(c) for s, c in counts.items()},
+        "encoder": _encoder_info(),
+    }
+    _write_atomic(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2)))
+    _write_atomic(out / ANNOTATIONS, lambda p: ann.write_csv(p))  # last: marks completion
+
+
+def _encoder_info() -> dict[str, Any]:
+    import av
+
+    return {
+        "codec": "libx264",
+        "pix_fmt": "yuv420p",
+        "pyav": av.__version__,
+        "libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+    }
+
+
+def generate(
+    cfg: SynthConfig,
+    out: Path,
+    progress: bool = True,
+    workers: int = 2,
+    overwrite: bool = False,
+) -> Path:
+    """Generate the dataset ``cfg`` under ``out`` and return ``out``.
+
+    Renders and encodes clips on ``workers`` processes. Annotation tables are written
+    last, atomically; until then ``out`` holds a ``.synth-partial.json`` marker, and a
+    rerun with the same config resumes (finished videos are kept). A folder that already
+    holds this exact dataset is returned untouched.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if _prepare_out(cfg, out, overwrite):
+        return out
+    plan = make_plan(cfg)
+    videos = out / VIDEOS
+    jobs = [(cfg, p, str(videos)) for p in plan]
+    results: dict[int, tuple[dict[str, Any], np.ndarray]] = {}
+    for number, row, aus in _with_progress(_run(jobs, workers), len(jobs), progress):
+        results[number] = (row, aus)
+    _write_tables(cfg, out, plan, results)
+    (out / PARTIAL).unlink(missing_ok=True)
+    return out
+
+
+_T = TypeVar("_T")
+
+
+def _with_progress(it: Iterable[_T], total: int, show: bool) -> Iterator[_T]:
+    """Yield from ``it`` while showing a rich progress bar (count, elapsed, ETA) on stderr."""
+    if not show:
+        yield from it
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]synth[/] clips"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("synth", total=total)
+        for item in it:
+            yield item
+            bar.advance(task)
+
+
+def summary_line(out: Path, seconds: float) -> str:
+    """One line for the CLI: clips, frames, seconds, folder."""
+    meta = json.loads((Path(out) / MANIFEST).read_text())
+    return (
+        f"synth: {meta['n_clips']} clips ({meta['n_frames']} frames) in {seconds:.1f} s "
+        f"→ {Path(out).resolve()}"
+    )
+
+
+__all__ = [
+    "ANNOTATIONS",
+    "AU_FRAMES",
+    "GENERATOR_VERSION",
+    "MANIFEST",
+    "ClipPlan",
+    "SynthConfig",
+    "build_clip",
+    "clip_timeline",
+    "encode_h264",
+    "generate",
+    "make_plan",
+    "summary_line",
+]

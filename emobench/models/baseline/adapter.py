@@ -1,0 +1,153 @@
+"""``baseline:<head>``: the vision-only baseline that emobench trains itself.
+
+A small CNN frame encoder trained from scratch (TSN-style segment-random frames, natural
+class distribution), frozen, then a temporal head (``mean``, ``gru`` or ``transformer``)
+trained on its cached per-frame features with the cell's re-balancing strategy. The
+encoder is shared by every head and re-balancing strategy of a (dataset, fold, seed), so a
+sweep trains it once; checkpoints (safetensors + JSON) live in the run folder and are
+reused on rerun.
+
+Options (``[models.options]``): ``frame_size`` (decode side, default 64), ``widths``
+(encoder channels), ``train`` (overrides of :class:`~emobench.models.baseline.train.TrainConfig`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emobench.models.base import FitContext, FrameFeatureModel
+from emobench.models.registry import register_model
+
+HEAD_NAMES = ("mean", "gru", "transformer")
+
+
+@register_model(
+    "baseline",
+    "vision-only baseline trained here: small CNN frame encoder + temporal head",
+    arguments=HEAD_NAMES,
+)
+def _create(head: str, options: dict[str, Any]) -> BaselineModel:
+    return BaselineModel(head, options)
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class BaselineModel(FrameFeatureModel):
+    def __init__(self, head: str, options: dict[str, Any]) -> None:
+        self.head_name = head
+        self.options = dict(options)
+        self.frame_size = int(self.options.get("frame_size", 64))
+        self.widths = tuple(self.options.get("widths", (24, 48, 96, 128)))
+        self._encoder: Any = None
+        self._head: Any = None
+        self._feature_key = ""
+        self._device: Any = "cpu"
+        self.labels: list[str] = []
+        self.history: dict[str, Any] = {}
+
+    # -------------------------------------------------------------- fitting
+    def fit(self, ctx: FitContext) -> None:
+        from emobench.data.index import fingerprint
+        from emobench.models.baseline.encoder import FrameEncoder
+        from emobench.models.baseline.train import (
+            TrainConfig,
+            load_module,
+            save_module,
+            train_encoder,
+            train_head,
+        )
+
+        self.labels = list(ctx.labels)
+        self._device = ctx.device
+        opts = {**ctx.train_options, **self.options.get("train", {})}
+        cfg = TrainConfig(**{**opts, "seed": ctx.seed, "device": str(ctx.device)})
+        train = ctx.train_index.sort("clip_id")
+        y_all = np.array([self.labels.index(lb) for lb in train["label"].to_list()])
+        n_classes = len(self.labels)
+        data_fp = fingerprint(train)
+        ckpt = Path(ctx.checkpoint_dir)
+        enc_recipe = {
+            "data": data_fp,
+            "frame_size": self.frame_size,
+            "widths": list(self.widths),
+            "train": cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else vars(cfg),
+            "labels": self.labels,
+        }
+        enc_path = ckpt / f"encoder-{_hash(enc_recipe)}.safetensors"
+        if enc_path.is_file():
+            self._encoder = load_module(enc_path)
+        else:
+            frames, kept = ctx.load_frames(self, train)
+            encoder = FrameEncoder(widths=self.widths, side=self.frame_size)
+            self._encoder, hist = train_encoder(
+                frames,
+                y_all[kept],
+                n_classes,
+                cfg,
+                progress=_epochs(ctx, "training encoder"),
+                encoder=encoder,
+            )
+            save_module(self._encoder, enc_path, {"recipe": enc_recipe, "history": hist})
+            self.history["encoder"] = hist
+        self._feature_key = f"baseline-cnn{self.frame_size}-{_file_hash(enc_path)}"
+
+        head_recipe = {
+            "encoder": self._feature_key,
+            "head": self.head_name,
+            "rebalancing": ctx.rebalancing,
+            "train": enc_recipe["train"],
+        }
+        head_path = (
+            ckpt / f"head-{self.head_name}-{ctx.rebalancing}-{_hash(head_recipe)}.safetensors"
+        )
+        if head_path.is_file():
+            self._head = load_module(head_path)
+        else:
+            feats, kept = ctx.load_features(self, train)
+            self._head, hist = train_head(
+                feats,
+                y_all[kept],
+                n_classes,
+                self.head_name,
+                ctx.rebalancing,
+                cfg,
+                progress=_epochs(ctx, f"training {self.head_name} head ({ctx.rebalancing})"),
+            )
+            save_module(self._head, head_path, {"recipe": head_recipe, "history": hist})
+            self.history["head"] = hist
+
+    # -------------------------------------------------------------- inference
+    @property
+    def feature_key(self) -> str:
+        return self._feature_key
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        from emobench.models.baseline.encoder import encode_frames
+
+        return encode_frames(self._encoder, frames, device=self._device)
+
+    def score(self, clips: list[np.ndarray]) -> np.ndarray:
+        from emobench.models.baseline.train import predict_head
+
+        return predict_head(self._head, clips, device=self._device)
+
+    def describe(self) -> dict[str, Any]:
+        return {"head": self.head_name, "frame_size": self.frame_size, "widths": self.widths}
+
+
+def _epochs(ctx: FitContext, what: str) -> Any:
+    def cb(epoch: int, n_epochs: int, metrics: dict[str, Any]) -> None:
+        ctx.progress(what, epoch, n_epochs)
+
+    return cb

@@ -1,0 +1,318 @@
+"""Build the report of a run folder: figures, ``summary.md`` and one ``report.html``.
+
+:func:`report_run` reads only the run folder (manifest, predictions, metrics), never torch.
+It computes ``metrics.parquet`` first when the run has none, then renders a fixed, small set
+of figures so a report on 100k predictions stays within seconds:
+
+* per-cell confusion matrices only for each model's *reference sampling* (the reference
+  cell and its order / enrichment / re-balancing / prior-correction variants; at most
+  ``max_confusion`` in all) -- a density sweep does not multiply them;
+* one model-comparison confusion grid, one long-tail recall chart, one metric-vs-density
+  figure per density unit and one per-class F1 vs prior figure per dataset.
+
+Every cell's numbers are in the tables whatever gets a figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_REPORT_RESAMPLES
+from emobench.report import analysis as an
+from emobench.report import figures as fg
+from emobench.report.analysis import ReportError
+from emobench.report.document import Document
+from emobench.report.jobs import FigureJobs, timed
+from emobench.report.priors import get_prior
+from emobench.report.sections import FIGURES_DIR, ReportContext, build_document
+
+FORMATS: tuple[str, ...] = ("md", "html")
+SUMMARY_FILE = "summary.md"
+HTML_FILE = "report.html"
+
+
+def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    """``"md,html"`` or ``("md", "html")`` -> validated tuple; raises :class:`ReportError`."""
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out = tuple(dict.fromkeys(f.strip().lower() for f in items if f and f.strip()))
+    bad = [f for f in out if f not in FORMATS]
+    if bad or not out:
+        raise ReportError(
+            f"unknown report format(s) {bad or list(items)}; choose from {', '.join(FORMATS)}"
+        )
+    return out
+
+
+def parse_reference(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """``["density=8", "order=original"]`` -> ``{"density": "8", ...}`` (settings checked)."""
+    if items is None:
+        return {}
+    pairs = list(items.items()) if isinstance(items, Mapping) else []
+    if not isinstance(items, Mapping):
+        for item in items:
+            key, sep, value = str(item).partition("=")
+            if not sep or not key.strip():
+                raise ReportError(f"reference setting {item!r} is not KEY=VALUE")
+            pairs.append((key.strip(), value.strip()))
+    known = set(an.setting_columns()) - {"dataset", "model"}
+    bad = sorted(k for k, _ in pairs if k not in known)
+    if bad:
+        raise ReportError(
+            f"unknown reference setting(s) {bad}; use one of {', '.join(sorted(known))}"
+        )
+    return {k: str(v) for k, v in pairs}
+
+
+def _load_metrics(
+    run: Any,
+    predictions: pl.DataFrame,
+    manifest: Mapping[str, Any],
+    *,
+    rule: str | None,
+    head: float | None,
+    tail: float | None,
+    n_resamples: int,
+    seed: int,
+    recompute: bool,
+    notes: list[str],
+) -> pl.DataFrame:
+    """Read metrics.parquet, or compute it (and write it when it was missing)."""
+    from emobench.metrics import compute_metrics
+
+    def compute(r: str) -> pl.DataFrame:
+        return compute_metrics(
+            predictions,
+            manifest,
+            rule=r,
+            head=head,
+            tail=tail,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+
+    if not run.metrics_path.is_file():
+        metrics = compute(rule or "relative")
+        try:
+            run.write_metrics(metrics)
+            where = "written to the run folder"
+        except OSError as exc:  # a read-only results folder still gets a report
+            where = f"not saved ({exc.strerror or exc})"
+        notes.append(
+            f"`metrics.parquet` was missing: computed now (rule {rule or 'relative'}, "
+            f"{n_resamples} bootstrap resamples) and {where}."
+        )
+        return metrics
+    metrics = run.read_metrics()
+    rules = metrics.get_column("rule").drop_nulls().unique().to_list()
+    file_rule = str(rules[0]) if rules else None
+    stale = set(metrics.get_column("cell_id").unique().to_list()) != set(
+        predictions.get_column("cell_id").unique().to_list()
+    )
+    if stale:
+        notes.append(
+            "`metrics.parquet` does not cover the same cells as `predictions.parquet` (stale?); "
+            "the report recomputed the metrics and left the file unchanged."
+        )
+        return compute(rule or file_rule or "relative")
+    wants_other = (rule is not None and rule != file_rule) or head is not None or tail is not None
+    if recompute or wants_other:
+        used = rule or file_rule or "relative"
+        notes.append(
+            f"Metrics recomputed for this report (rule {used}"
+            + (f", head={head}" if head is not None else "")
+            + (f", tail={tail}" if tail is not None else "")
+            + f"); `metrics.parquet` (rule {file_rule}) was left unchanged."
+        )
+        return compute(used)
+    return metrics
+
+
+def _clear_figures(fig_dir: Path) -> None:
+    """Remove figures of an earlier report so stale files do not linger."""
+    if fig_dir.is_dir():
+        for p in fig_dir.iterdir():
+            if p.is_file() and p.suffix in (".png", ".svg"):
+                p.unlink()
+
+
+def report_run(
+    run_dir: Path | str,
+    out: Path | str | None = None,
+    formats: str | Iterable[str] = FORMATS,
+    *,
+    n_resamples: int = DEFAULT_REPORT_RESAMPLES,
+    rule: str | None = None,
+    head: float | None = None,
+    tail: float | None = None,
+    prior: str = "train_freq",
+    reference: Iterable[str] | Mapping[str, str] | None = None,
+    max_confusion: int = DEFAULT_MAX_CONFUSION,
+    seed: int = 0,
+    recompute: bool = False,
+    workers: int = 0,
+) -> Path:
+    """Write figures (PNG + SVG), ``summary.md`` and ``report.html`` for a run folder.
+
+    ``out`` defaults to ``<run>/report``. ``rule``/``head``/``tail`` choose the head /
+    medium / tail grouping (None: what metrics.parquet used, else ``relative`` with the
+    rule's default thresholds). ``prior`` names a registered class prior
+    (:mod:`emobench.report.priors`). ``reference`` (``["density=8"]``) narrows which cell
+    represents each model in the model comparisons. ``workers`` > 0 draws the figures in
+    that many helper processes (``spawn``) while statistics are computed: faster on idle
+    cores, but a script calling this must guard its top level with
+    ``if __name__ == "__main__":`` (the CLI does; 0, the default, draws here).
+    Returns the report folder.
+    """
+
+    from emobench.results import open_run
+
+    opts = ReportOptions(
+        formats=parse_formats(formats),
+        reference=parse_reference(reference),
+        n_resamples=n_resamples,
+        rule=rule,
+        head=head,
+        tail=tail,
+        prior=prior,
+        max_confusion=max_confusion,
+        seed=seed,
+        recompute=recompute,
+    )
+    get_prior(prior)
+    if rule is not None:
+        from emobench.metrics import get_rule
+
+        get_rule(rule)
+    if n_resamples < 1:
+        raise ReportError(f"n_resamples must be >= 1 (got {n_resamples})")
+    if max_confusion < 0:
+        raise ReportError(f"max_confusion must be >= 0 (got {max_confusion})")
+    run = open_run(run_dir)
+    manifest = run.read_manifest()
+    # Start the figure worker now: its matplotlib import overlaps the metrics computation.
+    jobs = FigureJobs(workers)
+    try:
+        return _report(run, manifest, Path(out) if out is not None else None, opts, jobs)
+    except BaseException:
+        jobs.close()
+        raise
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """The validated options of one report (see :func:`report_run`)."""
+
+    formats: tuple[str, ...]
+    reference: dict[str, str]
+    n_resamples: int
+    rule: str | None
+    head: float | None
+    tail: float | None
+    prior: str
+    max_confusion: int
+    seed: int
+    recompute: bool
+
+
+def _report(
+    run: Any, manifest: dict[str, Any], out: Path | None, opts: ReportOptions, jobs: FigureJobs
+) -> Path:
+    """The body of :func:`report_run` once the run folder is open."""
+    with timed("read predictions"):
+        predictions = run.read_predictions()
+    if predictions.height == 0:
+        raise ReportError(f"{run.path}: predictions.parquet has no rows")
+    notes: list[str] = []
+    with timed("metrics"):
+        metrics = _load_metrics(
+            run,
+            predictions,
+            manifest,
+            rule=opts.rule,
+            head=opts.head,
+            tail=opts.tail,
+            n_resamples=opts.n_resamples,
+            seed=opts.seed,
+            recompute=opts.recompute,
+            notes=notes,
+        )
+    lookup = an.metric_lookup(metrics)
+    used_rule = lookup.rule or opts.rule or "relative"
+
+    with timed("cells, confusions, CIs"):
+        settings = an.setting_columns()
+        cells = an.cell_table(predictions, settings)
+        infos = an.dataset_infos(
+            manifest, predictions, rule=used_rule, head=opts.head, tail=opts.tail
+        )
+        confusions = an.cell_confusions(predictions, infos)
+        an.fill_fold_mean_cis(lookup, confusions, n_resamples=opts.n_resamples, seed=opts.seed)
+    models = sorted(cells.get_column("model").unique().to_list())
+    palette = fg.OKABE_ITO[:7]
+    out_dir = out if out is not None else run.report_dir
+    ctx = ReportContext(
+        run_path=run.path,
+        out_dir=out_dir,
+        fig_dir=out_dir / FIGURES_DIR,
+        manifest=manifest,
+        predictions=predictions,
+        settings=settings,
+        cells=cells,
+        rows={str(r["cell_id"]): r for r in cells.iter_rows(named=True)},
+        varying=an.varying_settings(cells, settings),
+        infos=infos,
+        confusions=confusions,
+        lookup=lookup,
+        refs=an.reference_cells(cells, opts.reference or None),
+        rule=used_rule,
+        n_resamples=opts.n_resamples,
+        seed=opts.seed,
+        prior=opts.prior,
+        max_confusion=opts.max_confusion,
+        model_colours={m: palette[i % len(palette)] for i, m in enumerate(models)},
+        jobs=jobs,
+        notes=notes,
+    )
+    if opts.reference:
+        wanted = ", ".join(f"{k}={v}" for k, v in opts.reference.items())
+        for (ds, model), row in ctx.refs.items():
+            if not an.matches(row, opts.reference):
+                notes.append(
+                    f"{ds}: `{model}` has no cell with {wanted}; its default reference cell "
+                    "is used."
+                )
+    try:
+        ctx.fig_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create report folder {ctx.fig_dir}: {exc}") from exc
+    _clear_figures(ctx.fig_dir)
+    doc = build_document(ctx)
+    with timed("wait for figures"):
+        jobs.wait()
+    with timed("write md/html"):
+        _write(doc, ctx.out_dir, opts.formats)
+    return ctx.out_dir
+
+
+def _write(doc: Document, out_dir: Path, fmts: Sequence[str]) -> None:
+    from emobench.report.document import render_markdown
+    from emobench.report.html import render_html
+    from emobench.results import atomic_write_text
+
+    try:
+        # A format not asked for is removed, so the folder never mixes two reports.
+        if "md" in fmts:
+            atomic_write_text(out_dir / SUMMARY_FILE, render_markdown(doc))
+        else:
+            (out_dir / SUMMARY_FILE).unlink(missing_ok=True)
+        if "html" in fmts:
+            atomic_write_text(out_dir / HTML_FILE, render_html(doc, out_dir))
+        else:
+            (out_dir / HTML_FILE).unlink(missing_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report into {out_dir}: {exc}") from exc

@@ -1,0 +1,123 @@
+"""The ``emobench report`` command: a results folder -> figures, summary.md, report.html.
+
+Only typer and pathlib load at import time; the report code (polars, matplotlib) loads when
+the command runs, so ``emobench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_REPORT_RESAMPLES
+
+
+def report(
+    run_dir: Path = typer.Argument(
+        ...,
+        help="Run folder written by `emobench run` (holds manifest.json and "
+        "predictions.parquet; metrics.parquet is computed and saved there if missing).",
+        show_default=False,
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Folder to write the report into (default: RUN_DIR/report); PNG/SVG files "
+        "already in its figures/ subfolder are replaced.",
+    ),
+    formats: str = typer.Option(
+        "md,html",
+        "--format",
+        "-f",
+        help="Comma-separated outputs: `md` (summary.md) and/or `html` (one self-contained "
+        "report.html). Figures (PNG + SVG) are always written to OUT/figures.",
+    ),
+    rule: str | None = typer.Option(
+        None,
+        "--rule",
+        help="Head/medium/tail grouping rule on training counts: `relative` (share of the "
+        "largest class) or `absolute` (clip counts); default: the rule metrics.parquet "
+        "used, else relative. A rule other than the file's recomputes metrics for the "
+        "report only.",
+    ),
+    head: float | None = typer.Option(
+        None,
+        "--head",
+        help="Head threshold of the rule (relative: 0.5 x largest class; absolute: 100 "
+        "clips when not given).",
+    ),
+    tail: float | None = typer.Option(
+        None,
+        "--tail",
+        help="Tail threshold of the rule (relative: 0.2 x largest class; absolute: 20 clips "
+        "when not given).",
+    ),
+    prior: str = typer.Option(
+        "train_freq",
+        "--prior",
+        help="Class prior for the per-class F1 vs prior plot (registered name; "
+        "`train_freq` = training-split class frequency from the manifest).",
+    ),
+    reference: list[str] | None = typer.Option(
+        None,
+        "--reference",
+        help="KEY=VALUE setting that picks each model's reference cell for side-by-side "
+        "comparisons, e.g. `--reference density=8` (repeatable); default: original order, "
+        "switches off, densest sampling.",
+    ),
+    n_resamples: int = typer.Option(
+        DEFAULT_REPORT_RESAMPLES,
+        "--resamples",
+        min=1,
+        help="Bootstrap resamples for confidence intervals and paired order tests.",
+    ),
+    max_confusion: int = typer.Option(
+        DEFAULT_MAX_CONFUSION,
+        "--max-confusion",
+        min=0,
+        help="Most per-cell confusion-matrix figures to draw (only cells at each model's "
+        "reference sampling are candidates).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=0,
+        help="Helper processes that draw the figures while statistics are computed "
+        "(default: 1 on a machine with 2+ cores; 0 draws in the main process).",
+    ),
+    recompute: bool = typer.Option(
+        False,
+        "--recompute-metrics",
+        help="Recompute the metrics for this report even when metrics.parquet exists "
+        "(the file is left unchanged).",
+    ),
+) -> None:
+    """Turn a results folder into figures, summary.md and one self-contained report.html."""
+    from emobench.errors import run_cli
+
+    def body() -> None:
+        from emobench.report.build import report_run
+        from emobench.report.jobs import default_workers
+
+        folder = report_run(
+            run_dir,
+            out,
+            formats,
+            n_resamples=n_resamples,
+            rule=rule,
+            head=head,
+            tail=tail,
+            prior=prior,
+            reference=reference,
+            max_confusion=max_confusion,
+            seed=seed,
+            recompute=recompute,
+            workers=default_workers() if workers is None else workers,
+        )
+        written = [p.name for p in (folder / "summary.md", folder / "report.html") if p.exists()]
+        typer.echo(f"report written to {folder} ({', '.join(written)}, figures/)")
+
+    run_cli(body)

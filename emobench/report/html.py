@@ -1,0 +1,119 @@
+"""Render the report document as ONE self-contained HTML file.
+
+Figures are embedded as base64 PNG data URIs and the CSS is inline, so ``report.html`` can
+be mailed or archived alone: it references no external file, font or script.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+from emobench.report.document import (
+    Bullets,
+    Code,
+    Document,
+    Figure,
+    Heading,
+    Paragraph,
+    Table,
+)
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto;
+       max-width: 1100px; padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }
+h1 { border-bottom: 2px solid #0072B2; padding-bottom: .3rem; }
+h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+h3 { margin-top: 1.6rem; }
+table { border-collapse: collapse; margin: .6rem 0 1.2rem; font-size: .85rem; }
+th, td { border: 1px solid #d0d0d0; padding: .25rem .5rem; }
+th { background: #f2f5f8; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr:nth-child(even) td { background: #fafafa; }
+caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: .3rem; }
+.figs { display: flex; flex-wrap: wrap; gap: 1rem 1.5rem; align-items: flex-start;
+        margin: 1rem 0 1.6rem; }
+figure { margin: 0; max-width: 100%; }
+figure img { width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: .85rem; color: #444; }
+code { background: #f3f3f3; padding: 0 .2rem; border-radius: 3px; }
+pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .8rem; }
+""".strip()
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def _inline(text: str) -> str:
+    """Escape text for HTML and turn `backtick` spans into <code>."""
+    return _CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
+
+
+def _table(table: Table) -> str:
+    numeric = table.numeric or tuple(False for _ in table.header)
+    parts = ["<table>"]
+    if table.caption:
+        parts.append(f"<caption>{_inline(table.caption)}</caption>")
+    parts.append("<thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in table.header))
+    parts.append("</tr></thead><tbody>")
+    for row in table.rows:
+        cells = "".join(
+            f'<td class="num">{_inline(c)}</td>' if n else f"<td>{_inline(c)}</td>"
+            for c, n in zip(row, numeric, strict=False)
+        )
+        parts.append(f"<tr>{cells}</tr>")
+    parts.append("</tbody></table>")
+    return "\n".join(parts)
+
+
+def _png_width(data: bytes) -> int | None:
+    """Pixel width from a PNG header (None if the bytes are not a PNG)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
+        return None
+    return int.from_bytes(data[16:20], "big")
+
+
+def _figure(fig: Figure, root: Path) -> str:
+    raw = (root / fig.png).read_bytes()
+    data = base64.b64encode(raw).decode("ascii")
+    alt = html.escape(fig.caption, quote=True)
+    width = _png_width(raw)
+    size = f' style="width:{width}px"' if width else ""
+    return (
+        f'<figure{size}><img alt="{alt}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_inline(fig.caption)}</figcaption></figure>"
+    )
+
+
+def render_html(doc: Document, root: Path) -> str:
+    """Render ``doc`` to a standalone HTML page; figure files are read from ``root``."""
+    body: list[str] = [f"<h1>{_inline(doc.title)}</h1>"]
+    in_figs = False
+    for block in doc.blocks:
+        # consecutive figures share a wrapping row, so single-column figures sit side by side
+        if isinstance(block, Figure) != in_figs:
+            body.append('<div class="figs">' if not in_figs else "</div>")
+            in_figs = not in_figs
+        if isinstance(block, Heading):
+            level = min(max(block.level, 1), 6)
+            body.append(f"<h{level}>{_inline(block.text)}</h{level}>")
+        elif isinstance(block, Paragraph):
+            body.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            items = "".join(f"<li>{_inline(item)}</li>" for item in block.items)
+            body.append(f"<ul>{items}</ul>")
+        elif isinstance(block, Table):
+            body.append(_table(block))
+        elif isinstance(block, Figure):
+            body.append(_figure(block, root))
+        elif isinstance(block, Code):
+            body.append(f"<pre><code>{html.escape(block.text, quote=False)}</code></pre>")
+    if in_figs:
+        body.append("</div>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(doc.title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n"
+        "<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )

@@ -1,0 +1,102 @@
+"""Class priors for the per-class F1 vs prior plot, kept in a registry by name.
+
+A prior maps each label of a dataset to a positive number (a frequency). The report plots
+per-class F1 against it and reports Spearman / Pearson correlations. ``train_freq`` (the
+training-split class frequency recorded in the manifest) is built in; other priors (e.g.
+emotion-word frequency in web text) register with :func:`register_prior` and are chosen by
+name (``report_run(prior=...)`` / ``emobench report --prior``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from emobench.errors import EmobenchError
+
+
+class UnknownPriorError(EmobenchError):
+    """A prior name that is not registered."""
+
+
+#: A prior function: (manifest, dataset name, labels) -> {label: prior value}.
+PriorFn = Callable[[Mapping[str, Any], str, Sequence[str]], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class PriorInfo:
+    """A registered prior: its name, the axis label to plot, and the function."""
+
+    name: str
+    axis_label: str
+    fn: PriorFn
+    log_scale: bool = True
+
+
+_PRIORS: dict[str, PriorInfo] = {}
+
+
+def register_prior(
+    name: str, axis_label: str, *, log_scale: bool = True
+) -> Callable[[PriorFn], PriorFn]:
+    """Decorator that registers ``fn`` as the prior ``name`` (re-registering replaces it)."""
+
+    def deco(fn: PriorFn) -> PriorFn:
+        _PRIORS[name] = PriorInfo(name=name, axis_label=axis_label, fn=fn, log_scale=log_scale)
+        return fn
+
+    return deco
+
+
+def list_priors() -> list[str]:
+    """Names of the registered priors, sorted."""
+    return sorted(_PRIORS)
+
+
+def get_prior(name: str) -> PriorInfo:
+    """Return the registered prior ``name``; raise :class:`UnknownPriorError` if absent."""
+    try:
+        return _PRIORS[name]
+    except KeyError:
+        known = ", ".join(list_priors())
+        raise UnknownPriorError(f"unknown prior {name!r}; known priors: {known}") from None
+
+
+def train_counts_total(manifest: Mapping[str, Any], dataset: str) -> dict[str, int]:
+    """Training clip count per label for ``dataset``, summed over the manifest's folds."""
+    info = (manifest.get("datasets") or {}).get(dataset) or {}
+    totals: dict[str, int] = {}
+    for counts in (info.get("train_counts") or {}).values():
+        for label, n in (counts or {}).items():
+            totals[label] = totals.get(label, 0) + int(n)
+    return totals
+
+
+def train_counts_mean(manifest: Mapping[str, Any], dataset: str) -> dict[str, float]:
+    """Training clip count per label for ``dataset``, averaged over the manifest's folds.
+
+    The per-fold mean (not the sum) is what a reader expects in a table: in k-fold
+    cross-validation each clip is a training clip in k - 1 folds.
+    """
+    info = (manifest.get("datasets") or {}).get(dataset) or {}
+    n_folds = len(info.get("train_counts") or {})
+    if n_folds == 0:
+        return {}
+    return {k: v / n_folds for k, v in train_counts_total(manifest, dataset).items()}
+
+
+@register_prior("train_freq", "training-split class frequency")
+def train_frequency(
+    manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
+) -> dict[str, float]:
+    """Share of each label among the training clips (pooled over folds).
+
+    Labels absent from the manifest's ``train_counts`` get 0; an empty manifest entry gives
+    an empty dict (the caller then skips the prior plot and says why).
+    """
+    totals = train_counts_total(manifest, dataset)
+    n = sum(totals.values())
+    if n == 0:
+        return {}
+    return {label: totals.get(label, 0) / n for label in labels}

@@ -1,0 +1,142 @@
+"""Content-keyed caches: per-frame features on disk, decoded frames in memory (and on disk).
+
+Per-frame features are stored one file per (feature key, clip): the sorted frame indices
+computed so far and their features. The feature key names the preprocessing and the
+encoder weights (a model's :attr:`feature_key`); the clip key hashes the clip id, path, file
+size and modification time, so an edited or regenerated video is never served stale.
+A sweep asks for the union of frames that all its samplers need, so each frame is decoded
+and encoded once; a rerun finds everything here and computes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emobench.results import atomic_write_bytes
+
+
+def clip_key(row: Mapping[str, Any]) -> str:
+    """A stable key for a clip's media: id, path, size and mtime of the file or folder."""
+    path = str(row["path"])
+    try:
+        st = os.stat(path)
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = "missing"
+    text = f"{row['clip_id']}|{path}|{stamp}"
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+@dataclass
+class CacheStats:
+    """Frames served from the cache vs computed (encoder calls are counted per frame)."""
+
+    hit_frames: int = 0
+    miss_frames: int = 0
+    encoder_calls: int = 0
+    by_key: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "hit_frames": self.hit_frames,
+            "miss_frames": self.miss_frames,
+            "encoder_calls": self.encoder_calls,
+        }
+
+
+class FeatureCache:
+    """Per-frame features on disk under ``root/features/<feature key>/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.stats = CacheStats()
+
+    def _path(self, feature_key: str, ckey: str) -> Path:
+        return self.root / "features" / feature_key / ckey[:2] / f"{ckey}.npz"
+
+    def load(self, feature_key: str, ckey: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(sorted indices, features) cached for a clip, or None."""
+        p = self._path(feature_key, ckey)
+        if not p.is_file():
+            return None
+        try:
+            with np.load(p) as z:
+                return z["indices"], z["features"]
+        except Exception:  # a damaged cache file is a miss, never an error
+            return None
+
+    def store(self, feature_key: str, ckey: str, indices: np.ndarray, feats: np.ndarray) -> None:
+        order = np.argsort(indices, kind="stable")
+        buf = io.BytesIO()
+        np.savez(buf, indices=np.asarray(indices)[order], features=np.asarray(feats)[order])
+        atomic_write_bytes(self._path(feature_key, ckey), buf.getvalue())
+
+    def has(self, feature_key: str, ckey: str, needed: np.ndarray) -> bool:
+        got = self.load(feature_key, ckey)
+        return got is not None and bool(np.isin(np.unique(needed), got[0]).all())
+
+
+class FrameCache:
+    """Decoded clips (all frames, at one size): an in-memory LRU, optionally backed by disk.
+
+    Training reads whole clips repeatedly (encoder epochs, then feature extraction); keeping
+    them here avoids decoding twice. ``disk=True`` also stores uint8 ``.npy`` files under
+    ``root/frames/<size>/`` for long real videos where decoding dominates.
+    """
+
+    def __init__(self, root: Path | None, *, disk: bool = False, max_bytes: int = 4 << 30) -> None:
+        self.root = Path(root) if root is not None else None
+        self.disk = disk and root is not None
+        self.max_bytes = max_bytes
+        self._mem: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def _path(self, ckey: str, size: int) -> Path:
+        assert self.root is not None
+        return self.root / "frames" / str(size) / ckey[:2] / f"{ckey}.npy"
+
+    def get(self, ckey: str, size: int) -> np.ndarray | None:
+        arr = self._mem.get((ckey, size))
+        if arr is not None:
+            self._mem.move_to_end((ckey, size))
+            return arr
+        if self.disk:
+            p = self._path(ckey, size)
+            if p.is_file():
+                try:
+                    arr = np.load(p)
+                except Exception:
+                    return None
+                self._remember(ckey, size, arr)
+                return arr
+        return None
+
+    def put(self, ckey: str, size: int, frames: np.ndarray) -> None:
+        self._remember(ckey, size, frames)
+        if self.disk:
+            buf = io.BytesIO()
+            np.save(buf, frames)
+            atomic_write_bytes(self._path(ckey, size), buf.getvalue())
+
+    def _remember(self, ckey: str, size: int, frames: np.ndarray) -> None:
+        key = (ckey, size)
+        if key in self._mem:
+            return
+        self._mem[key] = frames
+        self._bytes += frames.nbytes
+        while self._bytes > self.max_bytes and len(self._mem) > 1:
+            _, old = self._mem.popitem(last=False)
+            self._bytes -= old.nbytes
+
+    def clear(self) -> None:
+        self._mem.clear()
+        self._bytes = 0

@@ -1,0 +1,563 @@
+"""Run a planned benchmark: fit models, fill the feature cache, score every cell, write results.
+
+Work is done group by group (cells that share a fitted model on one fold). Each finished
+(cell, fold) is written at once as an atomic *part* file under ``<out>/parts/``; a rerun
+skips every part that exists, so an interrupted run resumes where it stopped and a finished
+run computes nothing. At the end the parts are merged into ``predictions.parquet``, the
+metrics table and the manifest are written, all atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from emobench.config import ConfigError, DatasetConfig, RunConfig
+from emobench.labels import INVALID
+from emobench.results import (
+    RunFolder,
+    build_manifest,
+    dataset_entry,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from emobench.runner.cache import FeatureCache, FrameCache, clip_key
+from emobench.runner.plan import Cell, expand, groups
+
+PLAN_FILE = "plan.json"
+PARTS_DIR = "parts"
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    cells: int
+    parts_total: int
+    parts_done_before: int
+    parts_computed: int
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    cache: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def clip_seed(seed: int, clip_id: str, salt: str = "") -> int:
+    """A per-clip seed derived from the cell seed: identical across models and cells."""
+    h = hashlib.sha1(f"{seed}|{clip_id}|{salt}".encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+def config_hash(cfg: RunConfig) -> str:
+    text = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def prepare_dataset(ds: DatasetConfig, limit: int | None, generate: bool = True) -> pl.DataFrame:
+    """Generate (synth, when asked and absent), load and subset a dataset's clip index."""
+    from emobench.data.registry import load_index
+
+    root = Path(ds.root)
+    if generate and ds.generate is not None and not _has_annotations(root):
+        if ds.name != "synth":
+            raise ConfigError(
+                f"datasets.{ds.name}.generate: only the synth dataset can be generated"
+            )
+        from emobench.data.synth.generate import SynthConfig, generate
+
+        generate(SynthConfig(**ds.generate), root)
+    index = load_index(ds.name, root, **ds.options)
+    folds = sorted(index["fold"].unique().to_list())
+    if ds.folds != "all":
+        bad = [f for f in ds.folds if f not in folds]
+        if bad:
+            raise ConfigError(f"datasets.{ds.name}.folds: fold(s) {bad} not in the data ({folds})")
+        index = index.filter(pl.col("fold").is_in(list(ds.folds)))
+    if limit is not None:
+        index = (
+            index.sort(["fold", "split", "clip_id"])
+            .group_by(["fold", "split"], maintain_order=True)
+            .head(limit)
+        )
+    return index
+
+
+def _has_annotations(root: Path) -> bool:
+    return (root / "annotations.csv").is_file()
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class Engine:
+    """Executes the cells of one run into ``out`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out: Path,
+        *,
+        device: str | None = None,
+        progress: bool = True,
+        console: Any = None,
+        on_part: Callable[[Cell, int], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out = Path(out)
+        self.run = RunFolder(self.out)
+        self.device_name = device or cfg.device
+        self.show_progress = progress
+        self.console = console
+        self.on_part = on_part
+        cache_dir = cfg.cache.dir or (self.out.parent / ".emobench-cache")
+        self.features = FeatureCache(cache_dir)
+        self.frames = FrameCache(cache_dir, disk=cfg.cache.frames)
+        self.cells = expand(cfg)
+        self.skipped: list[dict[str, Any]] = []
+        self._indices: dict[str, pl.DataFrame] = {}
+        self._labels: dict[str, list[str]] = {}
+        self._progress: Any = None
+        self._task_cells: Any = None
+        self._task_work: Any = None
+
+    # ------------------------------------------------------------ bookkeeping
+    def part_path(self, cell: Cell, fold: int) -> Path:
+        return self.out / PARTS_DIR / f"{cell.cell_id}__f{fold}.parquet"
+
+    def _skip_path(self, cell: Cell, fold: int) -> Path:
+        return self.out / PARTS_DIR / f"{cell.cell_id}__f{fold}.skipped.json"
+
+    def _check_plan(self) -> None:
+        """Refuse to mix results of a different configuration into an existing folder."""
+        p = self.out / PLAN_FILE
+        h = config_hash(self.cfg)
+        if p.is_file():
+            old = json.loads(p.read_text()).get("config_hash")
+            if old != h:
+                raise ConfigError(
+                    f"{self.out} holds results of a different configuration "
+                    f"({old} != {h}); choose another --out or delete that folder"
+                )
+        else:
+            write_json_atomic(p, {"config_hash": h, "config": self.cfg.model_dump(mode="json")})
+
+    def load_datasets(self, generate: bool = True) -> None:
+        for ds in self.cfg.datasets:
+            index = prepare_dataset(ds, self.cfg.limit, generate)
+            self._indices[ds.name] = index
+            self._labels[ds.name] = dataset_entry(index)["labels"]
+
+    def folds(self, dataset: str) -> list[int]:
+        return sorted(self._indices[dataset]["fold"].unique().to_list())
+
+    def pending(self) -> list[tuple[Cell, int]]:
+        return [
+            (c, f)
+            for c in self.cells
+            for f in self.folds(c.dataset)
+            if not self.part_path(c, f).is_file()
+        ]
+
+    # ------------------------------------------------------------ dry run
+    def describe(self) -> pl.DataFrame:
+        """The expanded grid: one row per (cell, fold) with its clip count and cache state."""
+        rows = []
+        for c in self.cells:
+            for f in self.folds(c.dataset):
+                idx = self._indices[c.dataset]
+                n = idx.filter((pl.col("fold") == f) & (pl.col("split") == "test")).height
+                rows.append(
+                    {
+                        **c.settings(),
+                        "cell_id": c.cell_id,
+                        "fold": f,
+                        "test_clips": n,
+                        "done": self.part_path(c, f).is_file(),
+                    }
+                )
+        return pl.DataFrame(rows)
+
+    # ------------------------------------------------------------ main loop
+    def execute(self) -> RunSummary:
+        t0 = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_plan()
+        total = sum(len(self.folds(c.dataset)) for c in self.cells)
+        todo = self.pending()
+        done_before = total - len(todo)
+        computed = 0
+        with self._progress_ctx(total, done_before):
+            for _key, cells in groups(self.cells).items():
+                ds = cells[0].dataset
+                for fold in self.folds(ds):
+                    pending = [c for c in cells if not self.part_path(c, fold).is_file()]
+                    if not pending:
+                        continue
+                    computed += self._run_group(pending, fold)
+        self._collect_skips()
+        self.finalize()
+        return RunSummary(
+            out=self.out,
+            cells=len(self.cells),
+            parts_total=total,
+            parts_done_before=done_before,
+            parts_computed=computed,
+            skipped=self.skipped,
+            cache=self.features.stats.as_dict(),
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _run_group(self, cells: list[Cell], fold: int) -> int:
+        first = cells[0]
+        ds = first.dataset
+        labels = self._labels[ds]
+        index = self._indices[ds].filter(pl.col("fold") == fold)
+        train = index.filter(pl.col("split") == "train")
+        test = index.filter(pl.col("split") == "test").sort("clip_id")
+        self._group_skips: dict[str, str] = {}
+        model = self._fit(first, fold, labels, train)
+        # model output order → dataset label order
+        col = [model.labels.index(lb) if lb in model.labels else None for lb in labels]
+        needed = self._needed_frames(cells, test)
+        feats, bad, per_frame_s = self._features_for(model, test, needed, "test clips")
+        self._group_skips.update(bad)
+        ok_rows = [r for r in test.iter_rows(named=True) if r["clip_id"] not in bad]
+        prior = self._train_prior(train, labels)
+        for cell in cells:
+            part = self._score_cell(
+                model, cell, fold, ok_rows, feats, labels, col, prior, per_frame_s
+            )
+            # the skip list first: a part file's existence marks the (cell, fold) done
+            write_json_atomic(self._skip_path(cell, fold), bad_list(self._group_skips, cell, fold))
+            write_parquet_atomic(self.part_path(cell, fold), part)
+            if self._progress is not None:
+                self._progress.advance(self._task_cells)
+            if self.on_part is not None:
+                self.on_part(cell, fold)
+        return len(cells)
+
+    # ------------------------------------------------------------ model fitting
+    def _fit(self, cell: Cell, fold: int, labels: list[str], train: pl.DataFrame) -> Any:
+        from emobench.models.base import FitContext
+        from emobench.models.device import resolve_device
+        from emobench.models.registry import create_model
+
+        mcfg = self.cfg.models[cell.model_index]
+        model = create_model(cell.adapter, mcfg.options)
+        ckpt = self.out / "checkpoints" / cell.dataset / f"fold{fold}" / f"seed{cell.seed}"
+        ctx = FitContext(
+            dataset=cell.dataset,
+            fold=fold,
+            seed=cell.seed,
+            rebalancing=cell.rebalancing,
+            labels=labels,
+            train_index=train,
+            checkpoint_dir=ckpt,
+            device=resolve_device(self.device_name),
+            train_options={**self.cfg.train, **mcfg.options.get("train", {})},
+            load_frames=self._frames_for,
+            load_features=self._all_features,
+            progress=self._work_progress,
+        )
+        model.fit(ctx)
+        return model
+
+    def _train_prior(self, train: pl.DataFrame, labels: list[str]) -> np.ndarray:
+        counts = train.group_by("label").len()
+        m = dict(zip(counts["label"].to_list(), counts["len"].to_list(), strict=True))
+        v = np.array([m.get(lb, 0) for lb in labels], dtype=np.float64) + 1e-9
+        return v / v.sum()
+
+    # ------------------------------------------------------------ frames and features
+    def _needed_frames(self, cells: list[Cell], test: pl.DataFrame) -> dict[str, np.ndarray]:
+        from emobench.video.sampling import sample
+
+        out: dict[str, np.ndarray] = {}
+        samplers = sorted({(c.sampler, c.seed) for c in cells})
+        for r in test.iter_rows(named=True):
+            idx = [
+                sample(r["n_frames"], r["fps"], s, clip_seed(seed, r["clip_id"]), _window(r))
+                for s, seed in samplers
+            ]
+            out[r["clip_id"]] = np.unique(np.concatenate(idx))
+        return out
+
+    def _frames_for(self, model: Any, rows: pl.DataFrame) -> tuple[list[np.ndarray], list[int]]:
+        """All frames of each clip at the model's frame size (memory/disk frame cache)."""
+        from emobench.video.frames import FrameReadError, read_clip
+
+        frames, kept = [], []
+        self._work_start("decoding training clips", rows.height)
+        for i, r in enumerate(rows.iter_rows(named=True)):
+            ck = clip_key(r)
+            arr = self.frames.get(ck, model.frame_size)
+            if arr is None:
+                try:
+                    arr = read_clip(r, np.arange(r["n_frames"]), size=model.frame_size)
+                except FrameReadError as exc:
+                    self._group_skips[r["clip_id"]] = f"train: {exc.reason}"
+                    self._work_advance()
+                    continue
+                self.frames.put(ck, model.frame_size, arr)
+            frames.append(arr)
+            kept.append(i)
+            self._work_advance()
+        return frames, kept
+
+    def _all_features(self, model: Any, rows: pl.DataFrame) -> tuple[list[np.ndarray], list[int]]:
+        needed = {r["clip_id"]: np.arange(r["n_frames"]) for r in rows.iter_rows(named=True)}
+        feats, bad, _ = self._features_for(model, rows, needed, "training features")
+        for cid, reason in bad.items():
+            self._group_skips[cid] = f"train: {reason}"
+        out, kept = [], []
+        for i, r in enumerate(rows.iter_rows(named=True)):
+            if r["clip_id"] in feats:
+                idx, f = feats[r["clip_id"]]
+                out.append(f[np.searchsorted(idx, needed[r["clip_id"]])])
+                kept.append(i)
+        return out, kept
+
+    def _features_for(
+        self, model: Any, rows: pl.DataFrame, needed: dict[str, np.ndarray], what: str
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str], float]:
+        """Per-clip (sorted indices, features) covering ``needed``; computes only what's missing.
+
+        Returns the features, the clips that failed to decode (id → reason), and the mean
+        decode+encode seconds per computed frame (0 when all came from the cache).
+        """
+        from emobench.video.frames import FrameReadError, read_clip
+
+        key = model.feature_key
+        stats = self.features.stats
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        bad: dict[str, str] = {}
+        spent, computed = 0.0, 0
+        self._work_start(what, rows.height)
+        for r in rows.iter_rows(named=True):
+            cid = r["clip_id"]
+            ck = clip_key(r)
+            want = needed[cid]
+            got = self.features.load(key, ck)
+            have_idx = got[0] if got is not None else np.empty(0, dtype=np.int64)
+            missing = np.setdiff1d(want, have_idx)
+            stats.hit_frames += int(want.size - missing.size)
+            if missing.size:
+                t = time.perf_counter()
+                try:
+                    full = self.frames.get(ck, model.frame_size)
+                    frames = (
+                        full[missing]
+                        if full is not None
+                        else read_clip(r, missing, size=model.frame_size)
+                    )
+                except (FrameReadError, IndexError) as exc:
+                    bad[cid] = getattr(exc, "reason", str(exc))
+                    self._work_advance()
+                    continue
+                new = np.asarray(model.encode(frames), dtype=np.float32)
+                stats.miss_frames += int(missing.size)
+                stats.encoder_calls += 1
+                if got is not None:
+                    idx = np.concatenate([got[0], missing])
+                    feats = np.concatenate([got[1].astype(np.float32), new])
+                else:
+                    idx, feats = missing, new
+                self.features.store(key, ck, idx, feats)
+                order = np.argsort(idx)
+                got = (idx[order], feats[order])
+                spent += time.perf_counter() - t
+                computed += int(missing.size)
+            assert got is not None
+            out[cid] = got
+            self._work_advance()
+        return out, bad, (spent / computed if computed else 0.0)
+
+    # ------------------------------------------------------------ scoring
+    def _score_cell(
+        self,
+        model: Any,
+        cell: Cell,
+        fold: int,
+        rows: list[dict[str, Any]],
+        feats: dict[str, tuple[np.ndarray, np.ndarray]],
+        labels: list[str],
+        col: list[int | None],
+        prior: np.ndarray,
+        per_frame_s: float,
+    ) -> pl.DataFrame:
+        from emobench.longtail.prior import apply_prior
+        from emobench.video.sampling import apply_order, n_unique, sample
+
+        seqs, n_seen, n_uniq = [], [], []
+        for r in rows:
+            s = clip_seed(cell.seed, r["clip_id"])
+            idx = sample(r["n_frames"], r["fps"], cell.sampler, s, _window(r))
+            idx = apply_order(idx, cell.order, clip_seed(cell.seed, r["clip_id"], "order"))
+            have_idx, have = feats[r["clip_id"]]
+            seqs.append(have[np.searchsorted(have_idx, idx)])
+            n_seen.append(len(idx))
+            n_uniq.append(n_unique(idx))
+        t = time.perf_counter()
+        raw = np.asarray(model.score(seqs), dtype=np.float64) if seqs else np.zeros((0, 0))
+        head_s = (time.perf_counter() - t) / max(len(rows), 1)
+        scores = np.full((len(rows), len(labels)), -np.inf)
+        for j, c in enumerate(col):
+            if c is not None and raw.size:
+                scores[:, j] = raw[:, c]
+        scores = apply_prior(cell.prior_correction, scores, prior)
+        pred = [
+            labels[int(i)] if np.isfinite(s).any() else INVALID
+            for i, s in zip(scores.argmax(axis=1) if len(rows) else [], scores, strict=True)
+        ]
+        data: dict[str, Any] = {
+            "cell_id": [cell.cell_id] * len(rows),
+            **{k: [v] * len(rows) for k, v in cell.settings().items()},
+            "fold": [fold] * len(rows),
+            "clip_id": [r["clip_id"] for r in rows],
+            "label": [r["label"] for r in rows],
+            "pred": pred,
+            "raw_text": [None] * len(rows),
+            "n_frames": n_seen,
+            "n_unique_frames": n_uniq,
+            "latency_s": [u * per_frame_s + head_s for u in n_uniq],
+        }
+        for j, lb in enumerate(labels):
+            v = scores[:, j] if len(rows) else np.zeros(0)
+            data[f"score:{lb}"] = [float(x) if np.isfinite(x) else None for x in v]
+        from emobench.results import validate_predictions
+
+        return validate_predictions(pl.DataFrame(data, strict=False))
+
+    # ------------------------------------------------------------ skips, merge, manifest
+    def _collect_skips(self) -> None:
+        skipped = []
+        for c in self.cells:
+            for f in self.folds(c.dataset):
+                p = self._skip_path(c, f)
+                if p.is_file():
+                    skipped.extend(json.loads(p.read_text()))
+        self.skipped = skipped
+
+    def finalize(self) -> None:
+        """Merge parts → predictions.parquet, then manifest and metrics (all atomic)."""
+        from emobench.metrics import compute_metrics
+
+        parts = [
+            pl.read_parquet(self.part_path(c, f))
+            for c in self.cells
+            for f in self.folds(c.dataset)
+            if self.part_path(c, f).is_file()
+        ]
+        preds = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+        datasets = {
+            name: dataset_entry(ix, self._labels[name]) for name, ix in self._indices.items()
+        }
+        manifest = build_manifest(
+            run_name=self.cfg.name,
+            config=self.cfg.model_dump(mode="json"),
+            datasets=datasets,
+            cells=[c.as_dict() for c in self.cells],
+            skipped=self.skipped,
+            seeds=list(self.cfg.sweep.seeds),
+        )
+        manifest["cache"] = {"dir": str(self.features.root), **self.features.stats.as_dict()}
+        self.run.write_predictions(preds)
+        m = self.cfg.metrics
+        metrics = compute_metrics(
+            self.run.read_predictions(),
+            manifest,
+            rule=m.rule,
+            head=m.head,
+            tail=m.tail,
+            n_resamples=m.n_resamples,
+            seed=m.seed,
+        )
+        self.run.write_metrics(metrics)
+        self.run.write_manifest(manifest)
+
+    # ------------------------------------------------------------ progress
+    def _progress_ctx(self, total: int, done: int) -> Any:
+        import contextlib
+
+        if not self.show_progress:
+            return contextlib.nullcontext()
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        engine = self
+
+        class _Ctx:
+            def __enter__(self) -> None:
+                engine._progress = Progress(
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TimeElapsedColumn(),
+                    TextColumn("ETA"),
+                    TimeRemainingColumn(),
+                    console=engine.console,
+                    transient=False,
+                )
+                engine._progress.__enter__()
+                engine._task_cells = engine._progress.add_task(
+                    "cells × folds", total=total, completed=done, rate=""
+                )
+                engine._task_work = engine._progress.add_task("", total=1, visible=False, rate="")
+
+            def __exit__(self, *exc: object) -> None:
+                engine._progress.__exit__(*exc)
+                engine._progress = None
+
+        return _Ctx()
+
+    def _work_start(self, what: str, total: int) -> None:
+        self._work_t0 = time.perf_counter()
+        if self._progress is not None:
+            self._progress.reset(self._task_work, total=total, description=what, visible=True)
+
+    def _work_advance(self) -> None:
+        if self._progress is not None:
+            task = self._progress.tasks[self._task_work]
+            dt = time.perf_counter() - self._work_t0
+            rate = f"{(task.completed + 1) / dt:.1f} clips/s" if dt > 0 else ""
+            self._progress.update(self._task_work, advance=1, rate=rate)
+
+    def _work_progress(self, what: str, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._task_work,
+                description=what,
+                completed=done,
+                total=total,
+                visible=True,
+                rate="",
+            )
+
+
+def bad_list(bad: dict[str, str], cell: Cell, fold: int) -> list[dict[str, Any]]:
+    return [
+        {"cell_id": cell.cell_id, "fold": fold, "clip_id": cid, "reason": reason}
+        for cid, reason in sorted(bad.items())
+    ]
+
+
+def _window(r: dict[str, Any]) -> tuple[int, int] | None:
+    if r.get("onset") is None or r.get("offset") is None:
+        return None
+    return (int(r["onset"]), int(r["offset"]))

@@ -1,0 +1,113 @@
+"""Expand a run configuration into cells, grouped by the model state they need.
+
+A *cell* is one combination of settings (dataset, model, rebalancing, sampler, order,
+enrichment, prior correction, seed); it runs on every selected fold. Cells that share a
+trained model (dataset, model, rebalancing, seed) form a *group*: the model is fitted once
+per fold and its per-frame features serve every sampler, order and prior correction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from itertools import product
+
+from emobench.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    model: str  # display name
+    adapter: str  # registry name
+    model_index: int  # position in config.models (for options)
+    rebalancing: str
+    sampler: str
+    order: str
+    enrichment: str
+    prior_correction: str
+    seed: int
+
+    @property
+    def cell_id(self) -> str:
+        parts = [
+            self.dataset,
+            self.model,
+            self.rebalancing,
+            self.sampler,
+            self.order,
+            self.enrichment,
+            self.prior_correction,
+            f"s{self.seed}",
+        ]
+        return "__".join(_slug(p) for p in parts)
+
+    @property
+    def group_key(self) -> tuple[str, int, str, int]:
+        return (self.dataset, self.model_index, self.rebalancing, self.seed)
+
+    def settings(self) -> dict[str, object]:
+        """The predictions-table setting columns of this cell."""
+        from emobench.video.sampling import parse_spec
+
+        spec = parse_spec(self.sampler)
+        if spec.k is not None:
+            density, unit = float(spec.k), "frames"
+        elif spec.fps is not None:
+            density, unit = float(spec.fps), "fps"
+        else:
+            density, unit = None, "all"
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "sampler": self.sampler,
+            "density": density,
+            "density_unit": unit,
+            "order": self.order,
+            "enrichment": self.enrichment,
+            "rebalancing": self.rebalancing,
+            "prior_correction": self.prior_correction,
+            "seed": self.seed,
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        return {"cell_id": self.cell_id, **asdict(self)}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")
+
+
+def expand(cfg: RunConfig) -> list[Cell]:
+    """All cells of the run, in a stable order (dataset, model, rebalancing, seed, ...)."""
+    cells: list[Cell] = []
+    sw = cfg.sweep
+    for ds in cfg.datasets:
+        for mi, m in enumerate(cfg.models):
+            rebal = m.rebalancing or sw.rebalancing
+            priors = m.prior_correction or sw.prior_correction
+            for rb, seed, sampler, order, enr, prior in product(
+                rebal, sw.seeds, sw.sampler, sw.order, sw.enrichment, priors
+            ):
+                cells.append(
+                    Cell(
+                        ds.name, m.display_name, m.adapter, mi, rb, sampler, order, enr, prior, seed
+                    )
+                )
+    ids = [c.cell_id for c in cells]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        from emobench.config import ConfigError
+
+        raise ConfigError(
+            f"two models produce the same cell {sorted(dup)[0]!r}: give them distinct names"
+        )
+    return cells
+
+
+def groups(cells: list[Cell]) -> dict[tuple[str, int, str, int], list[Cell]]:
+    """Cells grouped by the fitted model state they share, in first-seen order."""
+    out: dict[tuple[str, int, str, int], list[Cell]] = {}
+    for c in cells:
+        out.setdefault(c.group_key, []).append(c)
+    return out

@@ -1,0 +1,189 @@
+"""The sweep engine end to end on a tiny generated set: metrics, cache, resume, skips."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from emobench.config import validate_config
+from emobench.metrics import overall
+from emobench.results import RunFolder
+from emobench.runner.execute import Engine
+
+TRAIN = {"epochs": 2, "patience": 2, "batch_size": 16, "crt_epochs": 2, "encoder_frames": 2}
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    from emobench.data.synth.generate import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("synth")
+    cfg = SynthConfig(profile="exp:4", n_train=42, n_test=14, size=32, min_seconds=1.0,
+                      max_seconds=1.2, n_train_subjects=6, n_test_subjects=3, seed=3)
+    generate(cfg, root, progress=False, workers=1)
+    return root
+
+
+def _cfg(root, **extra):
+    data = {
+        "name": "tiny",
+        "datasets": [{"name": "synth", "root": str(root)}],
+        "models": [
+            {"adapter": "baseline:gru", "name": "gru", "options": {"frame_size": 32,
+                                                                   "widths": [8, 16]}},
+            {"adapter": "baseline:mean", "name": "mean", "options": {"frame_size": 32,
+                                                                     "widths": [8, 16]}},
+        ],
+        "sweep": {"sampler": ["uniform:2,8"], "order": ["original", "shuffle"]},
+        "train": TRAIN,
+        "device": "cpu",
+        "metrics": {"n_resamples": 50},
+        **extra,
+    }
+    return validate_config(data)
+
+
+def _key_cols(df: pl.DataFrame) -> pl.DataFrame:
+    cols = ["cell_id", "fold", "clip_id", "label", "pred", "n_frames", "n_unique_frames"]
+    cols += [c for c in df.columns if c.startswith("score:")]
+    return df.select(cols).sort(["cell_id", "fold", "clip_id"])
+
+
+@pytest.fixture(scope="module")
+def first_run(synth_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "a"
+    engine = Engine(_cfg(synth_root), out, progress=False)
+    engine.load_datasets()
+    summary = engine.execute()
+    return out, summary, engine
+
+
+def test_metrics_recomputed_from_predictions(first_run):
+    out, summary, _ = first_run
+    run = RunFolder(out)
+    preds = run.read_predictions()
+    metrics = run.read_metrics()
+    manifest = run.read_manifest()
+    labels = manifest["datasets"]["synth"]["labels"]
+    assert summary.parts_total == 2 * 2 * 2 == preds["cell_id"].n_unique()
+    assert preds.height == 8 * 14
+    for (cell,), sub in preds.group_by(["cell_id"]):
+        y, p = sub["label"].to_list(), sub["pred"].to_list()
+        ref = overall(y, p, labels)
+        present = sorted(set(y))
+        assert ref["uar"] == pytest.approx(balanced_accuracy_score(y, p))
+        assert ref["macro_f1"] == pytest.approx(
+            f1_score(y, p, labels=present, average="macro", zero_division=0)
+        )
+        row = metrics.filter(
+            (pl.col("cell_id") == cell) & (pl.col("scope") == "overall")
+            & (pl.col("metric") == "macro_f1") & pl.col("fold").is_not_null()
+        )
+        assert row["value"][0] == pytest.approx(ref["macro_f1"])
+        # the prediction is the arg-max of the written scores
+        scores = sub.select([f"score:{lb}" for lb in labels]).to_numpy()
+        assert [labels[i] for i in scores.argmax(axis=1)] == p
+
+
+def test_density_and_order_columns(first_run):
+    out, _, _ = first_run
+    preds = RunFolder(out).read_predictions()
+    assert set(preds["density"].unique().to_list()) == {2.0, 8.0}
+    assert set(preds["order"].unique().to_list()) == {"original", "shuffle"}
+    two = preds.filter(pl.col("density") == 2.0)
+    assert (two["n_frames"] == 2).all()
+
+
+def test_feature_cache_computes_union_once(first_run, synth_root):
+    _, summary, engine = first_run
+    # gru and mean share the encoder, so the second group's test frames are all cache hits;
+    # training features are the dense frames of every training clip, computed once.
+    index = engine._indices["synth"]
+    test = index.filter(pl.col("split") == "test")
+    train = index.filter(pl.col("split") == "train")
+    from emobench.runner.execute import clip_seed
+    from emobench.video.sampling import sample
+
+    union = 0
+    for r in test.iter_rows(named=True):
+        idx = [sample(r["n_frames"], r["fps"], s, clip_seed(0, r["clip_id"])) for s in
+               ("uniform:2", "uniform:8")]
+        union += np.unique(np.concatenate(idx)).size
+    dense_train = int(train["n_frames"].sum())
+    assert summary.cache["miss_frames"] == union + dense_train
+
+
+def test_rerun_computes_nothing(first_run, synth_root):
+    out, _, _ = first_run
+    before = RunFolder(out).read_predictions()
+    engine = Engine(_cfg(synth_root), out, progress=False)
+    engine.load_datasets()
+    s = engine.execute()
+    assert s.parts_computed == 0 and s.parts_done_before == s.parts_total
+    assert s.cache["miss_frames"] == 0 and s.cache["hit_frames"] == 0
+    after = RunFolder(out).read_predictions()
+    assert _key_cols(before).equals(_key_cols(after))
+
+
+def test_interrupted_run_resumes_to_identical_predictions(first_run, synth_root, tmp_path):
+    ref_out, _, _ = first_run
+    out = tmp_path / "b"
+    seen = []
+
+    def stop_after_three(cell, fold):
+        seen.append(cell.cell_id)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    engine = Engine(_cfg(synth_root), out, progress=False, on_part=stop_after_three)
+    engine.load_datasets()
+    with pytest.raises(KeyboardInterrupt):
+        engine.execute()
+    assert len(list((out / "parts").glob("*.parquet"))) == 3
+    assert not (out / "predictions.parquet").exists()
+    engine = Engine(_cfg(synth_root), out, progress=False)
+    engine.load_datasets()
+    s = engine.execute()
+    assert s.parts_done_before == 3 and s.parts_computed == s.parts_total - 3
+    a = _key_cols(RunFolder(ref_out).read_predictions())
+    b = _key_cols(RunFolder(out).read_predictions())
+    assert a.equals(b)
+
+
+def test_corrupt_clip_is_skipped_counted_and_listed(synth_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    ann = pl.read_csv(root / "annotations.csv")
+    victim = ann.filter(pl.col("split") == "test")["clip_id"][0]
+    path = root / ann.filter(pl.col("clip_id") == victim)["path"][0]
+    path.write_bytes(b"this is not a video" * 10)
+    cfg = _cfg(root, models=[{"adapter": "baseline:mean", "options": {"frame_size": 32,
+                                                                       "widths": [8, 16]}}],
+               sweep={"sampler": ["uniform:4"], "order": ["original"]})
+    out = tmp_path / "c"
+    engine = Engine(cfg, out, progress=False)
+    engine.load_datasets()
+    s = engine.execute()
+    assert {x["clip_id"] for x in s.skipped} == {victim}
+    manifest = RunFolder(out).read_manifest()
+    assert [x["clip_id"] for x in manifest["skipped"]] == [victim]
+    assert "corrupt" in manifest["skipped"][0]["reason"] or "decod" in manifest["skipped"][0][
+        "reason"]
+    preds = RunFolder(out).read_predictions()
+    assert victim not in preds["clip_id"].to_list()
+    assert preds.height == 13
+
+
+def test_changed_config_refuses_existing_folder(first_run, synth_root):
+    from emobench.config import ConfigError
+
+    out, _, _ = first_run
+    cfg = _cfg(synth_root, sweep={"sampler": ["uniform:4"], "order": ["original"]})
+    engine = Engine(cfg, out, progress=False)
+    engine.load_datasets()
+    with pytest.raises(ConfigError, match="different configuration"):
+        engine.execute()
