@@ -14,6 +14,7 @@ from emobench.metrics import overall
 from emobench.results import RunFolder
 from emobench.runner.execute import Engine
 
+TINY = {"frame_size": 32, "encoder": {"widths": [8, 16]}}
 TRAIN = {"epochs": 2, "patience": 2, "batch_size": 16, "crt_epochs": 2, "encoder_frames": 2}
 
 
@@ -22,8 +23,17 @@ def synth_root(tmp_path_factory):
     from emobench.data.synth.generate import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("synth")
-    cfg = SynthConfig(profile="exp:4", n_train=42, n_test=14, size=32, min_seconds=1.0,
-                      max_seconds=1.2, n_train_subjects=6, n_test_subjects=3, seed=3)
+    cfg = SynthConfig(
+        profile="exp:4",
+        n_train=42,
+        n_test=14,
+        size=32,
+        min_seconds=1.0,
+        max_seconds=1.2,
+        n_train_subjects=6,
+        n_test_subjects=3,
+        seed=3,
+    )
     generate(cfg, root, progress=False, workers=1)
     return root
 
@@ -33,10 +43,8 @@ def _cfg(root, **extra):
         "name": "tiny",
         "datasets": [{"name": "synth", "root": str(root)}],
         "models": [
-            {"adapter": "baseline:gru", "name": "gru", "options": {"frame_size": 32,
-                                                                   "widths": [8, 16]}},
-            {"adapter": "baseline:mean", "name": "mean", "options": {"frame_size": 32,
-                                                                     "widths": [8, 16]}},
+            {"adapter": "baseline:gru", "name": "gru", "options": TINY},
+            {"adapter": "baseline:mean", "name": "mean", "options": TINY},
         ],
         "sweep": {"sampler": ["uniform:2,8"], "order": ["original", "shuffle"]},
         "train": TRAIN,
@@ -80,8 +88,10 @@ def test_metrics_recomputed_from_predictions(first_run):
             f1_score(y, p, labels=present, average="macro", zero_division=0)
         )
         row = metrics.filter(
-            (pl.col("cell_id") == cell) & (pl.col("scope") == "overall")
-            & (pl.col("metric") == "macro_f1") & pl.col("fold").is_not_null()
+            (pl.col("cell_id") == cell)
+            & (pl.col("scope") == "overall")
+            & (pl.col("metric") == "macro_f1")
+            & pl.col("fold").is_not_null()
         )
         assert row["value"][0] == pytest.approx(ref["macro_f1"])
         # the prediction is the arg-max of the written scores
@@ -110,8 +120,10 @@ def test_feature_cache_computes_union_once(first_run, synth_root):
 
     union = 0
     for r in test.iter_rows(named=True):
-        idx = [sample(r["n_frames"], r["fps"], s, clip_seed(0, r["clip_id"])) for s in
-               ("uniform:2", "uniform:8")]
+        idx = [
+            sample(r["n_frames"], r["fps"], s, clip_seed(0, r["clip_id"]))
+            for s in ("uniform:2", "uniform:8")
+        ]
         union += np.unique(np.concatenate(idx)).size
     dense_train = int(train["n_frames"].sum())
     assert summary.cache["miss_frames"] == union + dense_train
@@ -161,9 +173,11 @@ def test_corrupt_clip_is_skipped_counted_and_listed(synth_root, tmp_path):
     victim = ann.filter(pl.col("split") == "test")["clip_id"][0]
     path = root / ann.filter(pl.col("clip_id") == victim)["path"][0]
     path.write_bytes(b"this is not a video" * 10)
-    cfg = _cfg(root, models=[{"adapter": "baseline:mean", "options": {"frame_size": 32,
-                                                                       "widths": [8, 16]}}],
-               sweep={"sampler": ["uniform:4"], "order": ["original"]})
+    cfg = _cfg(
+        root,
+        models=[{"adapter": "baseline:mean", "options": TINY}],
+        sweep={"sampler": ["uniform:4"], "order": ["original"]},
+    )
     out = tmp_path / "c"
     engine = Engine(cfg, out, progress=False)
     engine.load_datasets()
@@ -171,8 +185,9 @@ def test_corrupt_clip_is_skipped_counted_and_listed(synth_root, tmp_path):
     assert {x["clip_id"] for x in s.skipped} == {victim}
     manifest = RunFolder(out).read_manifest()
     assert [x["clip_id"] for x in manifest["skipped"]] == [victim]
-    assert "corrupt" in manifest["skipped"][0]["reason"] or "decod" in manifest["skipped"][0][
-        "reason"]
+    assert (
+        "corrupt" in manifest["skipped"][0]["reason"] or "decod" in manifest["skipped"][0]["reason"]
+    )
     preds = RunFolder(out).read_predictions()
     assert victim not in preds["clip_id"].to_list()
     assert preds.height == 13

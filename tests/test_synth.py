@@ -12,7 +12,6 @@ import math
 import os
 from pathlib import Path
 
-import decord
 import numpy as np
 import polars as pl
 import pytest
@@ -61,8 +60,20 @@ TINY = {
 }
 
 
+def _reader(path: str | Path):
+    """``decord.VideoReader`` (the project's decoding path), imported lazily and after
+    torch: importing decord first makes torch's CPU matmuls crash in this environment
+    (NVBLAS gets bound), which would break later tests in the same session."""
+    import importlib
+
+    import torch  # noqa: F401  (must precede decord)
+
+    decord = importlib.import_module("decord")
+    return decord.VideoReader(str(path))
+
+
 def _decode_all(path: str | Path) -> np.ndarray:
-    vr = decord.VideoReader(str(path))
+    vr = _reader(path)
     return vr.get_batch(list(range(len(vr)))).asnumpy()
 
 
@@ -293,10 +304,12 @@ def test_micro_share_and_windows_in_tables(tiny, tiny_ann) -> None:
 
 
 def test_decoded_apex_shows_the_expression(tiny) -> None:
-    """At the apex the decoded frame is much closer to the expressive rendering than to
-    the same frame rendered with the label's AUs switched off (same pose and light)."""
+    """At the apex the decoded frame is closer to the expressive rendering than to the same
+    frame rendered with the label's AUs switched off (same pose and light), in luma over
+    the pixels the expression changes."""
     cfg, root = tiny
-    checked = 0
+    luma = np.array([0.299, 0.587, 0.114])
+    ratios = []
     for plan in make_plan(cfg):
         if plan.label == "neutral":
             continue
@@ -304,19 +317,19 @@ def test_decoded_apex_shows_the_expression(tiny) -> None:
         a = tl.apex
         ident = sample_identity(subject_rng(cfg.seed, plan.subject))
         frame = (tl.aus[a : a + 1], cfg.size, tl.poses[a : a + 1], tl.illums[a : a + 1])
-        expr = render_frames(ident, *frame)[0].astype(float)
+        expr = render_frames(ident, *frame)[0] @ luma
         off = tl.aus[a : a + 1].copy()
         off[:, prototype_vector(plan.label) > 0] = 0.0
-        neutral = render_frames(ident, off, *frame[1:])[0].astype(float)
-        mask = np.abs(expr - neutral).max(-1) > 20
-        assert mask.sum() >= 10, plan.clip_id
-        decoded = decord.VideoReader(str(root / "videos" / f"{plan.clip_id}.mp4"))[a]
-        decoded = decoded.asnumpy().astype(float)
+        neutral = render_frames(ident, off, *frame[1:])[0] @ luma
+        mask = np.abs(expr - neutral) > 8
+        assert mask.sum() >= 15, plan.clip_id
+        decoded = _reader(root / "videos" / f"{plan.clip_id}.mp4")[a]
+        decoded = decoded.asnumpy() @ luma
         to_expr = np.abs(decoded - expr)[mask].mean()
         to_neutral = np.abs(decoded - neutral)[mask].mean()
-        assert to_expr < 0.6 * to_neutral, (plan.clip_id, to_expr, to_neutral)
-        checked += 1
-    assert checked > 20
+        assert to_expr < to_neutral, (plan.clip_id, plan.label, to_expr, to_neutral)
+        ratios.append(to_expr / to_neutral)
+    assert len(ratios) > 20 and np.median(ratios) < 0.4
 
 
 def test_decoded_frames_match_the_renderer(tiny, tiny_ann) -> None:
@@ -443,8 +456,8 @@ def test_loader_returns_a_valid_index(tiny, tiny_ann) -> None:
     neutral = index.filter(pl.col("label") == "neutral")
     assert neutral["onset"].null_count() == neutral.height
     assert index["subject"].null_count() == 0 and index["micro"].null_count() == 0
-    first = tiny_ann.row(0, named=True)
-    assert len(decord.VideoReader(str(root / first["path"]))) == first["n_frames"]
+    for row in tiny_ann.iter_rows(named=True):  # decoders see exactly n_frames frames
+        assert len(_reader(root / row["path"])) == row["n_frames"]
 
 
 def test_loader_errors_name_the_file(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
-Loader = Callable[..., pl.DataFrame]
+Loader = Callable[..., "pl.DataFrame"]
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,13 @@ def _check_file(path: str, clip_id: str | None) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _decord() -> tuple[Any, Any]:
-    """decord's VideoReader and a CPU context, imported once on first use."""
+    """decord's VideoReader and a CPU context, imported once on first use.
+
+    torch, when installed, is imported first: decord loaded before torch lets a CUDA BLAS
+    library take over torch's CPU matrix multiplies in the same process (segfaults seen
+    here). Frame reading almost always precedes a model call, so the cost is not wasted.
+    """
+    import torch  # noqa: F401  (must precede decord, see above)
     from decord import VideoReader, cpu
 
     return VideoReader, cpu(0)

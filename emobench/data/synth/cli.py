@@ -38,7 +38,9 @@ def generate_synth(
     min_seconds: float = typer.Option(2.0, help="Shortest clip length in seconds."),
     max_seconds: float = typer.Option(3.0, help="Longest clip length in seconds."),
     micro_share: float = typer.Option(
-        1 / 3, help="Share of clips that are micro-expressions (0.25–0.5 s flashes)."
+        1 / 3,
+        help="Share of clips that are micro-expressions (0.25–0.5 s flashes).",
+        show_default="1/3",
     ),
     n_train_subjects: int = typer.Option(_QS_SUBJECTS_TRAIN, help="Training subjects."),
     n_test_subjects: int = typer.Option(

@@ -11,11 +11,14 @@ Public API (also used to build the synthetic "web" pre-training pool for the tin
 How it works: every shape is a signed distance field evaluated on pixel-centre coordinates
 in *face units* (the canvas spans ``[-EXTENT, EXTENT]`` in both axes, ``v`` grows downward,
 the head is about 1.2 units wide). Coverage ``clip(0.5 - sdf * pixels_per_unit, 0, 1)`` gives
-one-pixel anti-aliased edges. Frames of a clip are rendered together in small chunks, as
-arrays of shape ``(channel, frame, y, x)``; per-frame parameters (AUs, pose, light) are
-``(frame, 1, 1)`` arrays that broadcast, and each feature is evaluated only inside its own
-bounding box. The camera is static: background, neck and shirt are cached per identity; the
-head (and everything on it) moves with the pose.
+one-pixel anti-aliased edges. Frames of a clip are rendered together in chunks of
+:data:`CHUNK`, as float32 arrays of shape ``(channel, frame, y, x)``; per-frame parameters
+(AUs, pose) are ``(frame, 1, 1)`` arrays that broadcast, and each face part is evaluated only
+inside its bounding box, on a contiguous copy of those pixels. The camera is static:
+background, neck and shirt are cached per identity; the head and everything on it moves
+with the pose. Head roll is applied rigidly per part (each part's anchor rotates about the
+face centre, the part keeps its orientation): for the few degrees of roll used this reads
+as a tilt and keeps the coordinates separable. The output does not depend on the chunking.
 
 Each action unit moves specific geometry: AU1/AU2 raise the inner/outer brow and add
 forehead lines, AU4 lowers and knits the brows (vertical furrows), AU5 opens and AU7
@@ -319,6 +322,7 @@ def _static_layer(identity: Identity, size: int) -> np.ndarray:
     for cov, col in ((neck, _rgb(identity.skin, 0.82)), (shirt, _rgb(identity.shirt))):
         for c in range(3):
             img[c] += cov * (col[c] - img[c])
+    img.flags.writeable = False  # shared through the cache
     return img
 
 
@@ -673,30 +677,31 @@ def _prepare(
     return aus, poses, illums
 
 
-_NOISE_BANK = 8
-_NOISE_PAD = 16
+_NOISE_FRAMES = 8  # the bank holds this many frames' worth of noise
 
 
 @functools.lru_cache(maxsize=4)
 def _noise_bank(size: int) -> np.ndarray:
-    """Fixed standard-normal fields, (bank, size + pad, size + pad) float32.
+    """A fixed standard-normal sequence, ``(_NOISE_FRAMES + 1) * size * size`` float32.
 
-    Drawing fresh Gaussian noise costs about as much as rendering the face, so frames take
-    random crops of these fixed fields instead (seeded by ``size`` only: deterministic).
+    Drawing fresh Gaussian noise costs about as much as rendering the face, so each frame
+    takes a contiguous run of this sequence at a random offset, with a random sign (the
+    rows of a frame then start at arbitrary points of the sequence: still white noise).
+    Seeded by ``size`` only, hence the same everywhere.
     """
-    side = size + _NOISE_PAD
     rng = np.random.default_rng(1_000_003 + size)
-    return rng.standard_normal((_NOISE_BANK, side, side), dtype=np.float32)
+    return rng.standard_normal((_NOISE_FRAMES + 1) * size * size, dtype=np.float32)
 
 
 def _sensor_noise(rng: np.random.Generator, t: int, size: int, sigma: float) -> np.ndarray:
-    """Gaussian noise of ``sigma`` for ``t`` frames: random crops and signs of the bank."""
-    bank = _noise_bank(size)
-    pick = rng.integers(0, (_NOISE_BANK, _NOISE_PAD + 1, _NOISE_PAD + 1, 2), size=(t, 4))
-    out = np.empty((t, size, size), dtype=np.float32)
-    for i, (j, oy, ox, flip) in enumerate(pick):
-        np.multiply(bank[j, oy : oy + size, ox : ox + size], -sigma if flip else sigma, out=out[i])
-    return out
+    """Gaussian noise of ``sigma`` for ``t`` frames, (t, size, size) float32."""
+    bank, n = _noise_bank(size), size * size
+    offsets = rng.integers(0, _NOISE_FRAMES * n + 1, size=t)
+    signs = rng.integers(0, 2, size=t)
+    out = np.empty((t, n), dtype=np.float32)
+    for i in range(t):
+        np.multiply(bank[offsets[i] : offsets[i] + n], -sigma if signs[i] else sigma, out=out[i])
+    return out.reshape(t, size, size)
 
 
 #: Frames rendered together: enough to amortise Python overhead, few enough for the cache.
@@ -707,11 +712,12 @@ def _chunks(
     identity: Identity, aus: np.ndarray, poses: np.ndarray, size: int
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(start, stop, unlit frames (3, t, H, W) float32 0..255)`` chunk by chunk."""
-    static = _static_layer(identity, size)
-    for s0 in range(0, aus.shape[0], CHUNK):
-        s1 = min(aus.shape[0], s0 + CHUNK)
-        img = np.empty((3, s1 - s0, size, size), dtype=np.float32)
-        img[:] = static[:, None]
+    n = aus.shape[0]
+    tiled = np.empty((3, min(n, CHUNK), size, size), dtype=np.float32)
+    tiled[:] = _static_layer(identity, size)[:, None]  # once per clip; then plain copies
+    for s0 in range(0, n, CHUNK):
+        s1 = min(n, s0 + CHUNK)
+        img = tiled[:, : s1 - s0].copy()
         _draw(img, identity, aus[s0:s1], poses[s0:s1], size)
         yield s0, s1, img
 

@@ -7,8 +7,10 @@ encoder is shared by every head and re-balancing strategy of a (dataset, fold, s
 sweep trains it once; checkpoints (safetensors + JSON) live in the run folder and are
 reused on rerun.
 
-Options (``[models.options]``): ``frame_size`` (decode side, default 64), ``widths``
-(encoder channels), ``train`` (overrides of :class:`~emobench.models.baseline.train.TrainConfig`).
+Options (``[models.options]``): ``frame_size`` (decode side, default 64), ``encoder`` (keyword
+arguments of :class:`~emobench.models.baseline.encoder.FrameEncoder`, e.g. ``widths``,
+``readout``, ``input_norm``), ``train`` (overrides of
+:class:`~emobench.models.baseline.train.TrainConfig` for this model).
 """
 
 from __future__ import annotations
@@ -48,7 +50,15 @@ class BaselineModel(FrameFeatureModel):
         self.head_name = head
         self.options = dict(options)
         self.frame_size = int(self.options.get("frame_size", 64))
-        self.widths = tuple(self.options.get("widths", (24, 48, 96, 128)))
+        self.encoder_kwargs = dict(self.options.get("encoder", {}))
+        unknown = set(self.options) - {"frame_size", "encoder", "train"}
+        if unknown:
+            from emobench.models.registry import UnknownModelError
+
+            raise UnknownModelError(
+                f"baseline:{head}: unknown option(s) {sorted(unknown)}; "
+                "allowed: frame_size, encoder, train"
+            )
         self._encoder: Any = None
         self._head: Any = None
         self._feature_key = ""
@@ -80,8 +90,8 @@ class BaselineModel(FrameFeatureModel):
         enc_recipe = {
             "data": data_fp,
             "frame_size": self.frame_size,
-            "widths": list(self.widths),
-            "train": cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else vars(cfg),
+            "encoder": self.encoder_kwargs,
+            "train": cfg.to_dict(),
             "labels": self.labels,
         }
         enc_path = ckpt / f"encoder-{_hash(enc_recipe)}.safetensors"
@@ -89,7 +99,7 @@ class BaselineModel(FrameFeatureModel):
             self._encoder = load_module(enc_path)
         else:
             frames, kept = ctx.load_frames(self, train)
-            encoder = FrameEncoder(widths=self.widths, side=self.frame_size)
+            encoder = FrameEncoder(**{"side": self.frame_size, **self.encoder_kwargs})
             self._encoder, hist = train_encoder(
                 frames,
                 y_all[kept],
@@ -143,7 +153,7 @@ class BaselineModel(FrameFeatureModel):
         return predict_head(self._head, clips, device=self._device)
 
     def describe(self) -> dict[str, Any]:
-        return {"head": self.head_name, "frame_size": self.frame_size, "widths": self.widths}
+        return {"head": self.head_name, "frame_size": self.frame_size, **self.encoder_kwargs}
 
 
 def _epochs(ctx: FitContext, what: str) -> Any:
