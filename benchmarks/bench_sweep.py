@@ -40,8 +40,14 @@ def _config(root: Path, cache: Path, samplers: list[str], orders: list[str]):
     )
 
 
-def _timed_run(root: Path, work: Path, name: str, samplers: list[str], orders: list[str],
-               checkpoints: Path | None) -> float:
+def _timed_run(
+    root: Path,
+    work: Path,
+    name: str,
+    samplers: list[str],
+    orders: list[str],
+    checkpoints: Path | None,
+) -> float:
     from emobench.runner.execute import Engine
 
     out = work / name
@@ -73,8 +79,9 @@ def main() -> None:
         ckpt = work / "pretrain" / "checkpoints"
         singles, sweeps, naives = [], [], []
         for rep in range(args.repeats):
-            singles.append(_timed_run(root, work, f"single{rep}", ["uniform:32"], ["original"],
-                                      ckpt))
+            singles.append(
+                _timed_run(root, work, f"single{rep}", ["uniform:32"], ["original"], ckpt)
+            )
             sweeps.append(_timed_run(root, work, f"sweep{rep}", SAMPLERS, ORDERS, ckpt))
             naive = 0.0
             for s in SAMPLERS:
@@ -84,10 +91,13 @@ def main() -> None:
         single, sweep, naive = min(singles), min(sweeps), min(naives)
         print(f"test clips: {args.n_test}; cells in the sweep: {len(SAMPLERS) * len(ORDERS)}")
         print(f"single densest cell (uniform:32, original): {single:.2f} s")
-        print(f"sweep with shared cache:                    {sweep:.2f} s  "
-              f"ratio {sweep / single:.2f} (target <= 1.5)")
-        print(f"naive (each cell alone, nothing shared):    {naive:.2f} s  "
-              f"ratio {naive / single:.2f}")
+        print(
+            f"sweep with shared cache:                    {sweep:.2f} s  "
+            f"ratio {sweep / single:.2f} (target <= 1.5)"
+        )
+        print(
+            f"naive (each cell alone, nothing shared):    {naive:.2f} s  ratio {naive / single:.2f}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,8 +15,10 @@ from emobench.runner.plan import expand, groups
 BASE = {
     "name": "t",
     "datasets": [{"name": "synth", "root": "/tmp/none"}],
-    "models": [{"adapter": "baseline:gru", "rebalancing": ["instance-balanced", "class-balanced"]},
-               {"adapter": "baseline:mean", "name": "mean"}],
+    "models": [
+        {"adapter": "baseline:gru", "rebalancing": ["instance-balanced", "class-balanced"]},
+        {"adapter": "baseline:mean", "name": "mean"},
+    ],
     "sweep": {"sampler": ["uniform:2,4,8"], "order": ["original", "shuffle"]},
 }
 
@@ -76,8 +78,9 @@ def test_validation_errors_name_field(patch, fragment):
 
 
 def test_overrides_parse_toml_values_and_index_lists():
-    data = apply_overrides(BASE, ["sweep.seeds=[1, 2]", "datasets.0.root=/data/x", "name=abc",
-                                  "train.epochs=3"])
+    data = apply_overrides(
+        BASE, ["sweep.seeds=[1, 2]", "datasets.0.root=/data/x", "name=abc", "train.epochs=3"]
+    )
     assert data["sweep"]["seeds"] == [1, 2]
     assert data["datasets"][0]["root"] == "/data/x"
     assert data["name"] == "abc"

@@ -6,8 +6,16 @@ from emobench.labels import UnknownLabelError, canonical, from_official_index
 
 
 def _row(i: int, label: str, split: str = "train", fold: int = 1) -> dict:
-    return {"clip_id": f"c{i}", "path": f"/x/c{i}.mp4", "media": "video", "label": label,
-            "split": split, "fold": fold, "n_frames": 50, "fps": 25.0}
+    return {
+        "clip_id": f"c{i}",
+        "path": f"/x/c{i}.mp4",
+        "media": "video",
+        "label": label,
+        "split": split,
+        "fold": fold,
+        "n_frames": 50,
+        "fps": 25.0,
+    }
 
 
 def test_canonical_aliases_and_unknown():
