@@ -7,7 +7,8 @@ encoder is shared by every head and re-balancing strategy of a (dataset, fold, s
 sweep trains it once; checkpoints (safetensors + JSON) live in the run folder and are
 reused on rerun.
 
-Options (``[models.options]``): ``frame_size`` (decode side, default 64), ``encoder`` (keyword
+Options (``[models.options]``): ``frame_size`` (decode side, default 64), ``crop`` (centre
+crop side fed to the encoder, default none: the whole frame), ``encoder`` (keyword
 arguments of :class:`~emobench.models.baseline.encoder.FrameEncoder`, e.g. ``widths``,
 ``readout``, ``input_norm``), ``train`` (overrides of
 :class:`~emobench.models.baseline.train.TrainConfig` for this model).
@@ -50,14 +51,22 @@ class BaselineModel(FrameFeatureModel):
         self.head_name = head
         self.options = dict(options)
         self.frame_size = int(self.options.get("frame_size", 64))
+        self.crop = self.options.get("crop")  # centre crop side (pixels) fed to the encoder
+        if self.crop is not None and not 0 < int(self.crop) <= self.frame_size:
+            from emobench.models.registry import UnknownModelError
+
+            raise UnknownModelError(
+                f"baseline:{head}: crop must be in 1..{self.frame_size} "
+                f"(the frame_size), got {self.crop}"
+            )
         self.encoder_kwargs = dict(self.options.get("encoder", {}))
-        unknown = set(self.options) - {"frame_size", "encoder", "train"}
+        unknown = set(self.options) - {"frame_size", "crop", "encoder", "train"}
         if unknown:
             from emobench.models.registry import UnknownModelError
 
             raise UnknownModelError(
                 f"baseline:{head}: unknown option(s) {sorted(unknown)}; "
-                "allowed: frame_size, encoder, train"
+                "allowed: frame_size, crop, encoder, train"
             )
         self._encoder: Any = None
         self._head: Any = None
@@ -90,6 +99,7 @@ class BaselineModel(FrameFeatureModel):
         enc_recipe = {
             "data": data_fp,
             "frame_size": self.frame_size,
+            "crop": self.crop,
             "encoder": self.encoder_kwargs,
             "train": cfg.to_dict(),
             "labels": self.labels,
@@ -99,9 +109,10 @@ class BaselineModel(FrameFeatureModel):
             self._encoder = load_module(enc_path)
         else:
             frames, kept = ctx.load_frames(self, train)
-            encoder = FrameEncoder(**{"side": self.frame_size, **self.encoder_kwargs})
+            side = int(self.crop or self.frame_size)
+            encoder = FrameEncoder(**{"side": side, **self.encoder_kwargs})
             self._encoder, hist = train_encoder(
-                frames,
+                [self._centre(f) for f in frames],
                 y_all[kept],
                 n_classes,
                 cfg,
@@ -110,7 +121,8 @@ class BaselineModel(FrameFeatureModel):
             )
             save_module(self._encoder, enc_path, {"recipe": enc_recipe, "history": hist})
             self.history["encoder"] = hist
-        self._feature_key = f"baseline-cnn{self.frame_size}-{_file_hash(enc_path)}"
+        crop = f"c{self.crop}" if self.crop else ""
+        self._feature_key = f"baseline-cnn{self.frame_size}{crop}-{_file_hash(enc_path)}"
 
         head_recipe = {
             "encoder": self._feature_key,
@@ -145,7 +157,16 @@ class BaselineModel(FrameFeatureModel):
     def encode(self, frames: np.ndarray) -> np.ndarray:
         from emobench.models.baseline.encoder import encode_frames
 
-        return encode_frames(self._encoder, frames, device=self._device)
+        return encode_frames(self._encoder, self._centre(frames), device=self._device)
+
+    def _centre(self, frames: np.ndarray) -> np.ndarray:
+        """Centre crop (..., H, W, 3) to ``crop`` pixels: the face region of a framed face."""
+        if not self.crop:
+            return frames
+        c = int(self.crop)
+        h, w = frames.shape[-3:-1]
+        top, left = (h - c) // 2, (w - c) // 2
+        return frames[..., top : top + c, left : left + c, :]
 
     def score(self, clips: list[np.ndarray]) -> np.ndarray:
         from emobench.models.baseline.train import predict_head

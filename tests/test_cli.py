@@ -1,0 +1,148 @@
+"""The emobench CLI: help is fast and complete; data/run/report commands on tiny data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from emobench.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands_and_avoids_heavy_imports():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("run", "report", "models", "data"):
+        assert cmd in res.output
+    code = (
+        "import sys, time; t = time.perf_counter(); import emobench.cli; "
+        "heavy = [m for m in ('torch', 'open_clip', 'transformers', 'matplotlib', 'polars') "
+        "if m in sys.modules]; print(heavy, time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, seconds = out.stdout.rsplit(" ", 1)
+    assert heavy == "[]"
+    assert float(seconds) < 1.0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--help"],
+        ["report", "--help"],
+        ["data", "--help"],
+        ["data", "generate", "synth", "--help"],
+        ["data", "show", "--help"],
+    ],
+)
+def test_every_command_has_help(args):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "Usage" in res.output
+
+
+def test_data_list_and_show_on_generated_set(tmp_path):
+    from emobench.data.synth.generate import SynthConfig, generate
+
+    root = tmp_path / "d"
+    generate(
+        SynthConfig(
+            n_train=14,
+            n_test=7,
+            size=32,
+            min_seconds=1.0,
+            max_seconds=1.0,
+            n_train_subjects=3,
+            n_test_subjects=2,
+            micro_share=0.3,
+        ),
+        root,
+        progress=False,
+        workers=1,
+    )
+    res = runner.invoke(app, ["data", "list"])
+    assert res.exit_code == 0 and "synth" in res.output
+    res = runner.invoke(app, ["data", "show", str(root)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "clips per class" in res.output and "micro_share" in res.output
+    # 14 train + 7 test clips of 1 s at 25 fps
+    assert "train" in res.output and "25" in res.output
+
+
+def test_data_show_missing_folder_is_one_error_line(tmp_path):
+    res = runner.invoke(app, ["data", "show", str(tmp_path / "nope")])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+def test_run_list_presets_and_bad_inputs(tmp_path):
+    res = runner.invoke(app, ["run", "--list-presets"])
+    assert res.exit_code == 0 and "quickstart" in res.output
+    res = runner.invoke(app, ["run", "nope"])
+    assert res.exit_code == 1 and "unknown preset 'nope'" in res.output
+    res = runner.invoke(app, ["run", "--set", 'sweep.order=["sideways"]', "--dry-run"])
+    assert res.exit_code == 1 and "sweep.order.0" in res.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'name = "x"\n[[datasets]]\nname = "synth"\nroot = "/nonexistent/x"\n'
+        '[[models]]\nadapter = "baseline:gru"\n'
+    )
+    t = time.perf_counter()
+    res = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert res.output.startswith("error:") and "annotations" in res.output
+    assert time.perf_counter() - t < 30
+
+
+def test_run_dry_run_then_run_then_report(tmp_path):
+    from emobench.data.synth.generate import SynthConfig, generate
+
+    root = tmp_path / "d"
+    generate(
+        SynthConfig(
+            n_train=28,
+            n_test=14,
+            size=32,
+            min_seconds=1.0,
+            max_seconds=1.0,
+            n_train_subjects=4,
+            n_test_subjects=2,
+            seed=5,
+        ),
+        root,
+        progress=False,
+        workers=1,
+    )
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'name = "cli"\n[[datasets]]\nname = "synth"\nroot = "{root}"\n'
+        '[[models]]\nadapter = "baseline:mean"\n'
+        "options = { frame_size = 32, encoder = { widths = [8, 16] } }\n"
+        '[sweep]\nsampler = ["uniform:2,4"]\n[train]\nepochs = 1\n[metrics]\nn_resamples = 20\n'
+    )
+    out = tmp_path / "run"
+    res = runner.invoke(
+        app, ["run", str(cfg), "--out", str(out), "--dry-run"], env={"COLUMNS": "250"}
+    )
+    assert res.exit_code == 0, res.output
+    assert "0 of 2 already done" in res.output
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert (out / "predictions.parquet").is_file() and (out / "manifest.json").is_file()
+    res = runner.invoke(app, ["run", str(cfg), "--out", str(out), "--no-progress"])
+    assert "2 already done, 0 computed" in res.output
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "report" / "summary.md").is_file()
+    assert (out / "report" / "report.html").is_file()
+
+
+def test_models_lists_baselines():
+    res = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "baseline:gru" in res.output
