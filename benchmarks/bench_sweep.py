@@ -56,8 +56,11 @@ def _timed_run(
     engine = Engine(_config(root, work / f"cache-{name}", samplers, orders), out, progress=False)
     engine.load_datasets()
     t = time.perf_counter()
-    engine.execute()
-    return time.perf_counter() - t
+    summary = engine.execute()
+    took = time.perf_counter() - t
+    phases = ", ".join(f"{k} {v:.2f}" for k, v in summary.timings.items())
+    print(f"  {name}: {took:.2f} s ({phases})", flush=True)
+    return took
 
 
 def main() -> None:

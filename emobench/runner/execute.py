@@ -46,6 +46,7 @@ class RunSummary:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     cache: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def clip_seed(seed: int, clip_id: str, salt: str = "") -> int:
@@ -123,6 +124,8 @@ class Engine:
         self.frames = FrameCache(cache_dir, disk=cfg.cache.frames)
         self.cells = expand(cfg)
         self.skipped: list[dict[str, Any]] = []
+        #: wall seconds per phase: fit (train/load), features (decode+encode), score, finalize
+        self.timings: dict[str, float] = {"fit": 0.0, "features": 0.0, "score": 0.0}
         self._indices: dict[str, pl.DataFrame] = {}
         self._labels: dict[str, list[str]] = {}
         self._progress: Any = None
@@ -204,7 +207,9 @@ class Engine:
                         continue
                     computed += self._run_group(pending, fold)
         self._collect_skips()
+        t = time.perf_counter()
         self.finalize()
+        self.timings["finalize"] = time.perf_counter() - t
         return RunSummary(
             out=self.out,
             cells=len(self.cells),
@@ -214,6 +219,7 @@ class Engine:
             skipped=self.skipped,
             cache=self.features.stats.as_dict(),
             seconds=time.perf_counter() - t0,
+            timings=dict(self.timings),
         )
 
     def _run_group(self, cells: list[Cell], fold: int) -> int:
@@ -224,21 +230,27 @@ class Engine:
         train = index.filter(pl.col("split") == "train")
         test = index.filter(pl.col("split") == "test").sort("clip_id")
         self._group_skips: dict[str, str] = {}
+        t = time.perf_counter()
         model = self._fit(first, fold, labels, train)
+        self.timings["fit"] += time.perf_counter() - t
         # model output order → dataset label order
         col = [model.labels.index(lb) if lb in model.labels else None for lb in labels]
+        t = time.perf_counter()
         needed = self._needed_frames(cells, test)
         feats, bad, per_frame_s = self._features_for(model, test, needed, "test clips")
+        self.timings["features"] += time.perf_counter() - t
         self._group_skips.update(bad)
         ok_rows = [r for r in test.iter_rows(named=True) if r["clip_id"] not in bad]
         prior = self._train_prior(train, labels)
         for cell in cells:
+            t = time.perf_counter()
             part = self._score_cell(
                 model, cell, fold, ok_rows, feats, labels, col, prior, per_frame_s
             )
             # the skip list first: a part file's existence marks the (cell, fold) done
             write_json_atomic(self._skip_path(cell, fold), bad_list(self._group_skips, cell, fold))
             write_parquet_atomic(self.part_path(cell, fold), part)
+            self.timings["score"] += time.perf_counter() - t
             if self._progress is not None:
                 self._progress.advance(self._task_cells)
             if self.on_part is not None:
@@ -470,6 +482,7 @@ class Engine:
             seeds=list(self.cfg.sweep.seeds),
         )
         manifest["cache"] = {"dir": str(self.features.root), **self.features.stats.as_dict()}
+        manifest["timings_s"] = {k: round(v, 3) for k, v in self.timings.items()}
         self.run.write_predictions(preds)
         m = self.cfg.metrics
         metrics = compute_metrics(
