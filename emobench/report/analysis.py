@@ -19,20 +19,10 @@ import polars as pl
 from emobench.errors import EmobenchError
 from emobench.labels import INVALID
 from emobench.report.values import Stat
+from emobench.results import SETTING_COLUMNS
 
-#: The settings that identify a cell (mirrors ``emobench.results.SETTING_COLUMNS``).
-DEFAULT_SETTING_COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "model",
-    "sampler",
-    "density",
-    "density_unit",
-    "order",
-    "enrichment",
-    "rebalancing",
-    "prior_correction",
-    "seed",
-)
+#: The settings that identify a cell.
+DEFAULT_SETTING_COLUMNS: tuple[str, ...] = SETTING_COLUMNS
 
 #: Setting values that mean "this option is off" (the reference / baseline variant).
 _OFF_VALUES = {"", "none", "off", "false", "no", "0", "null", "natural", "original"}
