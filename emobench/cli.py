@@ -24,7 +24,9 @@ data_app = typer.Typer(help="Generate, list and inspect datasets.", no_args_is_h
 generate_app = typer.Typer(
     help="Generate a dataset (the embedded `synth` benchmark).", no_args_is_help=True
 )
+pretrain_app = typer.Typer(help="Pre-train emobench's own models.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(pretrain_app, name="pretrain")
 data_app.add_typer(generate_app, name="generate")
 
 
@@ -82,10 +84,12 @@ def run(
 def _register_delegated() -> None:
     """Commands whose bodies live with their concern (each module imports lazily)."""
     from emobench.data.synth.cli import generate_synth
+    from emobench.models.openclip.cli import pretrain_synth_web
     from emobench.report.cli import report
 
     app.command("report")(report)
     generate_app.command("synth")(generate_synth)
+    pretrain_app.command("synth-web")(pretrain_synth_web)
 
 
 _register_delegated()

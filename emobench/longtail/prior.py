@@ -55,3 +55,7 @@ def apply_prior(
             f"unknown prior correction {name!r}; allowed: {', '.join(PRIOR_CORRECTIONS)}"
         )
     return PRIOR_CORRECTIONS[name](np.asarray(scores, dtype=np.float64), train_prior, **params)
+
+
+# Corrections defined in their own modules register on import.
+from emobench.longtail import prior_estimated  # noqa: E402,F401  (estimated-prior)

@@ -15,7 +15,7 @@ from typing import Any
 from emobench.errors import EmobenchError
 
 # Modules that register model families when imported (imported lazily).
-_MODULES = ("emobench.models.baseline.adapter",)
+_MODULES = ("emobench.models.baseline.adapter", "emobench.models.openclip.adapter")
 
 
 class UnknownModelError(EmobenchError):

@@ -1,0 +1,133 @@
+"""Zero-shot scoring throughput of the openclip adapter vs raw ``encode_image`` (issue 5).
+
+For each model, the same frames (synth faces rendered at the model's input size, ``clips``
+clips × ``frames`` frames) go through
+
+* **raw**: ``model.encode_image`` on frames already converted to normalised float tensors,
+  in batches of ``--batch-size`` (the network alone: the ceiling);
+* **zero-shot**: the adapter's ``encode`` on the uint8 frames (conversion, normalisation,
+  ``encode_image``, L2 normalisation, copy to numpy) then ``score`` (prompt-ensemble
+  classifier and mean pooling), i.e. everything the engine runs per clip.
+
+Both report clips/s (frames/s ÷ frames per clip); the target is zero-shot ≥ 80% of raw.
+Models: ``ViT-B-32`` with random weights (224 px) and ``emobench-tiny`` (64 px; the shipped
+synth-web weights when present, else random). Timings are the median of ``--repeats`` runs
+after one warm-up, with torch's default thread count.
+
+    .venv/bin/python benchmarks/bench_clip.py [--clips 32] [--frames 8] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+LABELS = ["neutral", "happiness", "sadness", "anger", "surprise", "disgust", "fear"]
+
+
+def render(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """``n`` synth face frames (uint8, size × size) with random expressions."""
+    from emobench.data.synth.aus import prototype_vector
+    from emobench.data.synth.faces import render_frames, sample_identity
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for start in range(0, n, 16):
+        k = min(16, n - start)
+        ident = sample_identity(rng)
+        aus = np.stack([prototype_vector(LABELS[int(c)]) for c in rng.integers(7, size=k)])
+        out.append(render_frames(ident, aus * rng.uniform(0.4, 1.0, (k, 1)), size, rng=rng))
+    return np.concatenate(out)
+
+
+def _median_time(fn: Any, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(name: str, options: dict[str, Any], clips: int, frames: int, bs: int, repeats: int):
+    import torch
+
+    from emobench.models.openclip.adapter import OpenClipModel
+
+    model = OpenClipModel(name, {"batch_size": bs, **options})
+    model.load("cpu")
+    model.labels = LABELS
+    model._classifier = model.class_embeddings(LABELS, "synth")
+    data = render(clips * frames, model.frame_size)
+    net = model._model
+    with torch.inference_mode():
+        x = torch.from_numpy(data).permute(0, 3, 1, 2).float()
+        x = ((x - model._mean) * model._std).contiguous()
+
+    def raw() -> None:
+        with torch.inference_mode():
+            for s in range(0, len(x), bs):
+                net.encode_image(x[s : s + bs])
+
+    def zero_shot() -> None:
+        feats = model.encode(data)
+        model.score([feats[i * frames : (i + 1) * frames] for i in range(clips)])
+
+    t_raw = _median_time(raw, repeats)
+    t_zs = _median_time(zero_shot, repeats)
+    feats = model.encode(data)
+    seqs = [feats[i * frames : (i + 1) * frames] for i in range(clips)]
+    t_score = _median_time(lambda: model.score(seqs), repeats)
+    return {
+        "model": f"openclip:{name}",
+        "weights": model.weights_tag,
+        "image_size": model.image_size,
+        "clips": clips,
+        "frames_per_clip": frames,
+        "batch_size": bs,
+        "threads": torch.get_num_threads(),
+        "raw_clips_per_s": clips / t_raw,
+        "zero_shot_clips_per_s": clips / t_zs,
+        "ratio": t_raw / t_zs,
+        "score_only_ms": 1000 * t_score,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=32)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    from emobench.models.openclip.adapter import SHIPPED, WEIGHTS_DIR
+
+    tiny = "emobench-tiny"
+    if (WEIGHTS_DIR / SHIPPED[(tiny, "synth-web")]).is_file():
+        tiny += "@synth-web"
+    rows = [
+        bench("ViT-B-32", {}, args.clips, args.frames, args.batch_size, args.repeats),
+        bench(tiny, {}, args.clips, args.frames, args.batch_size, args.repeats),
+    ]
+    print(
+        f"{'model':34} {'raw clips/s':>12} {'zero-shot clips/s':>18} {'ratio':>6} {'score ms':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:34} {r['raw_clips_per_s']:12.2f} {r['zero_shot_clips_per_s']:18.2f} "
+            f"{r['ratio']:6.2f} {r['score_only_ms']:9.2f}"
+        )
+    print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""``estimated-prior``: remove a model's *implicit* label prior, estimated without labels.
+
+A zero-shot model has no training label distribution we could subtract (its bias comes
+from web-scale pre-training: frequent words, frequent concepts), so the known-prior logit
+adjustment does not apply. In the spirit of generalized logit adjustment (Zhu et al.,
+NeurIPS 2023) the prior is estimated from the model's own predictions on the unlabelled
+clips of the evaluated split, then ``τ · log q̂`` is subtracted from the scores.
+
+Two estimators (``method``):
+
+* ``em`` (default): the fixed point of ``q ← normalise(q ⊙ mean_i softmax(z_i − log q))``,
+  an EM-style iteration (as in Saerens et al., 2002) whose solution is the prior that
+  makes the corrected predictions' mean posterior uniform. Adding a constant per-class
+  bias ``b`` to every score multiplies ``q̂`` by ``exp(b)``, so the correction removes such a
+  bias exactly (like batch calibration, but in probability space).
+* ``mean-softmax``: ``q̂ = mean_i softmax(z_i)``, one pass.
+
+Both treat the evaluated clips as a sample from the label distribution the corrected
+classifier should be balanced for: on a natural (long-tailed) test split they trade
+accuracy on head classes for recall on tail classes, which is what UAR rewards.
+Columns that are not finite for every clip (labels the model cannot output) are left as
+they are and excluded from the estimate.
+
+Import this module to register the correction (``emobench.longtail.prior`` does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emobench.longtail.prior import PriorCorrectionError, register_prior
+
+METHODS = ("em", "mean-softmax")
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def estimate_prior(
+    scores: np.ndarray, method: str = "em", iters: int = 200, tol: float = 1e-10
+) -> np.ndarray:
+    """The implicit label prior ``q̂`` (C,) of finite logits ``scores`` (N, C); sums to 1."""
+    z = np.asarray(scores, dtype=np.float64)
+    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
+        raise PriorCorrectionError(f"estimated-prior needs (N>0, C>0) scores, got {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise PriorCorrectionError("estimated-prior: scores must be finite")
+    if method == "mean-softmax":
+        q = _softmax(z).mean(axis=0)
+        return q / q.sum()
+    if method != "em":
+        raise PriorCorrectionError(
+            f"estimated-prior: unknown method {method!r}; allowed: {', '.join(METHODS)}"
+        )
+    log_q = np.full(z.shape[1], -np.log(z.shape[1]))
+    for _ in range(int(iters)):
+        marginal = _softmax(z - log_q[None, :]).mean(axis=0)
+        new = log_q + np.log(np.clip(marginal, 1e-300, None))
+        new -= np.logaddexp.reduce(new)
+        done = np.max(np.abs(new - log_q)) < tol
+        log_q = new
+        if done:
+            break
+    return np.exp(log_q)
+
+
+@register_prior("estimated-prior")
+def estimated_prior(
+    scores: np.ndarray,
+    train_prior: np.ndarray,
+    tau: float = 1.0,
+    method: str = "em",
+    iters: int = 200,
+) -> np.ndarray:
+    """Subtract ``τ · log q̂`` with ``q̂`` estimated from ``scores`` themselves (module
+    docstring); ``train_prior`` is not used (the model's own prior is unknown)."""
+    z = np.array(scores, dtype=np.float64, copy=True)
+    if z.ndim != 2:
+        raise PriorCorrectionError(f"estimated-prior needs (N, C) scores, got {z.shape}")
+    if z.shape[0] == 0:
+        return z
+    cols = np.flatnonzero(np.all(np.isfinite(z), axis=0))
+    if cols.size == 0:
+        return z
+    q = estimate_prior(z[:, cols], method=method, iters=iters)
+    z[:, cols] -= tau * np.log(np.clip(q, 1e-300, None))[None, :]
+    return z
+
+
+__all__ = ["METHODS", "estimate_prior", "estimated_prior"]

@@ -1,0 +1,542 @@
+"""``openclip:<arch>[@<weights>]``: contrastive VLMs (open_clip) as zero-shot video classifiers.
+
+``<arch>`` is any open_clip architecture (``open_clip.list_models()``) or ``emobench-tiny``
+(shipped as a JSON model config in ``emobench/models/configs``). ``<weights>`` is
+
+* a pretrained tag (``laion2b_s34b_b79k``), read from the local Hugging Face / open_clip
+  cache only: nothing is downloaded, and a missing file is one clear error naming it;
+* a local weights file (``.safetensors``, ``.pt``, ``.bin``; any path with a ``/``);
+* ``synth-web`` for ``emobench-tiny``: the weights shipped in ``emobench/models/weights``
+  (made by ``emobench pretrain synth-web``);
+* absent or ``random``: randomly initialised weights (seeded; for tests and throughput).
+
+Per-frame work (cached by the engine) is the L2-normalised image embedding, so every
+density, frame order, pooling and prior correction reuses it. :meth:`OpenClipModel.score`
+does the text side: a zero-shot classifier from prompt ensembles
+(:mod:`emobench.models.openclip.prompts`) and a video pooling:
+
+* ``mean`` (default): cosine similarity of the re-normalised mean frame embedding;
+* ``max``: per class, the largest frame similarity;
+* ``mean-logit``: per class, the mean of the frame similarities.
+
+Scores are ``logit_scale · similarity`` (+ ``logit_bias`` for SigLIP-style models).
+
+Options (``[models.options]``): ``pool``, ``probe`` (``none`` or ``linear``: a mean-pooling
+linear head trained on the frozen features with the cell's re-balancing strategy, the
+"pretrain, then class-balanced fine-tune" arm), ``prompts`` (``templates`` / ``words``),
+``frame_size`` (decode side, default: the model's input size), ``batch_size`` (frames per
+encoder call), ``seed`` (random initialisation), ``cache_dir`` (open_clip download cache),
+``train`` (training overrides for the probe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emobench.errors import EmobenchError
+from emobench.models.base import FitContext, FrameFeatureModel
+from emobench.models.registry import UnknownModelError, register_model
+
+POOLS = ("mean", "max", "mean-logit")
+PROBES = ("none", "linear")
+OPTIONS = ("pool", "probe", "prompts", "frame_size", "batch_size", "seed", "cache_dir", "train")
+
+PACKAGE_MODELS = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PACKAGE_MODELS / "configs"
+WEIGHTS_DIR = PACKAGE_MODELS / "weights"
+#: Weights that ship with emobench: (arch, tag) → file name in :data:`WEIGHTS_DIR`.
+SHIPPED: dict[tuple[str, str], str] = {
+    ("emobench-tiny", "synth-web"): "emobench-tiny-synth-web.safetensors",
+}
+_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".npz")
+
+
+class WeightsNotFoundError(EmobenchError):
+    """Weights that cannot be found offline (the message says which file and how to get it)."""
+
+
+class OpenClipError(EmobenchError):
+    """An open_clip model that cannot be built or used here (bad arch, tokenizer needs hub)."""
+
+
+@register_model(
+    "openclip",
+    "contrastive VLM (open_clip) zero-shot from prompt ensembles, or a linear probe; "
+    "openclip:<arch>[@<tag or weights file>], e.g. openclip:emobench-tiny@synth-web",
+)
+def _create(argument: str, options: dict[str, Any]) -> OpenClipModel:
+    return OpenClipModel(argument, options)
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+_CONFIGS_ADDED = False
+
+
+def register_configs() -> None:
+    """Make emobench's JSON model configs (``emobench-tiny``) known to open_clip (once)."""
+    global _CONFIGS_ADDED
+    if not _CONFIGS_ADDED:
+        import open_clip
+
+        open_clip.add_model_config(CONFIG_DIR)
+        _CONFIGS_ADDED = True
+
+
+def parse_argument(argument: str) -> tuple[str, str | None]:
+    """``"ViT-B-32@laion2b_s34b_b79k"`` → ``("ViT-B-32", "laion2b_s34b_b79k")``."""
+    arch, sep, weights = argument.partition("@")
+    if not arch or (sep and not weights):
+        raise UnknownModelError(
+            f"openclip:{argument}: expected openclip:<arch>[@<pretrained tag or weights file>]"
+        )
+    return arch, (weights or None)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return "/" in spec or os.sep in spec or spec.lower().endswith(_WEIGHT_SUFFIXES)
+
+
+def _cached_tag_file(arch: str, tag: str, cache_dir: str | None) -> tuple[str | None, list[str]]:
+    """The local file of a pretrained tag, if cached; plus the places looked at."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    looked: list[str] = []
+    if "file" in cfg:
+        looked.append(cfg["file"])
+        return (cfg["file"] if os.path.isfile(cfg["file"]) else None), looked
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, filename = (hub[:-1], "") if hub.endswith("/") else os.path.split(hub)
+        names = [filename] if filename else []
+        names = [n.replace(".bin", ".safetensors") for n in names if n.endswith(".bin")] + names
+        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for name in dict.fromkeys(names):
+            looked.append(f"{repo}/{name} (Hugging Face cache)")
+            got = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
+            if isinstance(got, str) and os.path.isfile(got):
+                return got, looked
+    url = cfg.get("url", "")
+    if url:
+        root = cache_dir or os.path.expanduser("~/.cache/clip")
+        path = os.path.join(root, os.path.basename(url))
+        looked.append(path)
+        if os.path.isfile(path):
+            return path, looked
+    return None, looked
+
+
+def resolve_weights(
+    arch: str, spec: str | None, cache_dir: str | None = None
+) -> tuple[str | None, str]:
+    """Where the weights of ``openclip:<arch>@<spec>`` are on this machine.
+
+    Returns ``(path or None for random init, tag recorded in the manifest)``; raises
+    :class:`WeightsNotFoundError` naming the missing file and how to provide it.
+    """
+    import open_clip
+
+    register_configs()
+    if arch not in open_clip.list_models():
+        raise UnknownModelError(
+            f"openclip:{arch}: unknown open_clip architecture; see open_clip.list_models() "
+            "or add a JSON config with open_clip.add_model_config"
+        )
+    if spec is None or spec == "random":
+        return None, "random"
+    if (arch, spec) in SHIPPED:
+        path = WEIGHTS_DIR / SHIPPED[(arch, spec)]
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"openclip:{arch}@{spec}: shipped weights file {path} is missing; "
+                f"regenerate it with `emobench pretrain {spec} --out {WEIGHTS_DIR}`"
+            )
+        return str(path), spec
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if spec in tags:
+        path, looked = _cached_tag_file(arch, spec, cache_dir)
+        if path is None:
+            raise WeightsNotFoundError(
+                f"openclip:{arch}@{spec}: weights are not in the local cache (looked for "
+                f"{'; '.join(looked)}) and emobench never downloads; on a machine with network "
+                f"run python -c \"import open_clip; open_clip.create_model('{arch}', "
+                f"pretrained='{spec}')\" and copy the cache, or give the file: "
+                f"openclip:{arch}@/path/to/weights.safetensors"
+            )
+        return path, spec
+    if _looks_like_path(spec) or os.path.exists(spec):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"openclip:{arch}@{spec}: weights file {path} not found; give the path of an "
+                "open_clip state dict (.safetensors, .pt or .bin) or a cached pretrained tag"
+            )
+        return str(path), f"file:{path.name}"
+    known = ", ".join(tags) if tags else "none"
+    raise UnknownModelError(
+        f"openclip:{arch}@{spec}: {spec!r} is neither a pretrained tag of {arch} "
+        f"(known: {known}) nor a weights file path"
+    )
+
+
+_HASHES: dict[tuple[str, int, float], str] = {}
+
+
+def file_hash(path: str) -> str:
+    """SHA-256 prefix of a weights file (memoised by path, size and mtime)."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()[:16]
+    return _HASHES[key]
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def load_openclip(
+    arch: str, path: str | None, device: Any = "cpu", seed: int = 0
+) -> tuple[Any, Any]:
+    """Build the open_clip model (eval mode) and its tokenizer, offline.
+
+    Random initialisation (``path`` None) is seeded with ``seed`` without touching the
+    caller's global torch RNG.
+    """
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import open_clip
+
+    register_configs()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = open_clip.create_model(arch, pretrained=path, device=device)
+        except (RuntimeError, OSError, ValueError, KeyError) as exc:
+            raise OpenClipError(f"openclip:{arch}: could not build the model: {exc}") from None
+    try:
+        tokenizer = open_clip.get_tokenizer(arch)
+    except Exception as exc:  # HF tokenizers need the hub: one clear line
+        raise OpenClipError(
+            f"openclip:{arch}: its tokenizer cannot be loaded offline ({type(exc).__name__}: "
+            f"{exc}); use an architecture with open_clip's built-in tokenizer"
+        ) from None
+    return model.eval(), tokenizer
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def pool_scores(
+    clips: list[np.ndarray],
+    classifier: np.ndarray,
+    scale: float,
+    pool: str = "mean",
+    bias: float = 0.0,
+) -> np.ndarray:
+    """Zero-shot scores (B, C) from per-clip normalised frame embeddings [(K_i, E)].
+
+    ``classifier`` holds the (C, E) normalised class embeddings. See the module docstring
+    for the three poolings. Vectorised over all frames of all clips at once.
+    """
+    n_classes = classifier.shape[0]
+    if not clips:
+        return np.zeros((0, n_classes), dtype=np.float32)
+    lengths = np.array([len(c) for c in clips])
+    if lengths.min() < 1:
+        raise OpenClipError("every clip needs at least one frame feature")
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    flat = np.concatenate([np.asarray(c, dtype=np.float32) for c in clips])
+    w = np.asarray(classifier, dtype=np.float32)
+    if pool == "mean":
+        pooled = np.add.reduceat(flat, starts, axis=0) / lengths[:, None]
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        sims = pooled @ w.T
+    elif pool == "max":
+        sims = np.maximum.reduceat(flat @ w.T, starts, axis=0)
+    elif pool == "mean-logit":
+        sims = np.add.reduceat(flat @ w.T, starts, axis=0) / lengths[:, None]
+    else:
+        raise OpenClipError(f"unknown pool {pool!r}; allowed: {', '.join(POOLS)}")
+    return (scale * sims + bias).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the adapter
+
+
+class OpenClipModel(FrameFeatureModel):
+    """An open_clip model as a :class:`FrameFeatureModel` (module docstring)."""
+
+    def __init__(self, argument: str, options: dict[str, Any]) -> None:
+        self.options = dict(options)
+        unknown = set(self.options) - set(OPTIONS)
+        if unknown:
+            raise UnknownModelError(
+                f"openclip:{argument}: unknown option(s) {sorted(unknown)}; "
+                f"allowed: {', '.join(OPTIONS)}"
+            )
+        self.arch, spec = parse_argument(argument)
+        self.pool = str(self.options.get("pool", "mean"))
+        if self.pool not in POOLS:
+            raise UnknownModelError(f"openclip: pool {self.pool!r}; allowed: {', '.join(POOLS)}")
+        self.probe = str(self.options.get("probe", "none"))
+        if self.probe not in PROBES:
+            raise UnknownModelError(f"openclip: probe {self.probe!r}; allowed: {', '.join(PROBES)}")
+        self.seed = int(self.options.get("seed", 0))
+        self.batch_size = int(self.options.get("batch_size", 64))
+        if self.batch_size < 1:
+            raise UnknownModelError(f"openclip: batch_size must be >= 1, got {self.batch_size}")
+        self.weights_path, self.weights_tag = resolve_weights(
+            self.arch, spec, self.options.get("cache_dir")
+        )
+        from emobench.models.openclip.prompts import prompt_set
+
+        prompt_set(None, self.options.get("prompts"))  # validate early: one clear error
+        self.labels: list[str] = []
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._device: Any = "cpu"
+        self._mean: Any = None
+        self._std: Any = None
+        self.image_size = 0
+        self.frame_size = int(self.options.get("frame_size", 0)) or self._config_image_size()
+        self._classifier: np.ndarray | None = None
+        self._scale = 1.0
+        self._bias = 0.0
+        self._head: Any = None
+        self._feature_key = ""
+        self.history: dict[str, Any] = {}
+
+    def _config_image_size(self) -> int:
+        import open_clip
+
+        cfg = open_clip.get_model_config(self.arch) or {}
+        size = cfg.get("vision_cfg", {}).get("image_size", 224)
+        return int(size if isinstance(size, int) else size[0])
+
+    # ------------------------------------------------------------ loading
+    def load(self, device: Any = "cpu") -> None:
+        """Build the network on ``device`` (once) and set the feature-cache key."""
+        import torch
+
+        from emobench.models.device import resolve_device
+
+        dev = resolve_device(device)
+        if self._model is None:
+            self._model, self._tokenizer = load_openclip(
+                self.arch, self.weights_path, device=dev, seed=self.seed
+            )
+            cfg = getattr(self._model.visual, "preprocess_cfg", {}) or {}
+            size = getattr(self._model.visual, "image_size", self.frame_size)
+            self.image_size = int(size if isinstance(size, int) else size[0])
+            mean = cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))
+            std = cfg.get("std", (0.26862954, 0.26130258, 0.27577711))
+            # (x/255 - mean)/std as one affine map of the uint8 values
+            self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+            self._std = 1.0 / (torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
+            with torch.no_grad():
+                self._scale = float(self._model.logit_scale.exp().clamp(max=100.0))
+                bias = getattr(self._model, "logit_bias", None)
+                self._bias = float(bias) if bias is not None else 0.0
+        elif dev != self._device:
+            self._model.to(dev)
+        self._device = dev
+        self._mean, self._std = self._mean.to(dev), self._std.to(dev)
+        weights = (
+            f"random-s{self.seed}" if self.weights_path is None else file_hash(self.weights_path)
+        )
+        self._feature_key = f"openclip-{self.arch}-{weights}-f{self.frame_size}"
+
+    def class_embeddings(self, labels: list[str], dataset: str | None = None) -> np.ndarray:
+        """(C, E) normalised prompt-ensemble embeddings of ``labels`` (CLIP-paper style)."""
+        import torch
+
+        from emobench.models.device import autocast
+        from emobench.models.openclip.prompts import prompt_set
+
+        if self._model is None:
+            self.load()
+        prompts = prompt_set(dataset, self.options.get("prompts")).prompts(labels)
+        flat = [p for ps in prompts for p in ps]
+        out = []
+        with torch.inference_mode(), autocast(self._device):
+            for start in range(0, len(flat), 256):
+                tokens = self._tokenizer(flat[start : start + 256]).to(self._device)
+                out.append(self._model.encode_text(tokens, normalize=True).float().cpu())
+        emb = torch.cat(out)
+        classes, start = [], 0
+        for ps in prompts:
+            c = emb[start : start + len(ps)].mean(0)
+            classes.append(c / c.norm().clamp_min(1e-12))
+            start += len(ps)
+        return torch.stack(classes).numpy().astype(np.float32)
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, ctx: FitContext) -> None:
+        self.labels = list(ctx.labels)
+        self.load(ctx.device)
+        self._classifier = self.class_embeddings(self.labels, ctx.dataset)
+        if self.probe == "linear":
+            self._fit_probe(ctx)
+
+    def _fit_probe(self, ctx: FitContext) -> None:
+        from emobench.data.index import fingerprint
+        from emobench.models.baseline.train import (
+            TrainConfig,
+            load_module,
+            save_module,
+        )
+
+        opts = {**ctx.train_options, **self.options.get("train", {})}
+        cfg = TrainConfig(**{**opts, "seed": ctx.seed, "device": str(ctx.device)})
+        train = ctx.train_index.sort("clip_id")
+        recipe = {
+            "features": self._feature_key,
+            "data": fingerprint(train),
+            "labels": self.labels,
+            "head": "mean",
+            "hidden": 0,
+            "rebalancing": ctx.rebalancing,
+            "train": cfg.to_dict(),
+        }
+        path = Path(ctx.checkpoint_dir) / (
+            f"openclip-probe-{ctx.rebalancing}-{_hash(recipe)}.safetensors"
+        )
+        if path.is_file():
+            self._head = load_module(path)
+            return
+        feats, kept = ctx.load_features(self, train)
+        y = np.array([self.labels.index(lb) for lb in train["label"].to_list()])[kept]
+
+        def progress(epoch: int, n_epochs: int, metrics: dict[str, Any]) -> None:
+            ctx.progress(f"training linear probe ({ctx.rebalancing})", epoch, n_epochs)
+
+        self._head, hist = train_probe(
+            feats, y, len(self.labels), ctx.rebalancing, cfg, progress=progress
+        )
+        save_module(self._head, path, {"recipe": recipe, "history": hist})
+        self.history["probe"] = hist
+
+    # ------------------------------------------------------------ inference
+    @property
+    def feature_key(self) -> str:
+        return self._feature_key
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 frames (N, H, W, 3) → L2-normalised image embeddings (N, E) float32."""
+        import torch
+        import torch.nn.functional as F
+
+        from emobench.models.device import autocast, run_with_oom_backoff
+
+        if self._model is None:
+            self.load()
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise OpenClipError(
+                f"encode needs uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}"
+            )
+        n = len(frames)
+
+        def run(bs: int) -> np.ndarray:
+            out = []
+            with torch.inference_mode(), autocast(self._device):
+                for s in range(0, n, bs):
+                    x = torch.from_numpy(frames[s : s + bs]).to(self._device)
+                    x = x.permute(0, 3, 1, 2).float()
+                    if x.shape[-2:] != (self.image_size, self.image_size):
+                        x = F.interpolate(
+                            x, size=(self.image_size, self.image_size), mode="bicubic",
+                            align_corners=False, antialias=True,
+                        )  # fmt: skip
+                    x = x.sub_(self._mean).mul_(self._std)  # x is a fresh float copy
+                    f = self._model.encode_image(x, normalize=True)
+                    out.append(f.float().cpu().numpy())
+            return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+        return run_with_oom_backoff(run, self.batch_size)
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the image embedding (0 before :meth:`load`)."""
+        return int(getattr(self._model.visual, "output_dim", 0)) if self._model is not None else 0
+
+    def score(self, clips: list[np.ndarray]) -> np.ndarray:
+        if self._head is not None:
+            from emobench.models.baseline.train import predict_head
+
+            return predict_head(self._head, clips, device=self._device)
+        if self._classifier is None:
+            raise OpenClipError("openclip: score() before fit(): no class embeddings")
+        return pool_scores(clips, self._classifier, self._scale, self.pool, self._bias)
+
+    def describe(self) -> dict[str, Any]:
+        from emobench.models.openclip.prompts import prompt_set
+
+        prompts = prompt_set(None, self.options.get("prompts"))
+        return {
+            "arch": self.arch,
+            "weights": self.weights_tag,
+            "pool": "mean (probe)" if self.probe == "linear" else self.pool,
+            "probe": self.probe,
+            "frame_size": self.frame_size,
+            "n_templates": len(prompts.templates),
+            "prompts_hash": _hash(prompts.as_dict()),
+        }
+
+
+def train_probe(
+    features: list[np.ndarray],
+    labels: np.ndarray,
+    n_classes: int,
+    rebalancing: str = "instance-balanced",
+    cfg: Any = None,
+    progress: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Linear probe on frozen per-frame CLIP features: the baseline's ``mean`` head with no
+    hidden layer (LayerNorm → temporal mean → linear), trained by ``train_head`` with the
+    named re-balancing recipe (``decoupled-crt`` re-trains the linear layer class-balanced)."""
+    from emobench.models.baseline.train import train_head
+
+    return train_head(
+        features,
+        labels,
+        n_classes,
+        "mean",
+        rebalancing,
+        cfg,
+        progress=progress,
+        head_kwargs={"hidden": 0, "dropout": 0.0},
+    )
+
+
+__all__ = [
+    "CONFIG_DIR",
+    "OpenClipError",
+    "OpenClipModel",
+    "POOLS",
+    "SHIPPED",
+    "WEIGHTS_DIR",
+    "WeightsNotFoundError",
+    "load_openclip",
+    "parse_argument",
+    "pool_scores",
+    "register_configs",
+    "resolve_weights",
+    "train_probe",
+]
