@@ -200,5 +200,6 @@ def test_changed_config_refuses_existing_folder(first_run, synth_root):
     cfg = _cfg(synth_root, sweep={"sampler": ["uniform:4"], "order": ["original"]})
     engine = Engine(cfg, out, progress=False)
     engine.load_datasets()
+    assert "different configuration" in engine.plan_conflict()  # what --dry-run warns about
     with pytest.raises(ConfigError, match="different configuration"):
         engine.execute()

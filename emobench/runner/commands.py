@@ -80,5 +80,9 @@ def _print_grid(console, engine) -> None:  # type: ignore[no-untyped-def]
     for row in grid.select(cols).iter_rows():
         table.add_row(*(str(v) for v in row))
     console.print(table)
+    conflict = engine.plan_conflict()
+    if conflict:
+        console.print(f"[yellow]warning:[/] {conflict}; a run there would stop at once")
+        return
     done = int(grid["done"].sum()) if grid.height else 0
     console.print(f"{done} of {grid.height} already done in {engine.out}; nothing was run")

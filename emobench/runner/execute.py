@@ -139,19 +139,29 @@ class Engine:
     def _skip_path(self, cell: Cell, fold: int) -> Path:
         return self.out / PARTS_DIR / f"{cell.cell_id}__f{fold}.skipped.json"
 
+    def plan_conflict(self) -> str | None:
+        """Why ``out`` cannot take this run (it holds another configuration), or None."""
+        p = self.out / PLAN_FILE
+        if not p.is_file():
+            return None
+        old = json.loads(p.read_text()).get("config_hash")
+        h = config_hash(self.cfg)
+        if old == h:
+            return None
+        return (
+            f"{self.out} holds results of a different configuration "
+            f"({old} != {h}); choose another --out or delete that folder"
+        )
+
     def _check_plan(self) -> None:
         """Refuse to mix results of a different configuration into an existing folder."""
+        conflict = self.plan_conflict()
+        if conflict:
+            raise ConfigError(conflict)
         p = self.out / PLAN_FILE
-        h = config_hash(self.cfg)
-        if p.is_file():
-            old = json.loads(p.read_text()).get("config_hash")
-            if old != h:
-                raise ConfigError(
-                    f"{self.out} holds results of a different configuration "
-                    f"({old} != {h}); choose another --out or delete that folder"
-                )
-        else:
-            write_json_atomic(p, {"config_hash": h, "config": self.cfg.model_dump(mode="json")})
+        if not p.is_file():
+            cfg = self.cfg.model_dump(mode="json")
+            write_json_atomic(p, {"config_hash": config_hash(self.cfg), "config": cfg})
 
     def load_datasets(self, generate: bool = True) -> None:
         for ds in self.cfg.datasets:
