@@ -251,7 +251,7 @@ class Engine:
         self.timings["features"] += time.perf_counter() - t
         self._group_skips.update(bad)
         ok_rows = [r for r in test.iter_rows(named=True) if r["clip_id"] not in bad]
-        prior = self._train_prior(train, labels)
+        prior = self._train_prior(train, labels, fold)
         for cell in cells:
             t = time.perf_counter()
             part = self._score_cell(
@@ -293,25 +293,26 @@ class Engine:
         model.fit(ctx)
         return model
 
-    def _train_prior(self, train: pl.DataFrame, labels: list[str]) -> np.ndarray:
-        counts = train.group_by("label").len()
-        m = dict(zip(counts["label"].to_list(), counts["len"].to_list(), strict=True))
+    def _train_prior(self, train: pl.DataFrame, labels: list[str], fold: int) -> np.ndarray:
+        from emobench.data.index import class_counts
+
+        m = class_counts(train, split="train", fold=fold)
         v = np.array([m.get(lb, 0) for lb in labels], dtype=np.float64) + 1e-9
         return v / v.sum()
 
     # ------------------------------------------------------------ frames and features
     def _needed_frames(self, cells: list[Cell], test: pl.DataFrame) -> dict[str, np.ndarray]:
-        from emobench.video.sampling import sample
+        """Per test clip, the union of frames every cell's sampler picks (a group shares a seed)."""
+        from emobench.video.sampling import union_indices
 
-        out: dict[str, np.ndarray] = {}
-        samplers = sorted({(c.sampler, c.seed) for c in cells})
-        for r in test.iter_rows(named=True):
-            idx = [
-                sample(r["n_frames"], r["fps"], s, clip_seed(seed, r["clip_id"]), _window(r))
-                for s, seed in samplers
-            ]
-            out[r["clip_id"]] = np.unique(np.concatenate(idx))
-        return out
+        seed = cells[0].seed
+        samplers = sorted({c.sampler for c in cells})
+        return {
+            r["clip_id"]: union_indices(
+                r["n_frames"], r["fps"], samplers, clip_seed(seed, r["clip_id"]), _window(r)
+            )
+            for r in test.iter_rows(named=True)
+        }
 
     def _frames_for(self, model: Any, rows: pl.DataFrame) -> tuple[list[np.ndarray], list[int]]:
         """All frames of each clip at the model's frame size (memory/disk frame cache)."""
