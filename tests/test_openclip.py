@@ -173,6 +173,28 @@ def test_local_weights_file_reloads_exactly(tiny, tmp_path):
     assert other.feature_key != tiny.feature_key and other.weights_tag == "file:tiny.safetensors"
 
 
+def test_crop_option_and_preprocess_metadata(tiny, tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    path = tmp_path / "meta.safetensors"
+    state = {k: v.contiguous() for k, v in tiny._model.state_dict().items()}
+    save_file(state, str(path), metadata={"preprocess": json.dumps({"frame_size": 96, "crop": 64})})
+    assert oc.weights_preprocess(str(path)) == {"frame_size": 96, "crop": 64}
+    model = oc.OpenClipModel(f"emobench-tiny@{path}", {})
+    assert (model.frame_size, model.crop) == (96, 64)
+    model.load("cpu")
+    frames = _frames(3, size=96, seed=4)
+    # the centre 64 x 64 of a 96 px frame, fed as is (64 px is the model's input size)
+    np.testing.assert_array_equal(model.encode(frames), tiny.encode(frames[:, 16:80, 16:80]))
+    assert model.feature_key.endswith("-f96c64") and model.describe()["crop"] == 64
+    plain = oc.OpenClipModel(f"emobench-tiny@{path}", {"crop": 0, "frame_size": 64})
+    assert (plain.frame_size, plain.crop) == (64, 0)
+    with pytest.raises(UnknownModelError, match="crop must be in 0..64"):
+        oc.OpenClipModel("emobench-tiny", {"crop": 80})
+
+
 def test_shipped_weights_load_when_present():
     path = oc.WEIGHTS_DIR / oc.SHIPPED[("emobench-tiny", "synth-web")]
     if not path.is_file():

@@ -76,6 +76,18 @@ def test_web_pool_is_deterministic_and_balanced():
     assert 0.0 <= stats["share_no_emotion_word"] <= 1.0
 
 
+def test_web_pool_crop_is_the_centre_of_the_render():
+    full = replace(SMALL, n_identities=1, crop=0, image_size=112)
+    cropped = replace(SMALL, n_identities=1, crop=64, image_size=64)
+    a, cap_a, _ = pt.build_web_pool(full)
+    b, cap_b, _ = pt.build_web_pool(cropped)
+    assert cap_a == cap_b
+    np.testing.assert_array_equal(b, a[:, 24:88, 24:88])
+    assert cropped.preprocess == {"frame_size": 112, "crop": 64}
+    with pytest.raises(pt.PretrainError, match="crop=200"):
+        replace(SMALL, crop=200)
+
+
 def test_bad_settings_are_one_clear_error():
     with pytest.raises(pt.PretrainError, match="steps=0"):
         replace(SMALL, steps=0)
@@ -100,8 +112,10 @@ def test_a_few_pretraining_steps_run_save_and_reload(tmp_path):
     assert info["bytes"] < 8e6 and np.isfinite(info["final_loss"])
     assert info["history"]["step"][-1] == SMALL.steps
     model = OpenClipModel(f"emobench-tiny@{weights}", {})
+    # the weights carry their preprocessing: decode at the render size, crop the face
+    assert (model.frame_size, model.crop) == (SMALL.render_size, SMALL.crop)
     model.load("cpu")
-    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     feats = model.encode(frames)
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)
     assert "steps" in (tmp_path / pt.CARD_NAME).read_text()

@@ -21,10 +21,15 @@ does the text side: a zero-shot classifier from prompt ensembles
 
 Scores are ``logit_scale · similarity`` (+ ``logit_bias`` for SigLIP-style models).
 
+A ``.safetensors`` file may carry ``preprocess`` metadata (``{"frame_size": 112, "crop": 64}``,
+written by ``emobench pretrain``): those become the defaults of ``frame_size`` and ``crop``,
+so the benchmark's frames are prepared as the model saw its training images.
+
 Options (``[models.options]``): ``pool``, ``probe`` (``none`` or ``linear``: a mean-pooling
 linear head trained on the frozen features with the cell's re-balancing strategy, the
 "pretrain, then class-balanced fine-tune" arm), ``prompts`` (``templates`` / ``words``),
-``frame_size`` (decode side, default: the model's input size), ``batch_size`` (frames per
+``frame_size`` (decode side, default: the model's input size), ``crop`` (centre crop side
+in decoded pixels before resizing to the input size, default none), ``batch_size`` (frames per
 encoder call), ``seed`` (random initialisation), ``cache_dir`` (open_clip download cache),
 ``train`` (training overrides for the probe).
 """
@@ -45,7 +50,9 @@ from emobench.models.registry import UnknownModelError, register_model
 
 POOLS = ("mean", "max", "mean-logit")
 PROBES = ("none", "linear")
-OPTIONS = ("pool", "probe", "prompts", "frame_size", "batch_size", "seed", "cache_dir", "train")
+OPTIONS = (
+    "pool", "probe", "prompts", "frame_size", "crop", "batch_size", "seed", "cache_dir", "train",
+)  # fmt: skip
 
 PACKAGE_MODELS = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PACKAGE_MODELS / "configs"
@@ -189,6 +196,22 @@ def resolve_weights(
     )
 
 
+def weights_preprocess(path: str | None) -> dict[str, int]:
+    """``preprocess`` metadata of a safetensors weights file (``{}`` if none or not
+    safetensors): how the model's training images were cut from rendered frames."""
+    if not path or not str(path).endswith(".safetensors"):
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            raw = (fh.metadata() or {}).get("preprocess")
+        value = json.loads(raw) if raw else {}
+    except (OSError, ValueError) as exc:
+        raise OpenClipError(f"{path}: unreadable safetensors header: {exc}") from None
+    return {k: int(v) for k, v in value.items() if k in ("frame_size", "crop")}
+
+
 _HASHES: dict[tuple[str, int, float], str] = {}
 
 
@@ -314,7 +337,18 @@ class OpenClipModel(FrameFeatureModel):
         self._mean: Any = None
         self._std: Any = None
         self.image_size = 0
-        self.frame_size = int(self.options.get("frame_size", 0)) or self._config_image_size()
+        meta = weights_preprocess(self.weights_path)
+        self.frame_size = (
+            int(self.options.get("frame_size", 0))
+            or int(meta.get("frame_size", 0))
+            or self._config_image_size()
+        )
+        crop = self.options.get("crop", meta.get("crop", 0))
+        self.crop = int(crop or 0)
+        if not 0 <= self.crop <= self.frame_size:
+            raise UnknownModelError(
+                f"openclip: crop must be in 0..{self.frame_size} (the frame_size), got {crop}"
+            )
         self._classifier: np.ndarray | None = None
         self._scale = 1.0
         self._bias = 0.0
@@ -360,7 +394,8 @@ class OpenClipModel(FrameFeatureModel):
         weights = (
             f"random-s{self.seed}" if self.weights_path is None else file_hash(self.weights_path)
         )
-        self._feature_key = f"openclip-{self.arch}-{weights}-f{self.frame_size}"
+        crop = f"c{self.crop}" if self.crop else ""
+        self._feature_key = f"openclip-{self.arch}-{weights}-f{self.frame_size}{crop}"
 
     def class_embeddings(self, labels: list[str], dataset: str | None = None) -> np.ndarray:
         """(C, E) normalised prompt-ensemble embeddings of ``labels`` (CLIP-paper style)."""
@@ -451,6 +486,10 @@ class OpenClipModel(FrameFeatureModel):
             raise OpenClipError(
                 f"encode needs uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}"
             )
+        if self.crop and min(frames.shape[1:3]) > self.crop:
+            top = (frames.shape[1] - self.crop) // 2
+            left = (frames.shape[2] - self.crop) // 2
+            frames = frames[:, top : top + self.crop, left : left + self.crop]
         n = len(frames)
 
         def run(bs: int) -> np.ndarray:
@@ -495,6 +534,7 @@ class OpenClipModel(FrameFeatureModel):
             "pool": "mean (probe)" if self.probe == "linear" else self.pool,
             "probe": self.probe,
             "frame_size": self.frame_size,
+            "crop": self.crop or None,
             "n_templates": len(prompts.templates),
             "prompts_hash": _hash(prompts.as_dict()),
         }

@@ -45,20 +45,38 @@ def pretrain_synth_web(
         if steps is not None:
             cfg = replace(cfg, steps=steps)
         target = out or WEIGHTS_DIR
-        last: dict[str, float] = {}
+        if progress:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-        def report(step: int, total: int, metrics: dict) -> None:
-            if not progress:
-                return
-            phase = metrics.get("phase", "")
-            if phase == "train" and step % 100 and step != total:
-                return
-            loss = f" loss {metrics['loss']:.3f}" if "loss" in metrics else ""
-            if last.get(phase) != step:
-                typer.echo(f"{phase}: {step}/{total}{loss}", err=True)
-                last[phase] = step
+            bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[loss]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
+            tasks = {
+                "render": bar.add_task("rendering faces", total=cfg.n_identities, loss=""),
+                "train": bar.add_task("training steps", total=cfg.steps, loss=""),
+            }
 
-        info = run(target, cfg, eval_root=eval_root, progress=report)
+            def report(step: int, total: int, metrics: dict) -> None:
+                loss = f"loss {metrics['loss']:.3f}" if "loss" in metrics else ""
+                bar.update(tasks[metrics.get("phase", "train")], completed=step, loss=loss)
+
+            with bar:
+                info = run(target, cfg, eval_root=eval_root, progress=report)
+        else:
+            info = run(target, cfg, eval_root=eval_root)
         typer.echo(f"wrote {info['weights']} ({info['bytes'] / 1e6:.1f} MB) in "
                    f"{info['seconds_total']:.0f} s")  # fmt: skip
         ev = info.get("eval")

@@ -7,7 +7,10 @@ Recipe (``synthetic.md``, "Synthetic web pre-training"):
   ``[seed, 1, subject]``), so no web identity is a benchmark subject. Each identity gets
   ``images_per_identity`` still images, each with one of the 11 synth expressions drawn
   uniformly, at intensity 0.4–1.0 plus small AU jitter, pose, light and sensor noise;
-  rendered at ``render_size`` and downscaled (area-antialiased) to the model's input size.
+  rendered at ``render_size``, centre-cropped to ``crop`` pixels (the face from brows to
+  chin, so that action units cover many pixels) and resized (antialiased) to the model's
+  input size if needed. The weights record this as ``preprocess`` metadata, and the adapter
+  prepares benchmark frames the same way.
 * **Captions**: a templated sentence about the person (hair, clothes, background). With
   probability ``mention_rate · F_c / F_max`` it names the face's emotion, with ``F_c`` the
   summed English frequency (``wordfreq``) of that emotion's words and the word itself drawn
@@ -64,6 +67,7 @@ class PretrainConfig:
     images_per_identity: int = 16
     image_size: int = 64
     render_size: int = 112
+    crop: int = 64
     mention_rate: float = 0.9
     noise_rate: float = 0.15
     steps: int = 600
@@ -79,7 +83,8 @@ class PretrainConfig:
             "n_identities": self.n_identities >= 1,
             "images_per_identity": self.images_per_identity >= 1,
             "image_size": self.image_size >= 16,
-            "render_size": self.render_size >= self.image_size and self.render_size % 2 == 0,
+            "render_size": self.render_size >= 16 and self.render_size % 2 == 0,
+            "crop": 0 <= self.crop <= self.render_size and self.crop % 2 == 0,
             "mention_rate": 0.0 <= self.mention_rate <= 1.0,
             "noise_rate": 0.0 <= self.noise_rate <= 1.0,
             "steps": self.steps >= 1,
@@ -99,6 +104,12 @@ class PretrainConfig:
     @property
     def n_images(self) -> int:
         return self.n_identities * self.images_per_identity
+
+    @property
+    def preprocess(self) -> dict[str, int]:
+        """How benchmark frames must be prepared to look like the web pool: decode at
+        ``frame_size`` (the render size), centre-crop ``crop`` pixels (0: none)."""
+        return {"frame_size": self.render_size, "crop": self.crop}
 
 
 def _synth_classes() -> tuple[str, ...]:
@@ -244,7 +255,10 @@ def build_web_pool(
         ).astype(np.float32)
         illums = rng.uniform(0.85, 1.15, k).astype(np.float32)
         frames = render_frames(ident, aus, cfg.render_size, poses, illums, rng=rng)
-        if cfg.render_size != cfg.image_size:
+        if cfg.crop:
+            o = (cfg.render_size - cfg.crop) // 2
+            frames = frames[:, o : o + cfg.crop, o : o + cfg.crop]
+        if frames.shape[1] != cfg.image_size:
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
             x = F.interpolate(
                 x, size=(cfg.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False
@@ -538,7 +552,14 @@ def pretrain_synth_web(
     t1 = time.perf_counter()
     model, hist = train_clip(images, captions, cfg, progress)
     path = save_weights(
-        model, out / WEIGHTS_NAME, {"recipe": json.dumps(asdict(cfg)), "arch": ARCH, "tag": TAG}
+        model,
+        out / WEIGHTS_NAME,
+        {
+            "recipe": json.dumps(asdict(cfg)),
+            "preprocess": json.dumps(cfg.preprocess),
+            "arch": ARCH,
+            "tag": TAG,
+        },
     )
     info: dict[str, Any] = {
         "pool": pool,
