@@ -428,3 +428,134 @@ def test_figure_jobs_run_and_propagate_errors(tmp_path, workers):
     jobs.close()
     assert (tmp_path / "a.txt").read_text() == "x"
     assert not jobs.parallel
+
+
+def _cells(rows: list[tuple[str, str, str, str, str, str]]) -> pl.DataFrame:
+    """A hand-built cells table: (cell_id, dataset, sampler, order, rebalancing, prior)."""
+    cols = ("cell_id", "dataset", "sampler", "order", "rebalancing", "prior_correction")
+    df = pl.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
+    return df.with_columns(
+        pl.lit("m").alias("model"),
+        pl.col("sampler").str.split(":").list.last().cast(pl.Float64).alias("density"),
+        pl.lit("frames").alias("density_unit"),
+        pl.lit("none").alias("enrichment"),
+        pl.lit(0).alias("seed"),
+    )
+
+
+def test_switch_pairs_hand_built():
+    from emobench.results import SETTING_COLUMNS
+
+    cells = _cells(
+        [
+            ("a", "ds", "u:8", "original", "instance-balanced", "none"),
+            ("b", "ds", "u:8", "original", "instance-balanced", "logit-adjust"),
+            ("c", "ds", "u:8", "original", "class-balanced", "none"),
+            ("d", "ds", "u:8", "original", "class-balanced", "logit-adjust"),
+            # no prior-off cell at u:4, and e is itself the re-balancing reference
+            ("e", "ds", "u:4", "original", "instance-balanced", "batch-calibration"),
+            # no instance-balanced cell with shuffled order
+            ("f", "ds", "u:8", "shuffle", "square-root", "none"),
+            # same settings as b but another dataset: no counterpart there
+            ("g", "other", "u:8", "original", "instance-balanced", "logit-adjust"),
+        ]
+    )
+    assert an.switch_pairs(cells, SETTING_COLUMNS, "prior_correction") == [("a", "b"), ("c", "d")]
+    assert an.switch_pairs(cells, SETTING_COLUMNS, "rebalancing") == [("a", "c"), ("b", "d")]
+    assert an.switch_pairs(cells, SETTING_COLUMNS, "enrichment") == []
+    assert an.switch_pairs(cells.drop("rebalancing"), SETTING_COLUMNS, "rebalancing") == []
+    # older runs wrote "none" for plain training: still the re-balancing reference
+    assert an.is_reference("rebalancing", "none") and an.is_reference("rebalancing", None)
+    assert an.is_reference("rebalancing", "Instance-Balanced")
+    assert not an.is_reference("rebalancing", "class-balanced")
+    assert not an.is_off("instance-balanced")
+
+
+TAIL = ("surprise", "fear", "disgust")  # relative rule: < 0.2 x 300 training clips
+
+
+def _switch_rows(summary: str) -> dict[str, dict[str, str]]:
+    """Parse the switch tables of summary.md: switch column text -> {column: cell text}."""
+    section = summary.split("## Long-tail switches", 1)[1].split("\n## ", 1)[0]
+    rows, header = {}, None
+    for ln in section.splitlines():
+        if not ln.startswith("|") or set(ln) <= set("|-: "):
+            continue
+        cells = [c.strip() for c in ln.strip().strip("|").split(" | ")]
+        if cells[0] == "model":
+            header = cells
+            continue
+        assert header is not None
+        row = dict(zip(header, cells, strict=True))
+        rows[cells[2]] = row
+    return rows
+
+
+def _fold_mean_recalls(df: pl.DataFrame) -> tuple[float, float]:
+    """Fold means of UAR and of the mean tail-class recall, by scikit-learn."""
+    uars, tails = [], []
+    for fold in sorted(df["fold"].unique().to_list()):
+        part = df.filter(pl.col("fold") == fold)
+        y, p = part["label"].to_list(), part["pred"].to_list()
+        present = [lab for lab in LABELS if lab in set(y)]
+        uars.append(recall_score(y, p, labels=present, average="macro", zero_division=0))
+        tail = [lab for lab in TAIL if lab in set(y)]
+        tails.append(recall_score(y, p, labels=tail, average="macro", zero_division=0))
+    return float(np.mean(uars)), float(np.mean(tails))
+
+
+def test_switch_section_deltas_equal_sklearn(tmp_path):
+    rng = np.random.default_rng(11)
+    base = _predictions(rng).filter(
+        (pl.col("model") == "hf:tiny-vlm") & (pl.col("order") == "original")
+    )
+    base = base.with_columns(pl.lit("instance-balanced").alias("rebalancing"))
+    tail_rows = base["label"].is_in(TAIL).to_numpy()
+
+    def variant(suffix: str, fix: float, **settings: str) -> pl.DataFrame:
+        # switch some tail clips to their true label
+        pred = np.where(tail_rows & (rng.random(base.height) < fix), base["label"], base["pred"])
+        return base.with_columns(
+            (pl.col("cell_id") + suffix).alias("cell_id"),
+            pl.Series("pred", pred),
+            *[pl.lit(v).alias(k) for k, v in settings.items()],
+        )
+
+    prior = variant("/la", 0.6, prior_correction="logit-adjust")
+    rebal = variant("/cb", 0.3, rebalancing="class-balanced")
+    predictions = pl.concat([base, prior, rebal])
+    run = _write_run(tmp_path / "switch", predictions)
+    out = report_run(run.path, formats="md", n_resamples=20, max_confusion=0)
+    summary = (out / "summary.md").read_text()
+    assert "## Long-tail switches: effect of prior correction and re-balancing" in summary
+    rows = _switch_rows(summary)
+    assert set(rows) == {"none → logit-adjust", "instance-balanced → class-balanced"}
+    uar0, tail0 = _fold_mean_recalls(base)
+    for key, df in (("none → logit-adjust", prior), ("instance-balanced → class-balanced", rebal)):
+        uar1, tail1 = _fold_mean_recalls(df)
+        row = rows[key]
+        assert row["model"] == "hf:tiny-vlm"
+        assert row["UAR"] == f"{uar0:.3f} → {uar1:.3f} ({uar1 - uar0:+.3f})"
+        assert row["tail recall"] == f"{tail0:.3f} → {tail1:.3f} ({tail1 - tail0:+.3f})"
+        assert uar1 > uar0 and tail1 > tail0
+    assert "No prior-correction / re-balancing pairs" not in summary
+
+
+def test_switch_section_says_when_no_switch_varies(reported):
+    _, _, out = reported
+    summary = (out / "summary.md").read_text()
+    section = summary.split("## Long-tail switches", 1)[1].split("\n## ", 1)[0]
+    assert "no cells that differ only in prior correction or re-balancing" in section
+    assert "No prior-correction / re-balancing pairs" in summary
+
+
+def test_reference_cell_has_every_switch_at_its_reference_value():
+    # cell ids sort class-balanced first: the choice must not fall back to the id
+    cells = _cells(
+        [
+            ("a-cb", "ds", "u:8", "original", "class-balanced", "none"),
+            ("b-ib-ep", "ds", "u:8", "original", "instance-balanced", "estimated-prior"),
+            ("c-ib", "ds", "u:8", "original", "instance-balanced", "none"),
+        ]
+    )
+    assert an.reference_cells(cells)[("ds", "m")]["cell_id"] == "c-ib"

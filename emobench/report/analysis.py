@@ -56,6 +56,23 @@ def is_off(value: Any) -> bool:
     return str(value).strip().lower() in _OFF_VALUES
 
 
+#: The reference ("switch off") value of each long-tail switch. A switch not listed here
+#: uses :func:`is_off` alone; every switch also accepts the :func:`is_off` values (``none``,
+#: null, ...) as its reference.
+SWITCH_REFERENCE: dict[str, str] = {
+    "prior_correction": "none",
+    "rebalancing": "instance-balanced",
+}
+
+
+def is_reference(switch: str, value: Any) -> bool:
+    """Whether ``value`` is the reference (off) value of ``switch`` (see SWITCH_REFERENCE)."""
+    if is_off(value):
+        return True
+    ref = SWITCH_REFERENCE.get(switch)
+    return ref is not None and str(value).strip().lower() == ref.lower()
+
+
 _SLUG_BAD = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -199,8 +216,8 @@ def _variant_rank(row: Mapping[str, Any]) -> tuple[int, ...]:
     return (
         0 if row.get("order") in (None, "original") else 1,
         0 if is_off(row.get("enrichment")) else 1,
-        0 if is_off(row.get("rebalancing")) else 1,
-        0 if is_off(row.get("prior_correction")) else 1,
+        0 if is_reference("rebalancing", row.get("rebalancing")) else 1,
+        0 if is_reference("prior_correction", row.get("prior_correction")) else 1,
     )
 
 
@@ -664,3 +681,34 @@ def order_comparison(
         p_bootstrap=float(boot["p_value"]),
         p_mcnemar=float(mc["p_value"]),
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Long-tail switches: the same cell with a switch at its reference value vs another value
+
+
+def switch_pairs(
+    cells: pl.DataFrame, settings: Sequence[str], switch: str
+) -> list[tuple[str, str]]:
+    """(reference cell, switched cell) pairs that agree on every other setting.
+
+    The reference cell has ``switch`` at its reference value (:func:`is_reference`), the
+    switched cell any other value. Pairs come in the cells' row order; a switched cell with
+    no reference counterpart is left out. Returns [] when ``cells`` lacks the column.
+    """
+    if switch not in cells.columns:
+        return []
+    others = [c for c in settings if c != switch and c in cells.columns]
+    rows = list(cells.iter_rows(named=True))
+    baselines: dict[tuple[str, ...], str] = {}
+    for row in rows:
+        if is_reference(switch, row.get(switch)):
+            baselines.setdefault(tuple(str(row.get(c)) for c in others), str(row["cell_id"]))
+    pairs = []
+    for row in rows:
+        if is_reference(switch, row.get(switch)):
+            continue
+        base = baselines.get(tuple(str(row.get(c)) for c in others))
+        if base is not None:
+            pairs.append((base, str(row["cell_id"])))
+    return pairs

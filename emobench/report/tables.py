@@ -225,6 +225,73 @@ def order_table(
     return Table(header, tuple(rows), caption=caption, numeric=numeric)
 
 
+#: Metrics of the switch table: (column header, scope, metric); group "" = the tail group.
+SWITCH_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("UAR", "overall", "uar"),
+    ("WAR", "overall", "war"),
+    ("tail recall", "group", "recall"),
+    ("head−tail gap", "longtail", "head_tail_gap"),
+    ("collapse rate", "longtail", "collapse_rate"),
+)
+
+
+def tail_group(info: DatasetInfo) -> str:
+    """The group whose recall is "tail recall": ``tail`` when present, else the last group."""
+    present = set(info.groups.values())
+    if "tail" in present:
+        return "tail"
+    groups = [g for g in info.group_names if g in present]
+    return groups[-1] if groups else info.tail_group
+
+
+def fmt_change(a: Stat | None, b: Stat | None) -> str:
+    """``0.412 → 0.455 (+0.043)`` (fold means, Δ = b − a), en dashes where missing."""
+    if a is None and b is None:
+        return "–"
+    diff = "–" if a is None or b is None else f"{b.value - a.value:+.3f}"
+    return f"{f3(None if a is None else a.value)} → {f3(None if b is None else b.value)} ({diff})"
+
+
+def switch_table(
+    pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    lookup: MetricLookup,
+    info: DatasetInfo,
+    switch: str,
+    varying: Sequence[str],
+    caption: str,
+) -> Table:
+    """One row per (reference cell, switched cell): "ref → new (Δ)" of UAR, WAR, tail
+    recall, head−tail gap and collapse rate (fold means)."""
+    tail = tail_group(info)
+    names = [
+        h if h != "tail recall" or tail == "tail" else f"tail recall ({tail})"
+        for h, *_ in SWITCH_METRICS
+    ]
+    header = ("model", "setting", switch.replace("_", " "), *names)
+    numeric = (False, False, False) + (True,) * len(SWITCH_METRICS)
+    keys = [k for k in varying if k != switch]
+    rows = []
+    for ref, new in pairs:
+        a_id, b_id = str(ref["cell_id"]), str(new["cell_id"])
+        cells = [
+            str(ref["model"]),
+            setting_text(ref, keys),
+            f"{ref.get(switch)} → {new.get(switch)}",
+        ]
+        for _, scope, metric in SWITCH_METRICS:
+            if scope == "longtail":
+                a, b = _longtail_stat(lookup, a_id, metric), _longtail_stat(lookup, b_id, metric)
+            else:
+                target = tail if scope == "group" else None
+                a, b = (
+                    lookup.get(a_id, scope, target, metric),
+                    lookup.get(b_id, scope, target, metric),
+                )
+            cells.append(fmt_change(a, b))
+        rows.append(tuple(cells))
+    return Table(header, tuple(rows), caption=caption, numeric=numeric)
+
+
 def _signed_ci(lo: float | None, hi: float | None) -> str:
     if lo is None or hi is None:
         return "[–]"
@@ -364,4 +431,5 @@ __all__ = [
     "per_class_table",
     "settings_blocks",
     "skipped_table",
+    "switch_table",
 ]
