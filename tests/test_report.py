@@ -126,6 +126,7 @@ def test_every_figure_has_png_and_svg_with_paper_sizes(reported):
         "longtail-recall_synth": 3.5,
         "density_synth_frames": 7.0,
         "f1-vs-prior_synth_train_freq": 7.0,
+        "f1-vs-prior_synth_web_word_freq": 7.0,
     }
     for stem in expected:
         assert stem in names
@@ -559,3 +560,18 @@ def test_reference_cell_has_every_switch_at_its_reference_value():
         ]
     )
     assert an.reference_cells(cells)[("ds", "m")]["cell_id"] == "c-ib"
+
+
+def test_web_word_freq_prior_sums_wordfreq_of_the_prompt_words():
+    wordfreq = pytest.importorskip("wordfreq")
+    from emobench.report.priors import get_prior
+
+    prior = get_prior("web_word_freq").fn({}, "any", ["happiness", "disgust", "no-such-class"])
+    happy = sum(
+        wordfreq.word_frequency(w, "en") for w in ("happy", "smiling", "cheerful", "joyful")
+    )
+    assert prior["happiness"] == pytest.approx(happy)
+    assert prior["disgust"] == pytest.approx(
+        wordfreq.word_frequency("disgusted", "en") + wordfreq.word_frequency("revolted", "en")
+    )
+    assert "no-such-class" not in prior and prior["happiness"] > 10 * prior["disgust"]

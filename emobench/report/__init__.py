@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_CONFUSION",
+    "DEFAULT_PRIORS",
     "DEFAULT_REPORT_RESAMPLES",
     "ReportError",
     "register_prior",
@@ -29,6 +30,9 @@ __all__ = [
 DEFAULT_REPORT_RESAMPLES = 500
 #: At most this many per-cell confusion-matrix figures (see emobench.report.build).
 DEFAULT_MAX_CONFUSION = 24
+#: Class priors the per-class F1 is plotted against by default (one figure each): the
+#: training-split frequency and the web frequency of each class's emotion words.
+DEFAULT_PRIORS = ("train_freq", "web_word_freq")
 
 _LAZY = {
     "report_run": "emobench.report.build",

@@ -8,7 +8,7 @@ of figures so a report on 100k predictions stays within seconds:
   cell and its order / enrichment / re-balancing / prior-correction variants; at most
   ``max_confusion`` in all) -- a density sweep does not multiply them;
 * one model-comparison confusion grid, one long-tail recall chart, one metric-vs-density
-  figure per density unit and one per-class F1 vs prior figure per dataset.
+  figure per density unit and one per-class F1 vs prior figure per dataset and prior.
 
 Every cell's numbers are in the tables whatever gets a figure.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_REPORT_RESAMPLES
+from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_PRIORS, DEFAULT_REPORT_RESAMPLES
 from emobench.report import analysis as an
 from emobench.report import figures as fg
 from emobench.report.analysis import ReportError
@@ -149,7 +149,7 @@ def report_run(
     rule: str | None = None,
     head: float | None = None,
     tail: float | None = None,
-    prior: str = "train_freq",
+    prior: str | Sequence[str] = DEFAULT_PRIORS,
     reference: Iterable[str] | Mapping[str, str] | None = None,
     max_confusion: int = DEFAULT_MAX_CONFUSION,
     seed: int = 0,
@@ -160,17 +160,21 @@ def report_run(
 
     ``out`` defaults to ``<run>/report``. ``rule``/``head``/``tail`` choose the head /
     medium / tail grouping (None: what metrics.parquet used, else ``relative`` with the
-    rule's default thresholds). ``prior`` names a registered class prior
-    (:mod:`emobench.report.priors`). ``reference`` (``["density=8"]``) narrows which cell
-    represents each model in the model comparisons. ``workers`` > 0 draws the figures in
-    that many helper processes (``spawn``) while statistics are computed: faster on idle
-    cores, but a script calling this must guard its top level with
-    ``if __name__ == "__main__":`` (the CLI does; 0, the default, draws here).
+    rule's default thresholds). ``prior`` names one or more registered class priors
+    (:mod:`emobench.report.priors`): one F1-vs-prior plot and correlation table each.
+    ``reference`` (``["density=8"]``) narrows which cell represents each model in the model
+    comparisons. ``workers`` > 0 draws the figures in that many helper processes (``spawn``)
+    while statistics are computed: faster on idle cores, but a script calling this must
+    guard its top level with ``if __name__ == "__main__":`` (the CLI does; 0, the default,
+    draws here).
     Returns the report folder.
     """
 
     from emobench.results import open_run
 
+    priors = (prior,) if isinstance(prior, str) else tuple(dict.fromkeys(prior))
+    if not priors:
+        raise ReportError("at least one class prior is needed (e.g. train_freq)")
     opts = ReportOptions(
         formats=parse_formats(formats),
         reference=parse_reference(reference),
@@ -178,12 +182,13 @@ def report_run(
         rule=rule,
         head=head,
         tail=tail,
-        prior=prior,
+        prior=priors,
         max_confusion=max_confusion,
         seed=seed,
         recompute=recompute,
     )
-    get_prior(prior)
+    for name in priors:
+        get_prior(name)
     if rule is not None:
         from emobench.metrics import get_rule
 
@@ -213,7 +218,7 @@ class ReportOptions:
     rule: str | None
     head: float | None
     tail: float | None
-    prior: str
+    prior: tuple[str, ...]
     max_confusion: int
     seed: int
     recompute: bool

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_REPORT_RESAMPLES
+from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_PRIORS, DEFAULT_REPORT_RESAMPLES
 
 
 def report(
@@ -54,11 +54,12 @@ def report(
         help="Tail threshold of the rule (relative: 0.2 x largest class; absolute: 20 clips "
         "when not given).",
     ),
-    prior: str = typer.Option(
-        "train_freq",
+    prior: list[str] | None = typer.Option(
+        None,
         "--prior",
-        help="Class prior for the per-class F1 vs prior plot (registered name; "
-        "`train_freq` = training-split class frequency from the manifest).",
+        help="Class prior for the per-class F1 vs prior plots, repeatable (registered names: "
+        "`train_freq` = training-split class frequency from the manifest, `web_word_freq` = "
+        "English frequency of each class's emotion words); default: both.",
     ),
     reference: list[str] | None = typer.Option(
         None,
@@ -110,7 +111,7 @@ def report(
             rule=rule,
             head=head,
             tail=tail,
-            prior=prior,
+            prior=prior or DEFAULT_PRIORS,
             reference=reference,
             max_confusion=max_confusion,
             seed=seed,

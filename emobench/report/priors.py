@@ -100,3 +100,27 @@ def train_frequency(
     if n == 0:
         return {}
     return {label: totals.get(label, 0) / n for label in labels}
+
+
+@register_prior("web_word_freq", "English frequency of the class's emotion words (wordfreq)")
+def web_word_frequency(
+    manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
+) -> dict[str, float]:
+    """Summed English word frequency (``wordfreq``) of each label's emotion words.
+
+    The words are the prompt vocabulary (:data:`emobench.models.openclip.prompts.EMOTION_WORDS`)
+    that also drives the synthetic web captions, so this is the pre-training prior of
+    ``emobench-tiny@synth-web`` and a proxy for web text in general. Labels with no emotion
+    words are left out (the plot skips them).
+    """
+    from wordfreq import word_frequency
+
+    from emobench.models.openclip.prompts import EMOTION_WORDS
+
+    out = {}
+    for label in labels:
+        words = EMOTION_WORDS.get(label, ())
+        total = sum(word_frequency(w, "en") for w in words)
+        if total > 0:
+            out[label] = float(total)
+    return out

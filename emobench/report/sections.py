@@ -44,7 +44,7 @@ class ReportContext:
     rule: str
     n_resamples: int
     seed: int
-    prior: str
+    prior: tuple[str, ...]
     max_confusion: int
     model_colours: dict[str, str]
     jobs: FigureJobs
@@ -479,9 +479,6 @@ def _order_section(ctx: ReportContext, doc: Document) -> None:
 
 
 def _prior_section(ctx: ReportContext, doc: Document) -> None:
-    from emobench.metrics import prior_correlation
-
-    info_p = get_prior(ctx.prior)
     doc.add(Heading("Per-class F1 and class prior"))
     for ds, info in ctx.infos.items():
         if len(ctx.infos) > 1:
@@ -496,62 +493,78 @@ def _prior_section(ctx: ReportContext, doc: Document) -> None:
                 "folds), classes head → tail; every cell's values are in metrics.parquet",
             )
         )
-        prior = info_p.fn(ctx.manifest, ds, info.labels)
-        if not prior or not any(v > 0 for v in prior.values()):
-            ctx.notes.append(f"{ds}: prior `{ctx.prior}` is unavailable; no F1-vs-prior plot.")
+        for name in ctx.prior:
+            _prior_plot(ctx, doc, ds, info, refs, name)
+
+
+def _prior_plot(
+    ctx: ReportContext,
+    doc: Document,
+    ds: str,
+    info: an.DatasetInfo,
+    refs: list[dict[str, Any]],
+    name: str,
+) -> None:
+    """F1-vs-prior scatter and correlation table of one dataset for the prior ``name``."""
+    from emobench.metrics import prior_correlation
+
+    info_p = get_prior(name)
+    prior = info_p.fn(ctx.manifest, ds, info.labels)
+    if not prior or not any(v > 0 for v in prior.values()):
+        ctx.notes.append(f"{ds}: prior `{name}` is unavailable; no F1-vs-prior plot.")
+        return
+    panels, corr_rows = [], []
+    for r in refs:
+        cid = str(r["cell_id"])
+        f1 = {
+            lab: v
+            for lab in info.labels
+            if (v := ctx.lookup.value(cid, "class", lab, "f1")) is not None
+        }
+        corr = prior_correlation(f1, prior)
+        corr_rows.append((str(r["model"]), corr))
+        pts = corr.get("points") or []
+        if len(pts) < 3:
             continue
-        panels, corr_rows = [], []
-        for r in refs:
-            cid = str(r["cell_id"])
-            f1 = {
-                lab: v
-                for lab in info.labels
-                if (v := ctx.lookup.value(cid, "class", lab, "f1")) is not None
-            }
-            corr = prior_correlation(f1, prior)
-            corr_rows.append((str(r["model"]), corr))
-            pts = corr.get("points") or []
-            if len(pts) < 3:
-                continue
-            note = f"Spearman ρ={_fmt(corr.get('spearman'))}, Pearson r={_fmt(corr.get('pearson'))}"
-            panels.append(
-                fg.ScatterPanel(
-                    model=str(r["model"]),
-                    labels=[p[0] for p in pts],
-                    prior=[p[1] for p in pts],
-                    f1=[p[2] for p in pts],
-                    tail=[info.groups.get(p[0]) == info.tail_group for p in pts],
-                    note=note,
-                )
-            )
-        if panels:
-            written = ctx.submit(
-                fg.prior_figure,
-                panels,
-                info_p.axis_label,
-                info_p.log_scale,
-                f"{ds}: per-class F1 vs {info_p.axis_label} (reference cells; tail classes ▲)",
-                ctx.fig_dir,
-                ctx.stem("f1-vs-prior", ds, ctx.prior),
-            )
-            doc.add(
-                ctx.figure(
-                    written,
-                    f"{ds}: per-class F1 (mean over folds) against the {info_p.axis_label}; "
-                    "tail classes are orange triangles; p-values in the table below.",
-                )
-            )
-        else:
-            ctx.notes.append(
-                f"{ds}: fewer than 3 classes with both F1 and prior; no F1-vs-prior plot."
-            )
-        doc.add(
-            tb.correlation_table(
-                corr_rows,
-                caption=f"{ds}: correlation of per-class F1 with the {info_p.axis_label} "
-                f"(prior `{ctx.prior}`)",
+        note = f"Spearman ρ={_fmt(corr.get('spearman'))}, Pearson r={_fmt(corr.get('pearson'))}"
+        panels.append(
+            fg.ScatterPanel(
+                model=str(r["model"]),
+                labels=[p[0] for p in pts],
+                prior=[p[1] for p in pts],
+                f1=[p[2] for p in pts],
+                tail=[info.groups.get(p[0]) == info.tail_group for p in pts],
+                note=note,
             )
         )
+    if panels:
+        written = ctx.submit(
+            fg.prior_figure,
+            panels,
+            info_p.axis_label,
+            info_p.log_scale,
+            f"{ds}: per-class F1 vs {info_p.axis_label} (reference cells; tail classes ▲)",
+            ctx.fig_dir,
+            ctx.stem("f1-vs-prior", ds, name),
+        )
+        doc.add(
+            ctx.figure(
+                written,
+                f"{ds}: per-class F1 (mean over folds) against the {info_p.axis_label}; "
+                "tail classes are orange triangles; p-values in the table below.",
+            )
+        )
+    else:
+        ctx.notes.append(
+            f"{ds}: fewer than 3 classes with both F1 and prior `{name}`; no F1-vs-prior plot."
+        )
+    doc.add(
+        tb.correlation_table(
+            corr_rows,
+            caption=f"{ds}: correlation of per-class F1 with the {info_p.axis_label} "
+            f"(prior `{name}`)",
+        )
+    )
 
 
 def _fmt(x: Any) -> str:
