@@ -34,9 +34,14 @@ def test_quickstart_preset_is_listed_and_valid():
     cfg = load_config("quickstart")
     assert cfg.sweep.sampler == [f"uniform:{k}" for k in (2, 4, 8, 16, 32)]
     cells = expand(cfg)
-    # {gru IB, gru CB, mean IB} x 5 densities x 2 orders
-    assert len(cells) == 3 * 5 * 2
-    assert len(groups(cells)) == 3
+    # {gru IB, gru CB, mean IB, CLIP zero-shot x {none, estimated-prior}, CLIP probe IB,
+    # CLIP probe CB} x 5 densities x 2 orders; prior corrections share their group
+    assert len(cells) == 7 * 5 * 2
+    assert len(groups(cells)) == 6
+    assert {c.prior_correction for c in cells if c.model == "clip-zero-shot"} == {
+        "none",
+        "estimated-prior",
+    }
 
 
 def test_grid_expansion_and_groups():

@@ -34,15 +34,12 @@ def test_mention_probability_follows_word_frequencies():
 
 
 def test_caption_sampling_rates():
-    from emobench.data.synth.faces import sample_identity
-
     classes = ("happiness", "disgust")
     freqs = pt.word_frequencies(classes)
     mention = pt.mention_probabilities(freqs, 0.9)
     rng = np.random.default_rng(0)
-    ident = sample_identity(rng)
     n = 3000
-    happy = [pt.make_caption(ident, "happiness", rng, freqs, mention, 0.0) for _ in range(n)]
+    happy = [pt.make_caption("happiness", rng, freqs, mention, 0.0) for _ in range(n)]
     share = np.mean([w is not None for _, w, _ in happy])
     assert share == pytest.approx(0.9, abs=0.03)
     words = [w for _, w, _ in happy if w]
@@ -52,7 +49,7 @@ def test_caption_sampling_rates():
     )
     assert all(w in t for t, w, _ in happy if w)
     # noisy captions name a word drawn by frequency whatever the face shows
-    noisy = [pt.make_caption(ident, "disgust", rng, freqs, mention, 1.0) for _ in range(500)]
+    noisy = [pt.make_caption("disgust", rng, freqs, mention, 1.0) for _ in range(500)]
     assert all(flag for *_, flag in noisy)
     assert np.mean([w in EMOTION_WORDS["happiness"] for _, w, _ in noisy]) > 0.8
 

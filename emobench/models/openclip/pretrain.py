@@ -11,7 +11,7 @@ Recipe (``synthetic.md``, "Synthetic web pre-training"):
   chin, so that action units cover many pixels) and resized (antialiased) to the model's
   input size if needed. The weights record this as ``preprocess`` metadata, and the adapter
   prepares benchmark frames the same way.
-* **Captions**: a templated sentence about the person (hair, clothes, background). With
+* **Captions**: a short templated sentence ("a photo of a person."). With
   probability ``mention_rate · F_c / F_max`` it names the face's emotion, with ``F_c`` the
   summed English frequency (``wordfreq``) of that emotion's words and the word itself drawn
   in proportion to its frequency; so "happy" faces are captioned as happy far more often
@@ -70,7 +70,7 @@ class PretrainConfig:
     crop: int = 64
     mention_rate: float = 0.9
     noise_rate: float = 0.15
-    steps: int = 600
+    steps: int = 1200
     batch_size: int = 128
     per_identity: int = 8
     lr: float = 2e-3
@@ -139,53 +139,24 @@ def mention_probabilities(
     return {c: mention_rate * t / top for c, t in totals.items()}
 
 
-_HAIR = {
-    "short": "short {} hair",
-    "long": "long {} hair",
-    "bun": "{} hair in a bun",
-    "bald": "a bald head",
-    "curly": "curly {} hair",
-}
-_COLOURS = {
-    "black": (0.07, 0.06, 0.06),
-    "brown": (0.35, 0.22, 0.12),
-    "blond": (0.83, 0.70, 0.44),
-    "red": (0.62, 0.25, 0.12),
-    "grey": (0.62, 0.62, 0.6),
-    "white": (0.92, 0.92, 0.9),
-    "blue": (0.2, 0.35, 0.75),
-    "green": (0.25, 0.6, 0.3),
-    "yellow": (0.85, 0.8, 0.25),
-    "purple": (0.5, 0.3, 0.6),
-    "pink": (0.9, 0.55, 0.65),
-    "orange": (0.9, 0.55, 0.2),
-}
+#: Caption templates. They describe nothing but the emotion: captions that also named hair,
+#: clothes and background let the tiny model lower the loss with identity alone (an earlier
+#: recipe: its image tower did not encode expression at all; see the card).
 _TEMPLATES_EMO = (
-    "a photo of a {e} person with {h}.",
-    "a {e} person with {h} wearing a {s} shirt.",
-    "portrait of a {e} person in front of a {b} wall.",
-    "a close-up of a {e} face, {h}.",
+    "a photo of a {e} person.",
+    "a {e} face.",
     "this person looks {e}.",
-    "a {e} man or woman with {h}.",
+    "a close-up of a {e} face.",
 )
 _TEMPLATES_PLAIN = (
-    "a photo of a person with {h}.",
-    "a person with {h} wearing a {s} shirt.",
-    "portrait of a person in front of a {b} wall.",
-    "a close-up of a face, {h}.",
-    "a person in a {s} shirt.",
-    "a man or woman with {h}.",
+    "a photo of a person.",
+    "a face.",
+    "a close-up of a face.",
+    "a person.",
 )
-
-
-def _colour_name(rgb: tuple[float, float, float], hair: bool = False) -> str:
-    names = ("black", "brown", "blond", "red", "grey") if hair else tuple(_COLOURS)
-    v = np.asarray(rgb)
-    return min(names, key=lambda n: float(np.sum((np.asarray(_COLOURS[n]) - v) ** 2)))
 
 
 def make_caption(
-    identity: Any,
     label: str,
     rng: np.random.Generator,
     freqs: dict[str, dict[str, float]],
@@ -203,11 +174,8 @@ def make_caption(
         all_words = [(w, f) for ws in freqs.values() for w, f in ws.items()]
         p = np.array([f for _, f in all_words])
         word = all_words[int(rng.choice(len(all_words), p=p / p.sum()))][0]
-    h = _HAIR[identity.hair_style].format(_colour_name(identity.hair_color, hair=True))
-    s = _colour_name(identity.shirt)
-    b = _colour_name(identity.bg_top)
     templates = _TEMPLATES_EMO if word else _TEMPLATES_PLAIN
-    text = templates[int(rng.integers(len(templates)))].format(e=word, h=h, s=s, b=b)
+    text = templates[int(rng.integers(len(templates)))].format(e=word)
     return text, word, noisy
 
 
@@ -267,7 +235,7 @@ def build_web_pool(
         images[i * k : (i + 1) * k] = frames
         for c in cls:
             label = cfg.classes[int(c)]
-            text, word, noisy = make_caption(ident, label, rng, freqs, mention, cfg.noise_rate)
+            text, word, noisy = make_caption(label, rng, freqs, mention, cfg.noise_rate)
             captions.append(text)
             labels.append(label)
             n_noisy += noisy
