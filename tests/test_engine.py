@@ -203,3 +203,28 @@ def test_changed_config_refuses_existing_folder(first_run, synth_root):
     assert "different configuration" in engine.plan_conflict()  # what --dry-run warns about
     with pytest.raises(ConfigError, match="different configuration"):
         engine.execute()
+
+
+def test_existing_synth_folder_with_other_settings_is_a_warning(synth_root, tmp_path):
+    from emobench.data.synth.generate import SynthConfig, manifest_drift
+
+    same = {
+        "profile": "exp:4",
+        "n_train": 42,
+        "n_test": 14,
+        "size": 32,
+        "min_seconds": 1.0,
+        "max_seconds": 1.2,
+        "n_train_subjects": 6,
+        "n_test_subjects": 3,
+        "seed": 3,
+    }
+    ds = [{"name": "synth", "root": str(synth_root), "generate": same}]
+    engine = Engine(_cfg(synth_root, datasets=ds), tmp_path / "a", progress=False)
+    engine.load_datasets()
+    assert engine.warnings == []
+    other = [{**ds[0], "generate": {**same, "seed": 4}}]
+    engine = Engine(_cfg(synth_root, datasets=other), tmp_path / "b", progress=False)
+    engine.load_datasets()  # the existing folder is used as it is, with one warning
+    assert len(engine.warnings) == 1 and "seed=3 (now 4)" in engine.warnings[0]
+    assert manifest_drift(SynthConfig(**same), tmp_path) is None  # no synth.json there

@@ -45,11 +45,12 @@ def run_command(
     from emobench.runner.execute import Engine
 
     engine = Engine(cfg, out, progress=progress, console=console)
+    engine.load_datasets()  # the synth set is generated first if absent
+    for line in engine.warnings:
+        console.print(f"[yellow]warning:[/] {line}")
     if dry_run:
-        engine.load_datasets()  # the synth set is generated first if absent
         _print_grid(console, engine)
         return out
-    engine.load_datasets()
     summary = engine.execute()
     console.print(
         f"[bold green]done[/] {summary.cells} cells × folds = {summary.parts_total} "

@@ -92,6 +92,15 @@ def prepare_dataset(ds: DatasetConfig, limit: int | None, generate: bool = True)
     return index
 
 
+def dataset_drift(ds: DatasetConfig) -> str | None:
+    """A warning when a dataset the config would generate exists with other settings."""
+    if ds.name != "synth" or ds.generate is None:
+        return None
+    from emobench.data.synth.generate import SynthConfig, manifest_drift
+
+    return manifest_drift(SynthConfig(**ds.generate), Path(ds.root))
+
+
 def _has_annotations(root: Path) -> bool:
     return (root / "annotations.csv").is_file()
 
@@ -128,6 +137,8 @@ class Engine:
         self.timings: dict[str, float] = {"fit": 0.0, "features": 0.0, "score": 0.0}
         self._indices: dict[str, pl.DataFrame] = {}
         self._labels: dict[str, list[str]] = {}
+        #: one-line warnings found while loading (e.g. a synth folder from other settings)
+        self.warnings: list[str] = []
         self._progress: Any = None
         self._task_cells: Any = None
         self._task_work: Any = None
@@ -166,6 +177,9 @@ class Engine:
     def load_datasets(self, generate: bool = True) -> None:
         for ds in self.cfg.datasets:
             index = prepare_dataset(ds, self.cfg.limit, generate)
+            drift = dataset_drift(ds)
+            if drift:
+                self.warnings.append(drift)
             self._indices[ds.name] = index
             self._labels[ds.name] = dataset_entry(index)["labels"]
 
