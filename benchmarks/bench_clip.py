@@ -64,6 +64,7 @@ def bench(name: str, options: dict[str, Any], clips: int, frames: int, bs: int, 
     import torch
 
     from emobench.models.openclip.adapter import OpenClipModel
+    from emobench.video.frames import centre_crop
 
     model = OpenClipModel(name, {"batch_size": bs, **options})
     model.load("cpu")
@@ -73,12 +74,10 @@ def bench(name: str, options: dict[str, Any], clips: int, frames: int, bs: int, 
     net = model._model
     # raw gets exactly the network's input, prepared outside the timing: the centre crop
     # (the shipped weights' preprocessing) and the resize to the input size
-    side = model.crop or model.frame_size
-    top = (model.frame_size - side) // 2
     with torch.inference_mode():
-        x = torch.from_numpy(data[:, top : top + side, top : top + side]).permute(0, 3, 1, 2)
-        x = x.float()
-        if side != model.image_size:
+        x = torch.from_numpy(centre_crop(data, model.crop))
+        x = x.permute(0, 3, 1, 2).float()
+        if x.shape[-1] != model.image_size:
             x = torch.nn.functional.interpolate(
                 x, size=(model.image_size,) * 2, mode="bicubic", antialias=True
             )

@@ -248,3 +248,12 @@ def test_read_clip(video: Path, tmp_path: Path) -> None:
         read_clip({**row, "clip_id": "v3", "media": "hologram"}, [0])
     with pytest.raises(FrameReadError, match="'v4'.*lacks"):
         read_clip({"clip_id": "v4", "media": "video"}, [0])
+
+
+def test_centre_crop_by_hand():
+    from emobench.video.frames import centre_crop
+
+    frames = np.arange(2 * 6 * 8 * 3).reshape(2, 6, 8, 3)
+    np.testing.assert_array_equal(centre_crop(frames, 4), frames[:, 1:5, 2:6])
+    assert centre_crop(frames, 0) is frames and centre_crop(frames, 6) is frames
+    np.testing.assert_array_equal(centre_crop(frames[0], 2), frames[0, 2:4, 3:5])

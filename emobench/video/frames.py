@@ -154,6 +154,18 @@ def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
+    """The centre ``side`` × ``side`` pixels of frames (..., H, W, C), as a view.
+
+    Frames no larger than ``side`` in either dimension (or ``side`` 0) come back unchanged.
+    """
+    h, w = frames.shape[-3:-1]
+    if not side or min(h, w) <= side:
+        return frames
+    top, left = (h - side) // 2, (w - side) // 2
+    return frames[..., top : top + side, left : left + side, :]
+
+
 @register_frame_source("video")
 class VideoFrameSource:
     """Video files decoded with decord (FFmpeg), one batched seek-and-decode per read.

@@ -161,12 +161,9 @@ class BaselineModel(FrameFeatureModel):
 
     def _centre(self, frames: np.ndarray) -> np.ndarray:
         """Centre crop (..., H, W, 3) to ``crop`` pixels: the face region of a framed face."""
-        if not self.crop:
-            return frames
-        c = int(self.crop)
-        h, w = frames.shape[-3:-1]
-        top, left = (h - c) // 2, (w - c) // 2
-        return frames[..., top : top + c, left : left + c, :]
+        from emobench.video.frames import centre_crop
+
+        return centre_crop(frames, int(self.crop or 0))
 
     def score(self, clips: list[np.ndarray]) -> np.ndarray:
         from emobench.models.baseline.train import predict_head

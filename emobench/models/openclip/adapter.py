@@ -478,6 +478,7 @@ class OpenClipModel(FrameFeatureModel):
         import torch.nn.functional as F
 
         from emobench.models.device import autocast, run_with_oom_backoff
+        from emobench.video.frames import centre_crop
 
         if self._model is None:
             self.load()
@@ -486,10 +487,7 @@ class OpenClipModel(FrameFeatureModel):
             raise OpenClipError(
                 f"encode needs uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}"
             )
-        if self.crop and min(frames.shape[1:3]) > self.crop:
-            top = (frames.shape[1] - self.crop) // 2
-            left = (frames.shape[2] - self.crop) // 2
-            frames = frames[:, top : top + self.crop, left : left + self.crop]
+        frames = centre_crop(frames, self.crop)
         n = len(frames)
 
         def run(bs: int) -> np.ndarray:

@@ -200,6 +200,7 @@ def build_web_pool(
 
     from emobench.data.synth.aus import N_AUS, prototype_vector
     from emobench.data.synth.faces import render_frames, sample_identity
+    from emobench.video.frames import centre_crop
 
     freqs = word_frequencies(cfg.classes)
     mention = mention_probabilities(freqs, cfg.mention_rate)
@@ -223,9 +224,7 @@ def build_web_pool(
         ).astype(np.float32)
         illums = rng.uniform(0.85, 1.15, k).astype(np.float32)
         frames = render_frames(ident, aus, cfg.render_size, poses, illums, rng=rng)
-        if cfg.crop:
-            o = (cfg.render_size - cfg.crop) // 2
-            frames = frames[:, o : o + cfg.crop, o : o + cfg.crop]
+        frames = centre_crop(frames, cfg.crop)
         if frames.shape[1] != cfg.image_size:
             x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
             x = F.interpolate(
