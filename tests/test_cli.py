@@ -146,3 +146,20 @@ def test_run_dry_run_then_run_then_report(tmp_path):
 def test_models_lists_baselines():
     res = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "baseline:gru" in res.output
+
+
+def test_progress_bar_shows_counts_and_the_task_field():
+    import io
+
+    from rich.console import Console
+
+    from emobench.progress import progress_bar
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=120, force_terminal=True, color_system=None)
+    with progress_bar(field="rate", console=console, auto_refresh=False) as bar:
+        task = bar.add_task("test clips", total=5, rate="3.0 clips/s")
+        bar.update(task, completed=2)
+        bar.refresh()
+    text = buf.getvalue()
+    assert "test clips" in text and "2/5" in text and "3.0 clips/s" in text and "ETA" in text

@@ -528,29 +528,14 @@ class Engine:
 
         if not self.show_progress:
             return contextlib.nullcontext()
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from emobench.progress import progress_bar
 
         engine = self
 
         class _Ctx:
             def __enter__(self) -> None:
-                engine._progress = Progress(
-                    TextColumn("[bold]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"),
-                    TimeElapsedColumn(),
-                    TextColumn("ETA"),
-                    TimeRemainingColumn(),
-                    console=engine.console,
-                    transient=False,
+                engine._progress = progress_bar(
+                    field="rate", console=engine.console, transient=False
                 )
                 engine._progress.__enter__()
                 engine._task_cells = engine._progress.add_task(

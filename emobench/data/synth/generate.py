@@ -569,24 +569,10 @@ def _with_progress(it: Iterable[_T], total: int, show: bool) -> Iterator[_T]:
         yield from it
         return
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
-    columns = (
-        TextColumn("[bold]synth[/] clips"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as bar:
+    from emobench.progress import progress_bar
+
+    with progress_bar("[bold]synth[/] clips", console=Console(stderr=True)) as bar:
         task = bar.add_task("synth", total=total)
         for item in it:
             yield item

@@ -46,24 +46,9 @@ def pretrain_synth_web(
             cfg = replace(cfg, steps=steps)
         target = out or WEIGHTS_DIR
         if progress:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from emobench.progress import progress_bar
 
-            bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[loss]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-            )
+            bar = progress_bar(field="loss")
             tasks = {
                 "render": bar.add_task("rendering faces", total=cfg.n_identities, loss=""),
                 "train": bar.add_task("training steps", total=cfg.steps, loss=""),
