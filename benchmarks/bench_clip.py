@@ -14,7 +14,8 @@ Both report clips/s (frames/s ÷ frames per clip); the target is zero-shot ≥ 8
 Models: ``ViT-B-32`` with random weights (224 px) and ``emobench-tiny`` (the shipped
 synth-web weights: frames at 112 px, centre 64 px crop fed to its ResNet tower; raw gets
 the cropped frames). Timings are the median of ``--repeats`` runs
-after one warm-up, with torch's default thread count.
+after one warm-up, raw and zero-shot interleaved within each repeat (the ratio then
+compares the same moments of a shared machine), with torch's default thread count.
 
     .venv/bin/python benchmarks/bench_clip.py [--clips 32] [--frames 8] [--batch-size 64]
 """
@@ -48,6 +49,20 @@ def render(n: int, size: int, seed: int = 0) -> np.ndarray:
         aus = np.stack([prototype_vector(LABELS[int(c)]) for c in rng.integers(7, size=k)])
         out.append(render_frames(ident, aus * rng.uniform(0.4, 1.0, (k, 1)), size, rng=rng))
     return np.concatenate(out)
+
+
+def _interleaved_medians(fns: list[Any], repeats: int) -> list[float]:
+    """Median seconds of each function, timed in turn within every repeat (after one
+    warm-up each), so that a slow phase of a shared machine hits all of them alike."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 def _median_time(fn: Any, repeats: int) -> float:
@@ -98,8 +113,8 @@ def bench(name: str, options: dict[str, Any], clips: int, frames: int, bs: int, 
         feats = model.encode(data)
         model.score([feats[i * frames : (i + 1) * frames] for i in range(clips)])
 
-    t_raw = min(_median_time(raw_with(x), repeats), _median_time(raw_with(x_cl), repeats))
-    t_zs = _median_time(zero_shot, repeats)
+    t_nchw, t_cl, t_zs = _interleaved_medians([raw_with(x), raw_with(x_cl), zero_shot], repeats)
+    t_raw = min(t_nchw, t_cl)
     feats = model.encode(data)
     seqs = [feats[i * frames : (i + 1) * frames] for i in range(clips)]
     t_score = _median_time(lambda: model.score(seqs), repeats)
