@@ -193,6 +193,10 @@ def test_crop_option_and_preprocess_metadata(tiny, tmp_path):
     assert (plain.frame_size, plain.crop) == (64, 0)
     with pytest.raises(UnknownModelError, match="crop must be in 0..64"):
         oc.OpenClipModel("emobench-tiny", {"crop": 80})
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(oc.OpenClipError, match="unreadable safetensors header"):
+        oc.OpenClipModel(f"emobench-tiny@{bad}", {})
 
 
 def test_shipped_weights_load_when_present():

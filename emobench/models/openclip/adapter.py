@@ -201,13 +201,13 @@ def weights_preprocess(path: str | None) -> dict[str, int]:
     safetensors): how the model's training images were cut from rendered frames."""
     if not path or not str(path).endswith(".safetensors"):
         return {}
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as fh:
             raw = (fh.metadata() or {}).get("preprocess")
         value = json.loads(raw) if raw else {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise OpenClipError(f"{path}: unreadable safetensors header: {exc}") from None
     return {k: int(v) for k, v in value.items() if k in ("frame_size", "crop")}
 
