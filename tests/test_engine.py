@@ -228,3 +228,17 @@ def test_existing_synth_folder_with_other_settings_is_a_warning(synth_root, tmp_
     engine.load_datasets()  # the existing folder is used as it is, with one warning
     assert len(engine.warnings) == 1 and "seed=3 (now 4)" in engine.warnings[0]
     assert manifest_drift(SynthConfig(**same), tmp_path) is None  # no synth.json there
+
+
+def test_bad_model_option_stops_the_run_before_any_work(synth_root, tmp_path):
+    from emobench.models.registry import UnknownModelError
+
+    models = [
+        {"adapter": "baseline:gru", "name": "gru", "options": TINY},
+        {"adapter": "baseline:mean", "name": "mean", "options": {**TINY, "crop": 500}},
+    ]
+    engine = Engine(_cfg(synth_root, models=models), tmp_path / "run", progress=False)
+    engine.load_datasets()
+    with pytest.raises(UnknownModelError, match="crop must be in 1..32"):
+        engine.execute()
+    assert not list((tmp_path / "run").rglob("*.parquet"))  # nothing was trained or written

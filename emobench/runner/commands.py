@@ -49,6 +49,7 @@ def run_command(
     for line in engine.warnings:
         console.print(f"[yellow]warning:[/] {line}")
     if dry_run:
+        engine.check_models()
         _print_grid(console, engine)
         return out
     summary = engine.execute()

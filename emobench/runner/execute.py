@@ -220,6 +220,8 @@ class Engine:
         self._check_plan()
         total = sum(len(self.folds(c.dataset)) for c in self.cells)
         todo = self.pending()
+        if todo:
+            self.check_models()
         done_before = total - len(todo)
         computed = 0
         with self._progress_ctx(total, done_before):
@@ -282,6 +284,14 @@ class Engine:
         return len(cells)
 
     # ------------------------------------------------------------ model fitting
+    def check_models(self) -> None:
+        """Build every configured model once, without loading weights, so that a bad option
+        or a missing weights file stops the run before any work (one error line)."""
+        from emobench.models.registry import create_model
+
+        for mcfg in self.cfg.models:
+            create_model(mcfg.adapter, mcfg.options)
+
     def _fit(self, cell: Cell, fold: int, labels: list[str], train: pl.DataFrame) -> Any:
         from emobench.models.base import FitContext
         from emobench.models.device import resolve_device
