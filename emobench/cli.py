@@ -56,6 +56,19 @@ def run(
         help="Print the expanded grid (cells, clips, cached) and stop "
         "(synth data is generated first if absent).",
     ),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="Video decoding backend: auto (decord where it was checked against PyAV on this "
+        "machine, PyAV otherwise), pyav (the reference) or decord (default: the config's "
+        "video.backend, auto).",
+    ),
+    recompute: bool = typer.Option(
+        False,
+        "--recompute",
+        help="Recompute finished parts made from other settings, data or emobench code "
+        "(by default the run stops and says what changed).",
+    ),
     list_presets: bool = typer.Option(False, "--list-presets", help="List shipped presets."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
@@ -76,6 +89,8 @@ def run(
             dry_run=dry_run,
             list_presets=list_presets,
             progress=progress,
+            backend=backend,
+            recompute=recompute,
         )
 
     run_cli(body)

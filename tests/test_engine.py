@@ -197,11 +197,12 @@ def test_changed_config_refuses_existing_folder(first_run, synth_root):
     from emobench.config import ConfigError
 
     out, _, _ = first_run
-    cfg = _cfg(synth_root, sweep={"sampler": ["uniform:4"], "order": ["original"]})
+    cfg = _cfg(synth_root, train={**TRAIN, "epochs": 1})
     engine = Engine(cfg, out, progress=False)
     engine.load_datasets()
-    assert "different configuration" in engine.plan_conflict()  # what --dry-run warns about
-    with pytest.raises(ConfigError, match="different configuration"):
+    grid = engine.describe()  # what --dry-run shows
+    assert set(grid["state"].to_list()) == {"stale"}
+    with pytest.raises(ConfigError, match=r"settings changed \(train.epochs: 2 → 1\)"):
         engine.execute()
 
 

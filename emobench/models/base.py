@@ -45,6 +45,8 @@ class FitContext:
     load_features: Callable[[FrameFeatureModel, pl.DataFrame], tuple[list[np.ndarray], list[int]]]
     #: progress(description, completed, total) for long training steps.
     progress: Callable[[str, int, int], None] = lambda *_: None
+    #: warn(line): a one-line warning shown to the user and kept in the manifest
+    warn: Callable[[str], None] = lambda _: None
     notes: dict[str, Any] = field(default_factory=dict)
 
 

@@ -18,6 +18,8 @@ def run_command(
     dry_run: bool = False,
     list_presets: bool = False,
     progress: bool = True,
+    backend: str | None = None,
+    recompute: bool = False,
 ) -> Path | None:
     """Run (or describe) a benchmark; returns the results folder (None for listings)."""
     from rich.console import Console
@@ -35,6 +37,8 @@ def run_command(
         sets.append(f"limit={limit}")
     if device is not None:
         sets.append(f'device="{device}"')
+    if backend is not None:
+        sets.append(f'video.backend="{backend}"')
     cfg = load_config(source, sets)
     out = Path(out) if out is not None else Path("results") / cfg.name
 
@@ -44,7 +48,7 @@ def run_command(
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from emobench.runner.execute import Engine
 
-    engine = Engine(cfg, out, progress=progress, console=console)
+    engine = Engine(cfg, out, progress=progress, console=console, recompute=recompute)
     engine.load_datasets()  # the synth set is generated first if absent
     for line in engine.warnings:
         console.print(f"[yellow]warning:[/] {line}")
@@ -52,7 +56,12 @@ def run_command(
         engine.check_models()
         _print_grid(console, engine)
         return out
-    summary = engine.execute()
+    shown = len(engine.warnings)
+    try:
+        summary = engine.execute()
+    finally:
+        for line in engine.warnings[shown:]:
+            console.print(f"[yellow]warning:[/] {line}")
     console.print(
         f"[bold green]done[/] {summary.cells} cells × folds = {summary.parts_total} "
         f"({summary.parts_done_before} already done, {summary.parts_computed} computed) "
@@ -76,15 +85,22 @@ def _print_grid(console, engine) -> None:  # type: ignore[no-untyped-def]
 
     grid = engine.describe()
     table = Table(title=f"{engine.cfg.name}: {grid.height} (cell, fold) pairs")
-    cols = ["cell_id", "fold", "test_clips", "done"]
+    cols = ["cell_id", "fold", "test_clips", "state"]
     for col in cols:
         table.add_column(col, justify="left" if col == "cell_id" else "right")
     for row in grid.select(cols).iter_rows():
         table.add_row(*(str(v) for v in row))
     console.print(table)
-    conflict = engine.plan_conflict()
-    if conflict:
-        console.print(f"[yellow]warning:[/] {conflict}; a run there would stop at once")
-        return
     done = int(grid["done"].sum()) if grid.height else 0
+    audit = engine.audit()
+    if audit.damaged:
+        console.print(
+            f"[yellow]warning:[/] {len(audit.damaged)} damaged part(s) in {engine.out}; "
+            "a run removes and recomputes them"
+        )
+    if audit.stale:
+        console.print(
+            f"[yellow]warning:[/] {audit.stale_message(engine.out)}; a run there would stop "
+            "at once"
+        )
     console.print(f"{done} of {grid.height} already done in {engine.out}; nothing was run")

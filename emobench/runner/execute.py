@@ -1,16 +1,21 @@
 """Run a planned benchmark: fit models, fill the feature cache, score every cell, write results.
 
 Work is done group by group (cells that share a fitted model on one fold). Each finished
-(cell, fold) is written at once as an atomic *part* file under ``<out>/parts/``; a rerun
-skips every part that exists, so an interrupted run resumes where it stopped and a finished
-run computes nothing. At the end the parts are merged into ``predictions.parquet``, the
-metrics table and the manifest are written, all atomically.
+(cell, fold) is written at once as an atomic *part* file under ``<out>/parts/``, stamped
+with the settings, data, media and code it was made from (:mod:`emobench.runner.parts`).
+A rerun reuses exactly the parts whose stamp matches, so an interrupted run resumes where
+it stopped and a finished run computes nothing; a part made from other inputs stops the
+run with one line (or is recomputed with ``recompute=True``), and a damaged part is
+removed and recomputed. One run at a time holds a folder (:mod:`emobench.runner.lock`).
+At the end the parts are merged into ``predictions.parquet``, the metrics table and the
+manifest are written, all atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,19 +26,31 @@ import numpy as np
 import polars as pl
 
 from emobench.config import ConfigError, DatasetConfig, RunConfig
+from emobench.errors import EmobenchError
 from emobench.labels import INVALID
 from emobench.results import (
     RunFolder,
     build_manifest,
     dataset_entry,
     write_json_atomic,
-    write_parquet_atomic,
 )
 from emobench.runner.cache import FeatureCache, FrameCache, clip_key
+from emobench.runner.parts import Audit, make_stamp, media_fingerprint, write_part
 from emobench.runner.plan import Cell, expand, groups
 
 PLAN_FILE = "plan.json"
 PARTS_DIR = "parts"
+#: A split whose clips fail to decode beyond this share stops the run (one line naming the
+#: decoder and the first failing clip) instead of training or scoring on what is left.
+MAX_FAILED_SHARE = 0.2
+
+
+class DecodeFailureError(EmobenchError):
+    """Too many clips of one split could not be decoded."""
+
+
+class OutputFolderError(EmobenchError):
+    """The results folder cannot be used (a file, not writable, disk full)."""
 
 
 @dataclass
@@ -53,11 +70,6 @@ def clip_seed(seed: int, clip_id: str, salt: str = "") -> int:
     """A per-clip seed derived from the cell seed: identical across models and cells."""
     h = hashlib.sha1(f"{seed}|{clip_id}|{salt}".encode()).digest()
     return int.from_bytes(h[:4], "little")
-
-
-def config_hash(cfg: RunConfig) -> str:
-    text = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- datasets
@@ -120,8 +132,11 @@ class Engine:
         progress: bool = True,
         console: Any = None,
         on_part: Callable[[Cell, int], None] | None = None,
+        recompute: bool = False,
     ) -> None:
         self.cfg = cfg
+        #: recompute parts made from other settings, data or code instead of refusing
+        self.recompute = recompute
         self.out = Path(out)
         self.run = RunFolder(self.out)
         self.device_name = device or cfg.device
@@ -142,6 +157,13 @@ class Engine:
         self._progress: Any = None
         self._task_cells: Any = None
         self._task_work: Any = None
+        self._audit: Audit | None = None
+        self._data_stamps: dict[tuple[str, int], tuple[str, str]] = {}
+        #: clips of the current group that failed to decode: id → reason
+        self._group_skips: dict[str, str] = {}
+        video = getattr(cfg, "video", None)
+        #: decoding backend: auto (decord where checked against PyAV), pyav or decord
+        self.backend: str = video.backend if video is not None else "auto"
 
     # ------------------------------------------------------------ bookkeeping
     def part_path(self, cell: Cell, fold: int) -> Path:
@@ -150,29 +172,93 @@ class Engine:
     def _skip_path(self, cell: Cell, fold: int) -> Path:
         return self.out / PARTS_DIR / f"{cell.cell_id}__f{fold}.skipped.json"
 
-    def plan_conflict(self) -> str | None:
-        """Why ``out`` cannot take this run (it holds another configuration), or None."""
-        p = self.out / PLAN_FILE
-        if not p.is_file():
-            return None
-        old = json.loads(p.read_text()).get("config_hash")
-        h = config_hash(self.cfg)
-        if old == h:
-            return None
-        return (
-            f"{self.out} holds results of a different configuration "
-            f"({old} != {h}); choose another --out or delete that folder"
-        )
+    def cell_recipe(self, cell: Cell) -> dict[str, Any]:
+        """Every setting that can change a cell's predictions (part of each part's stamp)."""
+        m = self.cfg.models[cell.model_index]
+        ds = next(d for d in self.cfg.datasets if d.name == cell.dataset)
+        settings = cell.as_dict()
+        settings.pop("model_index")  # reordering the models list changes nothing
+        video = getattr(self.cfg, "video", None)
+        return {
+            "cell": settings,
+            "model": {"adapter": m.adapter, "options": m.options},
+            "dataset_options": ds.options,
+            "train": self.cfg.train,
+            "limit": self.cfg.limit,
+            "video": video.model_dump(mode="json") if video is not None else None,
+        }
 
-    def _check_plan(self) -> None:
-        """Refuse to mix results of a different configuration into an existing folder."""
-        conflict = self.plan_conflict()
-        if conflict:
-            raise ConfigError(conflict)
+    def stamp(self, cell: Cell, fold: int) -> dict[str, Any]:
+        """What a part of (cell, fold) made now would be stamped with."""
+        key = (cell.dataset, fold)
+        if key not in self._data_stamps:
+            from emobench.data.index import fingerprint
+
+            rows = self._indices[cell.dataset].filter(pl.col("fold") == fold)
+            data = f"{fingerprint(rows)}|{','.join(self._labels[cell.dataset])}"
+            media = media_fingerprint(zip(rows["clip_id"], rows["path"], strict=True))
+            self._data_stamps[key] = (data, media)
+        data, media = self._data_stamps[key]
+        return make_stamp(self.cell_recipe(cell), data, media)
+
+    def audit(self) -> Audit:
+        """Existing parts of this configuration: reusable, stale or damaged."""
+        from emobench.runner.parts import audit
+
+        keys = {(c.cell_id, f): (c, f) for c in self.cells for f in self.folds(c.dataset)}
+        paths = {k: self.part_path(c, f) for k, (c, f) in keys.items()}
+        present = {k for k, p in paths.items() if p.is_file()}
+        stamps = {k: self.stamp(*keys[k]) for k in present}
+        result = audit({k: paths[k] for k in present}, stamps)
+        for key in sorted(result.ok):
+            try:  # a part's skip list is written before it: both must read back
+                skips = json.loads(self._skip_path(*keys[key]).read_text())
+                if not isinstance(skips, list):
+                    raise ValueError("not a list")
+            except (OSError, ValueError) as exc:
+                result.ok.discard(key)
+                result.damaged[key] = f"its skip list is missing or damaged ({exc})"
+        self._audit = result
+        return result
+
+    def _settle_parts(self, recompute: bool) -> None:
+        """Remove damaged parts (with a warning) and stale ones (only with ``recompute``)."""
+        audit = self.audit()
+        by_key = {(c.cell_id, f): (c, f) for c in self.cells for f in self.folds(c.dataset)}
+        for key, why in sorted(audit.damaged.items()):
+            self.warnings.append(
+                f"damaged result part {self.part_path(*by_key[key]).name} ({why}): "
+                "removed, it is recomputed"
+            )
+        if audit.stale and not recompute:
+            raise ConfigError(audit.stale_message(self.out))
+        if audit.stale:
+            self.warnings.append(
+                f"recomputing {len(audit.stale)} part(s) made from other inputs: "
+                f"{next(iter(sorted(audit.stale.items())))[1]}"
+            )
+        for key in [*audit.damaged, *audit.stale]:
+            cell, fold = by_key[key]
+            for p in (self.part_path(cell, fold), self._skip_path(cell, fold)):
+                p.unlink(missing_ok=True)
+        audit.damaged.clear()
+        audit.stale.clear()
+
+    def _is_done(self, cell: Cell, fold: int) -> bool:
+        if self._audit is None:
+            self.audit()
+        assert self._audit is not None
+        return (cell.cell_id, fold) in self._audit.ok
+
+    def _write_plan(self) -> None:
+        """Record the configuration of the latest run (informational: parts carry stamps)."""
         p = self.out / PLAN_FILE
-        if not p.is_file():
-            cfg = self.cfg.model_dump(mode="json")
-            write_json_atomic(p, {"config_hash": config_hash(self.cfg), "config": cfg})
+        if p.exists():
+            try:
+                json.loads(p.read_text())
+            except (OSError, ValueError):
+                self.warnings.append(f"damaged {PLAN_FILE} in {self.out}: rewritten")
+        write_json_atomic(p, {"config": self.cfg.model_dump(mode="json")})
 
     def load_datasets(self, generate: bool = True) -> None:
         for ds in self.cfg.datasets:
@@ -188,36 +274,81 @@ class Engine:
 
     def pending(self) -> list[tuple[Cell, int]]:
         return [
-            (c, f)
-            for c in self.cells
-            for f in self.folds(c.dataset)
-            if not self.part_path(c, f).is_file()
+            (c, f) for c in self.cells for f in self.folds(c.dataset) if not self._is_done(c, f)
         ]
 
     # ------------------------------------------------------------ dry run
     def describe(self) -> pl.DataFrame:
-        """The expanded grid: one row per (cell, fold) with its clip count and cache state."""
+        """The expanded grid: one row per (cell, fold) with its clip count and state.
+
+        ``state`` is ``done`` (reusable), ``stale`` (made from other inputs), ``damaged``
+        or ``todo``; ``done`` is True only for reusable parts.
+        """
+        audit = self.audit()
         rows = []
         for c in self.cells:
             for f in self.folds(c.dataset):
                 idx = self._indices[c.dataset]
                 n = idx.filter((pl.col("fold") == f) & (pl.col("split") == "test")).height
+                key = (c.cell_id, f)
+                state = (
+                    "done"
+                    if key in audit.ok
+                    else "stale"
+                    if key in audit.stale
+                    else "damaged"
+                    if key in audit.damaged
+                    else "todo"
+                )
                 rows.append(
                     {
                         **c.settings(),
                         "cell_id": c.cell_id,
                         "fold": f,
                         "test_clips": n,
-                        "done": self.part_path(c, f).is_file(),
+                        "done": state == "done",
+                        "state": state,
                     }
                 )
         return pl.DataFrame(rows)
 
     # ------------------------------------------------------------ main loop
+    def _check_out(self) -> None:
+        """One clear line when ``out`` cannot be a results folder."""
+        if self.out.exists() and not self.out.is_dir():
+            raise OutputFolderError(f"--out {self.out} is a file, not a folder")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputFolderError(
+                f"cannot create results folder {self.out}: {exc.strerror or exc}"
+            ) from None
+        if not os.access(self.out, os.W_OK | os.X_OK):
+            raise OutputFolderError(f"results folder {self.out} is not writable")
+
     def execute(self) -> RunSummary:
+        """Run every pending (cell, fold), holding the folder's lock; see the module doc."""
+        from emobench.runner.lock import RunLock
+
+        self._check_out()
+        try:
+            with RunLock(self.out) as lock:
+                msg = lock.stale_message()
+                if msg:
+                    self.warnings.append(msg)
+                return self._execute()
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OutputFolderError(
+                f"cannot write results to {self.out}: {exc.strerror or exc}{where}; finished "
+                "parts are kept and a rerun resumes"
+            ) from None
+
+    def _execute(self) -> RunSummary:
         t0 = time.perf_counter()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._check_plan()
+        _reset_decode_stats()
+        self._settle_parts(self.recompute)
+        self._write_plan()
         total = sum(len(self.folds(c.dataset)) for c in self.cells)
         todo = self.pending()
         if todo:
@@ -228,7 +359,7 @@ class Engine:
             for _key, cells in groups(self.cells).items():
                 ds = cells[0].dataset
                 for fold in self.folds(ds):
-                    pending = [c for c in cells if not self.part_path(c, fold).is_file()]
+                    pending = [c for c in cells if not self._is_done(c, fold)]
                     if not pending:
                         continue
                     computed += self._run_group(pending, fold)
@@ -264,6 +395,7 @@ class Engine:
         t = time.perf_counter()
         needed = self._needed_frames(cells, test)
         feats, bad, per_frame_s = self._features_for(model, test, needed, "test clips")
+        self._check_failures(bad, test, "test")
         self.timings["features"] += time.perf_counter() - t
         self._group_skips.update(bad)
         ok_rows = [r for r in test.iter_rows(named=True) if r["clip_id"] not in bad]
@@ -275,7 +407,9 @@ class Engine:
             )
             # the skip list first: a part file's existence marks the (cell, fold) done
             write_json_atomic(self._skip_path(cell, fold), bad_list(self._group_skips, cell, fold))
-            write_parquet_atomic(self.part_path(cell, fold), part)
+            write_part(self.part_path(cell, fold), part, self.stamp(cell, fold))
+            if self._audit is not None:
+                self._audit.ok.add((cell.cell_id, fold))
             self.timings["score"] += time.perf_counter() - t
             if self._progress is not None:
                 self._progress.advance(self._task_cells)
@@ -313,6 +447,7 @@ class Engine:
             load_frames=self._frames_for,
             load_features=self._all_features,
             progress=self._work_progress,
+            warn=self.warnings.append,
         )
         model.fit(ctx)
         return model
@@ -343,14 +478,18 @@ class Engine:
         from emobench.video.frames import FrameReadError, read_clip
 
         frames, kept = [], []
+        bad: dict[str, str] = {}
         self._work_start("decoding training clips", rows.height)
         for i, r in enumerate(rows.iter_rows(named=True)):
-            ck = clip_key(r)
+            ck = self._frames_key(r)
             arr = self.frames.get(ck, model.frame_size)
             if arr is None:
                 try:
-                    arr = read_clip(r, np.arange(r["n_frames"]), size=model.frame_size)
+                    arr = read_clip(
+                        r, np.arange(r["n_frames"]), size=model.frame_size, backend=self.backend
+                    )
                 except FrameReadError as exc:
+                    bad[r["clip_id"]] = exc.reason
                     self._group_skips[r["clip_id"]] = f"train: {exc.reason}"
                     self._work_advance()
                     continue
@@ -358,11 +497,29 @@ class Engine:
             frames.append(arr)
             kept.append(i)
             self._work_advance()
+        self._check_failures(bad, rows, "training")
         return frames, kept
+
+    def _frames_key(self, r: dict[str, Any]) -> str:
+        """Frame-cache key of a clip: its media and the decoding backend."""
+        return f"{clip_key(r)}-{self.backend}"
+
+    def _check_failures(self, bad: dict[str, str], rows: pl.DataFrame, what: str) -> None:
+        """Stop when more than :data:`MAX_FAILED_SHARE` of a split's clips failed to decode."""
+        if not bad or len(bad) <= MAX_FAILED_SHARE * rows.height:
+            return
+        first = min(bad)
+        where = f" of fold {rows['fold'][0]}" if "fold" in rows.columns else ""
+        raise DecodeFailureError(
+            f"{len(bad)} of {rows.height} {what} clips{where} could not be read (decoding backend "
+            f"{self.backend!r}); first: clip {first!r}: {bad[first]}. Check the media files"
+            + ("" if self.backend == "pyav" else ", or try --backend pyav")
+        )
 
     def _all_features(self, model: Any, rows: pl.DataFrame) -> tuple[list[np.ndarray], list[int]]:
         needed = {r["clip_id"]: np.arange(r["n_frames"]) for r in rows.iter_rows(named=True)}
         feats, bad, _ = self._features_for(model, rows, needed, "training features")
+        self._check_failures(bad, rows, "training")
         for cid, reason in bad.items():
             self._group_skips[cid] = f"train: {reason}"
         out, kept = [], []
@@ -383,7 +540,7 @@ class Engine:
         """
         from emobench.video.frames import FrameReadError, read_clip
 
-        key = model.feature_key
+        key = f"{model.feature_key}-{self.backend}"
         stats = self.features.stats
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         bad: dict[str, str] = {}
@@ -400,11 +557,11 @@ class Engine:
             if missing.size:
                 t = time.perf_counter()
                 try:
-                    full = self.frames.get(ck, model.frame_size)
+                    full = self.frames.get(self._frames_key(r), model.frame_size)
                     frames = (
                         full[missing]
                         if full is not None
-                        else read_clip(r, missing, size=model.frame_size)
+                        else read_clip(r, missing, size=model.frame_size, backend=self.backend)
                     )
                 except (FrameReadError, IndexError) as exc:
                     bad[cid] = getattr(exc, "reason", str(exc))
@@ -518,6 +675,8 @@ class Engine:
         )
         manifest["cache"] = {"dir": str(self.features.root), **self.features.stats.as_dict()}
         manifest["timings_s"] = {k: round(v, 3) for k, v in self.timings.items()}
+        manifest["decoding"] = {"backend": self.backend, "this_run": _decode_stats()}
+        manifest["warnings"] = list(self.warnings)
         self.run.write_predictions(preds)
         m = self.cfg.metrics
         metrics = compute_metrics(
@@ -581,6 +740,22 @@ class Engine:
                 visible=True,
                 rate="",
             )
+
+
+def _decode_stats() -> dict[str, Any]:
+    """What the frame sources decoded in this process, by backend, with fallbacks."""
+    from emobench.video import frames
+
+    stats = getattr(frames, "decode_stats", None)
+    return stats().as_dict() if stats is not None else {}
+
+
+def _reset_decode_stats() -> None:
+    from emobench.video import frames
+
+    reset = getattr(frames, "reset_decode_stats", None)
+    if reset is not None:
+        reset()
 
 
 def bad_list(bad: dict[str, str], cell: Cell, fold: int) -> list[dict[str, Any]]:
