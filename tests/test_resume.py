@@ -171,9 +171,7 @@ def test_touched_media_and_changed_code_are_stale(synth_root, reference, tmp_pat
         _run(_cfg(synth_root), out2)
 
 
-def test_new_cells_extend_a_folder_without_touching_finished_ones(
-    synth_root, reference, tmp_path
-):
+def test_new_cells_extend_a_folder_without_touching_finished_ones(synth_root, reference, tmp_path):
     out = _copy_run(reference, tmp_path)
     cfg = _cfg(synth_root, sweep={"sampler": ["uniform:2,4,8"]})
     _, s = _run(cfg, out)
@@ -268,9 +266,9 @@ def test_killed_run_leaves_temp_files_and_pid_that_the_next_run_cleans(
 
 def test_one_run_per_folder(synth_root, reference, tmp_path):
     out = _copy_run(reference, tmp_path)
-    with RunLock(out):
-        with pytest.raises(RunLockedError, match=rf"in use by another emobench run \(PID {os.getpid()}"):
-            _run(_cfg(synth_root), out)
+    busy = rf"in use by another emobench run \(PID {os.getpid()}"
+    with RunLock(out), pytest.raises(RunLockedError, match=busy):
+        _run(_cfg(synth_root), out)
     _run(_cfg(synth_root), out)  # free again
 
 
@@ -296,7 +294,9 @@ def test_read_only_out(synth_root, tmp_path, monkeypatch):
     assert list(out.iterdir()) == []
 
 
-def test_full_disk_is_one_line_and_keeps_finished_parts(synth_root, reference, tmp_path, monkeypatch):
+def test_full_disk_is_one_line_and_keeps_finished_parts(
+    synth_root, reference, tmp_path, monkeypatch
+):
     import emobench.runner.execute as execute
 
     out = tmp_path / "full"
