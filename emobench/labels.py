@@ -6,6 +6,8 @@ inside a model call or when reading a dataset file whose official order is given
 
 from __future__ import annotations
 
+from emobench.errors import EmobenchError
+
 #: Canonical emotion names (lower-case nouns, MAFW style).
 EMOTIONS: tuple[str, ...] = (
     "neutral",
@@ -82,8 +84,8 @@ MEGC2019_MAP: dict[str, str] = {
 }
 
 
-class UnknownLabelError(ValueError):
-    """A label name that is neither canonical nor a known alias."""
+class UnknownLabelError(EmobenchError, ValueError):
+    """A label name that is neither canonical nor a known alias (a ``ValueError`` too)."""
 
 
 def canonical(name: str) -> str:

@@ -64,7 +64,7 @@ def test_validate_rejects_bad_values(change, match):
 
 
 def test_validate_rejects_duplicates_and_missing_columns():
-    with pytest.raises(ClipIndexError, match="repeats"):
+    with pytest.raises(ClipIndexError, match="twice"):
         make_index([_row(0, "anger"), _row(0, "fear")])
     from emobench.data.index import validate_index
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from emobench.errors import EmobenchError
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -51,7 +53,9 @@ def list_datasets() -> list[DatasetInfo]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-class UnknownDatasetError(KeyError):
+class UnknownDatasetError(EmobenchError, KeyError):
+    """A dataset name that is not registered (a ``KeyError`` too, for older callers)."""
+
     def __str__(self) -> str:  # KeyError quotes its message; keep it one plain line
         return str(self.args[0])
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # package (as `emobench --help` does through the CLI) must stay cheap.
 
 ANNOTATIONS = "annotations.csv"
+MANIFEST = "synth.json"
 AU_FRAMES = "au_frames.parquet"
 _PARTIAL = ".synth-partial.json"
 
@@ -60,6 +61,7 @@ class SynthDatasetError(EmobenchError):
 
 
 def _read_annotations(root: Path) -> pl.DataFrame:
+    """The annotation table as text columns (typed by :func:`load_synth`)."""
     import polars as pl
 
     path = root / ANNOTATIONS
@@ -70,47 +72,67 @@ def _read_annotations(root: Path) -> pl.DataFrame:
             else "generate one with `emobench data generate synth --out <folder>`"
         )
         raise SynthDatasetError(f"synth annotation file {path} not found; {hint}")
-    try:
-        df = pl.read_csv(
-            path,
-            schema_overrides={
-                "clip_id": pl.Utf8,
-                "subject": pl.Utf8,
-                "onset": pl.Int64,
-                "apex": pl.Int64,
-                "offset": pl.Int64,
-                "micro": pl.Boolean,
-            },
-        )
+    try:  # all text: the clip index names the first cell that is not a number
+        df = pl.read_csv(path, infer_schema=False)
     except Exception as exc:  # polars raises several error types for malformed CSV
         raise SynthDatasetError(f"cannot read {path}: {exc}") from exc
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
         raise SynthDatasetError(f"{path} lacks column(s) {', '.join(missing)}")
+    if df.height == 0:
+        raise SynthDatasetError(f"{path} lists no clips")
     return df
 
 
+def dataset_classes(root: Path) -> tuple[str, ...] | None:
+    """The classes of the synth dataset in ``root``, from its ``synth.json`` (the class
+    profile it was generated with); None when there is no ``synth.json``."""
+    import json
+
+    from emobench.data.synth.profiles import parse_profile
+
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        profile = json.loads(path.read_text())["config"]["profile"]
+        return parse_profile(str(profile)).classes
+    except (OSError, ValueError, KeyError, TypeError, EmobenchError) as exc:
+        raise SynthDatasetError(
+            f"cannot read the class profile (config.profile) from {path}: {exc}"
+        ) from None
+
+
 @register_dataset("synth", "generated facial-expression videos with total ground truth")
-def load_synth(root: Path, check_files: bool = True, **options: object) -> pl.DataFrame:
+def load_synth(root: Path, check_files: bool = False, **options: object) -> pl.DataFrame:
     """Read a generated synth dataset back as a clip index (absolute video paths).
 
-    ``check_files`` verifies that every video exists. Unknown options are rejected.
+    Labels must be classes of the dataset (``synth.json``'s class profile; every canonical
+    emotion name when there is no ``synth.json``). A missing video is kept: the run skips
+    that clip as a "missing file", counts it and lists it in the manifest (``check_files``
+    makes it an error here instead). Unknown options are rejected. Every problem with the
+    annotations is one :class:`SynthDatasetError` line naming the file, column and clip.
     """
-    from emobench.data.index import make_index
+    from emobench.data.index import ClipIndexError, make_index
 
     if options:
         raise SynthDatasetError(f"synth loader: unknown option(s) {', '.join(sorted(options))}")
     root = Path(root).resolve()
     df = _read_annotations(root)
+    classes = dataset_classes(root)
     rows = [
-        {**r, "path": str(root / r["path"]), "media": "video"}
+        {**r, "path": None if r["path"] is None else str(root / r["path"]), "media": "video"}
         for r in df.select(_REQUIRED).iter_rows(named=True)
     ]
+    try:
+        index = make_index(rows, classes)
+    except ClipIndexError as exc:
+        raise SynthDatasetError(f"{root / ANNOTATIONS}: {exc.detail}") from None
     if check_files:
-        for clip_id, path in dict((r["clip_id"], r["path"]) for r in rows).items():
+        for clip_id, path in zip(index["clip_id"], index["path"], strict=True):
             if not Path(path).is_file():
                 raise SynthDatasetError(f"synth clip {clip_id}: video {path} not found")
-    return make_index(rows)
+    return index
 
 
 def load_au_frames(root: Path) -> pl.DataFrame:
@@ -123,4 +145,4 @@ def load_au_frames(root: Path) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-__all__ = ["SynthDatasetError", "load_au_frames", "load_synth"]
+__all__ = ["SynthDatasetError", "dataset_classes", "load_au_frames", "load_synth"]
