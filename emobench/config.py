@@ -24,10 +24,20 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from emobench.errors import EmobenchError
 
@@ -39,8 +49,133 @@ class ConfigError(EmobenchError):
     """A configuration file, preset or --set override is invalid (message names the field)."""
 
 
-class _Strict(BaseModel):
+# --------------------------------------------------------------------------- building blocks
+
+#: A TOML integer: 1.5, "3" and true are not integers.
+Int = Annotated[int, Strict()]
+#: A positive TOML integer.
+PositiveInt = Annotated[int, Strict(), Field(ge=1)]
+#: A finite number (an integer is accepted); strings, booleans, nan and inf are not.
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+#: A true TOML boolean.
+Bool = Annotated[bool, Strict()]
+#: A random seed (numpy and torch accept 0 .. 2**32 - 1 everywhere).
+Seed = Annotated[int, Strict(), Field(ge=0, lt=2**32)]
+
+
+class StrictModel(BaseModel):
+    """Base of every settings table: frozen, typed, and an unknown key is one error that
+    names the allowed ones (``train.epochz: unknown setting; allowed: epochs, ...``)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Keys that are not settings of this table but of another one: key → where they live.
+    moved_settings: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key not in cls.model_fields:
+                    msg = f"unknown setting; allowed: {', '.join(cls.model_fields)}"
+                    if key in cls.moved_settings:
+                        msg = f"not a setting here: {cls.moved_settings[key]}"
+                    err = PydanticCustomError("unknown_setting", "{detail}", {"detail": msg})
+                    raise ValidationError.from_exception_data(
+                        cls.__name__, [{"type": err, "loc": (key,), "input": value}]
+                    )
+        return data
+
+
+_Strict = StrictModel
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line for a pydantic error: ``<path>: <what is wrong> (got <value>)``, plus how
+    many further errors there are."""
+    errs = exc.errors(include_url=False)
+    first = errs[0]
+    loc = ".".join(str(x) for x in (*filter(None, prefix.split(".")), *first["loc"]))
+    msg = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    if first["type"] not in ("value_error", "unknown_setting", "missing") and (
+        got is None or isinstance(got, (str, int, float))
+    ):
+        text = repr(got)
+        msg += f" (got {text if len(text) <= 40 else text[:37] + '...'})"
+    more = f" (and {len(errs) - 1} more error(s))" if len(errs) > 1 else ""
+    return f"{loc or '(top level)'}: {msg}{more}"
+
+
+def _one_line(exc: EmobenchError) -> ValueError:
+    """An emobench error raised inside a validator, as the ValueError pydantic reports."""
+    return ValueError(" ".join(str(exc).split()))
+
+
+def folder_name(v: str) -> str:
+    """Check a name used as a folder (``results/<name>``): non-empty, no path separators,
+    not ``.``/``..``, no leading or trailing spaces, no control characters."""
+    if (
+        not v.strip()
+        or v != v.strip()
+        or v in (".", "..")
+        or any(c in v for c in "/\\")
+        or any(ord(c) < 32 for c in v)
+    ):
+        raise ValueError(
+            "must be a non-empty folder name without '/', '\\', control characters "
+            f"or leading/trailing spaces, and not '.' or '..'; got {v!r}"
+        )
+    return v
+
+
+def _unique(v: list[Any]) -> list[Any]:
+    seen = [x for i, x in enumerate(v) if x in v[:i]]
+    if seen:
+        raise ValueError(f"{seen[0]!r} is listed twice")
+    return v
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class TrainSettings(StrictModel):
+    """Training settings of the vision-only baselines and the linear probes: the ``[train]``
+    table and each ``models.N.options.train`` (which overrides it for one model).
+
+    :class:`emobench.models.baseline.train.TrainConfig` is these settings plus the run's
+    ``seed`` and ``device``; see its docstring for what each setting does.
+    """
+
+    moved_settings: ClassVar[dict[str, str]] = {
+        "seed": "the run's seeds are sweep.seeds",
+        "device": "the device is the top-level device setting (or --device)",
+    }
+
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 32
+    lr: Annotated[Float, Field(gt=0)] = 3e-3
+    weight_decay: Annotated[Float, Field(ge=0)] = 1e-2
+    train_frames: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (4, 8, 16)
+    encoder_frames: PositiveInt = 4
+    eval_frames: PositiveInt = 8
+    val_fraction: Annotated[Float, Field(ge=0, lt=1)] = 0.1
+    patience: PositiveInt = 5
+    crt_epochs: PositiveInt = 10
+    crop_pad: Annotated[Int, Field(ge=0)] = 2
+    jitter: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    encoder_probe: Literal["delta", "mean"] = "delta"
+
+
+def check_train(v: dict[str, Any]) -> dict[str, Any]:
+    """Validate a training-overrides table (errors nest under its path); returns it as is."""
+    TrainSettings.model_validate(v)
+    return v
+
+
+#: A training-overrides table, validated, kept as the user wrote it (the engine merges them).
+TrainTable = Annotated[dict[str, Any], Field(description="training settings (TrainSettings)")]
 
 
 class DatasetConfig(_Strict):
@@ -62,13 +197,65 @@ class DatasetConfig(_Strict):
             raise ValueError(f"unknown dataset {v!r}; allowed: {', '.join(sorted(_REGISTRY))}")
         return v
 
+    @field_validator("root", mode="before")
+    @classmethod
+    def _root_given(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("root must be a folder path, got an empty string")
+        return v
+
+    @field_validator("folds", mode="before")
+    @classmethod
+    def _fold_numbers(cls, v: Any) -> Any:
+        ok = v == "all" or (
+            isinstance(v, list)
+            and v
+            and all(type(x) is int and x >= 1 for x in v)
+            and len(set(v)) == len(v)
+        )
+        if not ok:
+            raise ValueError(
+                f'folds must be "all" or a list of distinct fold numbers >= 1, got {v!r}'
+            )
+        return v
+
+    @field_validator("generate")
+    @classmethod
+    def _generator_options(
+        cls, v: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
+        name = info.data.get("name")
+        if v is None or name is None:
+            return v
+        if name != "synth":
+            raise ValueError(f"only the synth dataset can be generated, not {name!r}")
+        from emobench.data.synth.generate import SynthConfig
+
+        unknown = [k for k in v if k not in SynthConfig.model_fields]
+        if unknown:
+            raise ValueError(
+                f"unknown generator option {unknown[0]!r}; allowed: "
+                + ", ".join(SynthConfig.model_fields)
+            )
+        try:
+            SynthConfig.model_validate(v)  # its errors nest under generate.<key>
+        except EmobenchError as exc:  # e.g. a bad class profile
+            raise _one_line(exc) from None
+        return v
+
 
 class ModelConfig(_Strict):
     adapter: str = Field(description="model registry name, e.g. baseline:gru")
     name: str | None = Field(None, description="display name (default: the adapter name)")
-    rebalancing: list[str] | None = Field(None, description="overrides sweep.rebalancing")
-    prior_correction: list[str] | None = Field(None, description="overrides sweep.prior_correction")
-    options: dict[str, Any] = Field(default_factory=dict, description="adapter options")
+    rebalancing: list[str] | None = Field(
+        None, min_length=1, description="overrides sweep.rebalancing"
+    )
+    prior_correction: list[str] | None = Field(
+        None, min_length=1, description="overrides sweep.prior_correction"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="adapter options (the family's options model)"
+    )
 
     @property
     def display_name(self) -> str:
@@ -82,7 +269,14 @@ class ModelConfig(_Strict):
         try:
             check_model_name(v)
         except EmobenchError as exc:  # pydantic reports ValueErrors with the field's path
-            raise ValueError(str(exc)) from None
+            raise _one_line(exc) from None
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("name must not be empty (leave it out to use the adapter name)")
         return v
 
     @field_validator("rebalancing")
@@ -95,16 +289,38 @@ class ModelConfig(_Strict):
     def _known_prior(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else _check_prior(v)
 
+    @field_validator("options")
+    @classmethod
+    def _family_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        adapter = info.data.get("adapter")
+        if adapter is None:  # the adapter's own error is reported
+            return v
+        from emobench.models.registry import check_model_name
+
+        schema = check_model_name(adapter).options
+        if schema is not None:
+            try:
+                schema.model_validate(v)  # its errors nest under options.<key>
+            except EmobenchError as exc:
+                raise _one_line(exc) from None
+        return v  # kept as written: adapters and cache keys see the user's values
+
 
 class SweepConfig(_Strict):
     sampler: list[str] = Field(default_factory=lambda: ["uniform:16"])
-    order: list[Literal["original", "shuffle", "reverse"]] = Field(
+    order: Annotated[list[Literal["original", "shuffle", "reverse"]], Field(min_length=1)] = Field(
         default_factory=lambda: ["original"]
     )
-    enrichment: list[Literal["none"]] = Field(default_factory=lambda: ["none"])
-    rebalancing: list[str] = Field(default_factory=lambda: ["instance-balanced"])
-    prior_correction: list[str] = Field(default_factory=lambda: ["none"])
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    enrichment: Annotated[list[Literal["none"]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["none"]
+    )
+    rebalancing: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["instance-balanced"]
+    )
+    prior_correction: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["none"]
+    )
+    seeds: Annotated[list[Seed], Field(min_length=1)] = Field(default_factory=lambda: [0])
 
     @field_validator("sampler")
     @classmethod
@@ -117,10 +333,15 @@ class SweepConfig(_Strict):
                 try:
                     out.append(str(parse_spec(spec)))
                 except SamplerSpecError as exc:
-                    raise ValueError(str(exc)) from None
+                    raise _one_line(exc) from None
         if not out:
             raise ValueError("at least one sampler is needed")
         return list(dict.fromkeys(out))
+
+    @field_validator("order", "enrichment", "seeds")
+    @classmethod
+    def _no_repeats(cls, v: list[Any]) -> list[Any]:
+        return _unique(v)
 
     @field_validator("rebalancing")
     @classmethod
@@ -135,32 +356,53 @@ class SweepConfig(_Strict):
 
 class CacheConfig(_Strict):
     dir: Path | None = Field(None, description="cache folder (default: <out>/../.emobench-cache)")
-    frames: bool = Field(False, description="also cache decoded frames on disk (uint8 .npy)")
+    frames: Bool = Field(False, description="also cache decoded frames on disk (uint8 .npy)")
 
 
 class MetricsConfig(_Strict):
     rule: Literal["relative", "absolute"] = "relative"
-    head: float | None = Field(
+    head: Float | None = Field(
         None, gt=0, description="head threshold (default: 0.5 x largest, or 100 clips if absolute)"
     )
-    tail: float | None = Field(
+    tail: Float | None = Field(
         None, gt=0, description="tail threshold (default: 0.2 x largest, or 20 clips if absolute)"
     )
-    n_resamples: int = Field(1000, ge=0)
-    seed: int = 0
+    n_resamples: Int = Field(1000, ge=0)
+    seed: Seed = 0
+
+
+class VideoConfig(_Strict):
+    backend: Literal["auto", "pyav", "decord"] = Field(
+        "auto",
+        description='decoding backend; "auto" uses decord only where checked against PyAV '
+        "on this machine",
+    )
 
 
 class RunConfig(_Strict):
-    name: str = "run"
+    name: str = Field("run", description="results go to results/<name> unless --out is given")
     description: str = ""
     datasets: list[DatasetConfig] = Field(min_length=1)
     models: list[ModelConfig] = Field(min_length=1)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
-    train: dict[str, Any] = Field(default_factory=dict, description="baseline training defaults")
+    train: TrainTable = Field(
+        default_factory=dict, description="training defaults of the baselines and probes"
+    )
     cache: CacheConfig = Field(default_factory=CacheConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    limit: int | None = Field(None, ge=1, description="at most N clips per split and fold")
+    limit: Int | None = Field(None, ge=1, description="at most N clips per split and fold")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_safe(cls, v: str) -> str:
+        return folder_name(v)
+
+    @field_validator("train")
+    @classmethod
+    def _train_settings(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_train(v)
 
 
 def _check_rebalancing(v: list[str]) -> list[str]:
@@ -169,7 +411,7 @@ def _check_rebalancing(v: list[str]) -> list[str]:
     bad = [x for x in v if x not in REBALANCING]
     if bad:
         raise ValueError(f"unknown rebalancing {bad}; allowed: {', '.join(REBALANCING)}")
-    return v
+    return _unique(v)
 
 
 def _check_prior(v: list[str]) -> list[str]:
@@ -178,14 +420,20 @@ def _check_prior(v: list[str]) -> list[str]:
     bad = [x for x in v if x not in PRIOR_CORRECTIONS]
     if bad:
         raise ValueError(f"unknown prior correction {bad}; allowed: {', '.join(PRIOR_CORRECTIONS)}")
-    return v
+    return _unique(v)
 
 
 def expand_spec_list(item: str) -> list[str]:
-    """``"uniform:2,4,8"`` → ``["uniform:2", "uniform:4", "uniform:8"]``; others unchanged."""
+    """``"uniform:2,4,8"`` → ``["uniform:2", "uniform:4", "uniform:8"]``; others unchanged.
+
+    An empty item (``uniform:2,,4`` or a trailing comma) is a ``ValueError``.
+    """
     if ":" in item and "," in item:
         kind, values = item.split(":", 1)
-        return [f"{kind}:{x.strip()}" for x in values.split(",") if x.strip()]
+        parts = [x.strip() for x in values.split(",")]
+        if not all(parts):
+            raise ValueError(f"sampler list {item!r} has an empty item")
+        return [f"{kind}:{x}" for x in parts]
     return [item]
 
 
@@ -224,44 +472,56 @@ def read_config_source(source: str) -> tuple[dict[str, Any], str]:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (value parsed as TOML, else a plain string).
 
-    List items are addressed by position: ``datasets.0.root=/data/dfew``.
+    List items are addressed by position: ``datasets.0.root=/data/dfew``. Missing tables
+    are created; a path through a value that is not a table or list, a list position out of
+    range, an empty key part and an empty value are each a :class:`ConfigError`.
     """
     import copy
 
     data = copy.deepcopy(data)
     for item in overrides:
-        if "=" not in item:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        parts = key.strip().split(".")
+        parts = key.split(".")
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"--set {key}: empty key part (keys look like sweep.seeds)")
+        value = _parse_value(key, raw)
         node: Any = data
-        for i, part in enumerate(parts[:-1]):
-            node = _child(node, part, ".".join(parts[: i + 1]), create=True)
-        last = parts[-1]
-        if isinstance(node, list):
-            node[_list_pos(node, last, key)] = value
-        else:
-            node[last] = value
+        for i, part in enumerate(parts):
+            where = ".".join(parts[:i])
+            if not isinstance(node, (dict, list)):
+                text = repr(node) if len(repr(node)) <= 40 else repr(node)[:37] + "..."
+                raise ConfigError(f"--set {key}: {where} is {text}, not a table")
+            if isinstance(node, list):
+                pos = _list_pos(node, part, key, where)
+                if i == len(parts) - 1:
+                    node[pos] = value
+                else:
+                    node = node[pos]
+            elif i == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})  # a missing table is created
     return data
 
 
-def _child(node: Any, part: str, path: str, *, create: bool) -> Any:
-    if isinstance(node, list):
-        return node[_list_pos(node, part, path)]
-    if not isinstance(node, dict):
-        raise ConfigError(f"--set {path}: {path.rsplit('.', 1)[0]} is not a table")
-    if part not in node and create:
-        node[part] = {}
-    return node[part]
+def _parse_value(key: str, raw: str) -> Any:
+    """A --set value: TOML when it parses as one value, else the text (stripped)."""
+    if not raw.strip():
+        raise ConfigError(f'--set {key}: empty value; give one (a quoted "" for an empty string)')
+    try:
+        parsed = tomllib.loads(f"v = {raw}")
+    except tomllib.TOMLDecodeError:
+        return raw.strip()
+    return parsed["v"] if list(parsed) == ["v"] else raw.strip()
 
 
-def _list_pos(node: list, part: str, path: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"--set {path}: index {part!r} outside 0..{len(node) - 1}")
+def _list_pos(node: list, part: str, key: str, where: str) -> int:
+    if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
+        have = f"indexes 0..{len(node) - 1}" if node else "it is empty"
+        raise ConfigError(f"--set {key}: list {where} has no index {part!r} ({have})")
     return int(part)
 
 
@@ -273,12 +533,9 @@ def load_config(source: str = "quickstart", overrides: list[str] | None = None) 
 
 
 def validate_config(data: dict[str, Any], origin: str = "config") -> RunConfig:
+    """Validate a raw config dict; any problem is one :class:`ConfigError` line naming the
+    field (``<origin>: train.epochs: Input should be a valid integer (got 1.5)``)."""
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        errs = exc.errors()
-        first = errs[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        msg = first["msg"].removeprefix("Value error, ")
-        more = f" (and {len(errs) - 1} more error(s))" if len(errs) > 1 else ""
-        raise ConfigError(f"{origin}: {loc}: {msg}{more}") from None
+        raise ConfigError(f"{origin}: {describe_validation_error(exc)}") from None

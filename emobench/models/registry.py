@@ -10,9 +10,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emobench.errors import EmobenchError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 # Modules that register model families when imported (imported lazily).
 _MODULES = ("emobench.models.baseline.adapter", "emobench.models.openclip.adapter")
@@ -28,18 +31,29 @@ class ModelFamily:
     factory: Callable[..., Any]  # (argument: str, options: dict) -> adapter
     description: str
     arguments: tuple[str, ...] = ()  # allowed arguments when the set is closed (e.g. heads)
+    #: the ``[models.options]`` schema (a pydantic model, extra keys forbidden), validated
+    #: at config load so a bad option is one error line naming ``models.N.options.<key>``
+    options: type[BaseModel] | None = None
 
 
 _FAMILIES: dict[str, ModelFamily] = {}
 
 
 def register_model(
-    family: str, description: str, arguments: tuple[str, ...] = ()
+    family: str,
+    description: str,
+    arguments: tuple[str, ...] = (),
+    options: type[BaseModel] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register ``factory(argument, options)`` for ``family:<argument>`` names."""
+    """Decorator: register ``factory(argument, options)`` for ``family:<argument>`` names.
+
+    ``options`` is the family's options model (see :class:`emobench.config.StrictModel`);
+    config loading validates ``models.N.options`` with it. The factory still receives the
+    options as the plain dict the user wrote.
+    """
 
     def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-        _FAMILIES[family] = ModelFamily(family, factory, description, arguments)
+        _FAMILIES[family] = ModelFamily(family, factory, description, arguments, options)
         return factory
 
     return deco
@@ -81,3 +95,16 @@ def create_model(name: str, options: dict[str, Any] | None = None) -> Any:
     """Build the adapter for ``name`` (heavy imports happen here, not at registration)."""
     info = check_model_name(name)
     return info.factory(split_name(name)[1], dict(options or {}))
+
+
+def parse_options(name: str, schema: type[BaseModel], options: dict[str, Any]) -> Any:
+    """Validate a model's options with its family's schema; a problem is one
+    :class:`UnknownModelError` line (``baseline:gru: options.crop: ...``)."""
+    from pydantic import ValidationError
+
+    from emobench.config import describe_validation_error
+
+    try:
+        return schema.model_validate(dict(options))
+    except ValidationError as exc:
+        raise UnknownModelError(f"{name}: {describe_validation_error(exc, 'options')}") from None

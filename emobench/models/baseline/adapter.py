@@ -19,20 +19,55 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
+from emobench.config import PositiveInt, StrictModel, check_train
 from emobench.models.base import FitContext, FrameFeatureModel
-from emobench.models.registry import register_model
+from emobench.models.registry import parse_options, register_model
 
 HEAD_NAMES = ("mean", "gru", "transformer")
+
+
+class EncoderOptions(StrictModel):
+    """``encoder``: keyword arguments of the CNN frame encoder (its ``side`` is the crop, or
+    the frame size without one)."""
+
+    widths: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (16, 32, 64, 128)
+    readout: Literal["spatial", "gap"] = "spatial"
+    grid: PositiveInt = 4
+    input_norm: Literal["fixed", "frame"] = "frame"
+
+
+class BaselineOptions(StrictModel):
+    """``[models.options]`` of ``baseline:<head>`` (see the module docstring)."""
+
+    frame_size: Annotated[PositiveInt, Field(le=4096)] = 64
+    crop: PositiveInt | None = None
+    encoder: EncoderOptions = Field(default_factory=EncoderOptions)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_train(v)
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> BaselineOptions:
+        if self.crop is not None and self.crop > self.frame_size:
+            raise ValueError(
+                f"crop must be in 1..{self.frame_size} (the frame_size), got {self.crop}"
+            )
+        return self
 
 
 @register_model(
     "baseline",
     "vision-only baseline trained here: small CNN frame encoder + temporal head",
     arguments=HEAD_NAMES,
+    options=BaselineOptions,
 )
 def _create(head: str, options: dict[str, Any]) -> BaselineModel:
     return BaselineModel(head, options)
@@ -50,24 +85,11 @@ class BaselineModel(FrameFeatureModel):
     def __init__(self, head: str, options: dict[str, Any]) -> None:
         self.head_name = head
         self.options = dict(options)
-        self.frame_size = int(self.options.get("frame_size", 64))
-        self.crop = self.options.get("crop")  # centre crop side (pixels) fed to the encoder
-        if self.crop is not None and not 0 < int(self.crop) <= self.frame_size:
-            from emobench.models.registry import UnknownModelError
-
-            raise UnknownModelError(
-                f"baseline:{head}: crop must be in 1..{self.frame_size} "
-                f"(the frame_size), got {self.crop}"
-            )
+        opts: BaselineOptions = parse_options(f"baseline:{head}", BaselineOptions, self.options)
+        self.frame_size = opts.frame_size
+        self.crop = opts.crop  # centre crop side (pixels) fed to the encoder
+        # as written (not the defaults filled in): it is part of the checkpoint recipe
         self.encoder_kwargs = dict(self.options.get("encoder", {}))
-        unknown = set(self.options) - {"frame_size", "crop", "encoder", "train"}
-        if unknown:
-            from emobench.models.registry import UnknownModelError
-
-            raise UnknownModelError(
-                f"baseline:{head}: unknown option(s) {sorted(unknown)}; "
-                "allowed: frame_size, crop, encoder, train"
-            )
         self._encoder: Any = None
         self._head: Any = None
         self._feature_key = ""
@@ -81,7 +103,7 @@ class BaselineModel(FrameFeatureModel):
         from emobench.models.baseline.encoder import FrameEncoder
         from emobench.models.baseline.train import (
             TrainConfig,
-            load_module,
+            load_checkpoint,
             save_module,
             train_encoder,
             train_head,
@@ -105,9 +127,8 @@ class BaselineModel(FrameFeatureModel):
             "labels": self.labels,
         }
         enc_path = ckpt / f"encoder-{_hash(enc_recipe)}.safetensors"
-        if enc_path.is_file():
-            self._encoder = load_module(enc_path)
-        else:
+        self._encoder = load_checkpoint(enc_path, ctx.warn)
+        if self._encoder is None:
             frames, kept = ctx.load_frames(self, train)
             side = int(self.crop or self.frame_size)
             encoder = FrameEncoder(**{"side": side, **self.encoder_kwargs})
@@ -133,9 +154,8 @@ class BaselineModel(FrameFeatureModel):
         head_path = (
             ckpt / f"head-{self.head_name}-{ctx.rebalancing}-{_hash(head_recipe)}.safetensors"
         )
-        if head_path.is_file():
-            self._head = load_module(head_path)
-        else:
+        self._head = load_checkpoint(head_path, ctx.warn)
+        if self._head is None:
             feats, kept = ctx.load_features(self, train)
             self._head, hist = train_head(
                 feats,

@@ -41,14 +41,15 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from emobench.config import Seed, TrainSettings, describe_validation_error
 from emobench.errors import EmobenchError
 from emobench.longtail.rebalance import (
     class_counts,
@@ -65,7 +66,7 @@ ProgressFn = Callable[[int, int, dict[str, Any]], None]
 
 
 class TrainConfigError(EmobenchError):
-    """A training setting out of range."""
+    """A training setting of the wrong type, out of range or unknown."""
 
 
 class TrainDataError(EmobenchError):
@@ -76,8 +77,7 @@ class ModuleFileError(EmobenchError):
     """A saved module that cannot be read back (missing sidecar, unknown kind, bad weights)."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TrainSettings):
     """Settings of one training run (encoder or head).
 
     ``batch_size`` counts clips; ``train_frames`` are the K values drawn per batch when
@@ -87,49 +87,26 @@ class TrainConfig:
     ``crop_pad`` (pixels) and ``jitter`` (relative) set the encoder augmentation;
     ``encoder_probe`` (``delta`` or ``mean``) the encoder's training read-out (module
     docstring).
+
+    The settings, their types and ranges are :class:`emobench.config.TrainSettings` (the
+    ``[train]`` table of a run config, checked at config load); ``seed`` and ``device``
+    are the run's. A bad value is a :class:`TrainConfigError` naming the setting.
     """
 
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    train_frames: tuple[int, ...] = (4, 8, 16)
-    encoder_frames: int = 4
-    eval_frames: int = 8
-    val_fraction: float = 0.1
-    patience: int = 5
-    seed: int = 0
+    seed: Seed = 0
     device: str = "auto"
-    crt_epochs: int = 10
-    crop_pad: int = 2
-    jitter: float = 0.0
-    encoder_probe: str = "delta"
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "train_frames", tuple(int(k) for k in self.train_frames))
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "train_frames": bool(self.train_frames) and min(self.train_frames) >= 1,
-            "encoder_frames": self.encoder_frames >= 1,
-            "eval_frames": self.eval_frames >= 1,
-            "val_fraction": 0.0 <= self.val_fraction < 1.0,
-            "patience": self.patience >= 1,
-            "crt_epochs": self.crt_epochs >= 1,
-            "crop_pad": self.crop_pad >= 0,
-            "jitter": 0.0 <= self.jitter < 1.0,
-            "encoder_probe": self.encoder_probe in ("mean", "delta"),
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
-            raise TrainConfigError(f"bad training setting(s): {values}")
+    def __init__(self, **settings: Any) -> None:
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:
+            raise TrainConfigError(
+                f"bad training setting {describe_validation_error(exc)}"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (for sidecars and manifests)."""
-        out = asdict(self)
+        out = self.model_dump()
         out["train_frames"] = list(self.train_frames)
         return out
 

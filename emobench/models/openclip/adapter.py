@@ -40,19 +40,57 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
+from emobench.config import Int, PositiveInt, Seed, StrictModel, check_train
 from emobench.errors import EmobenchError
 from emobench.models.base import FitContext, FrameFeatureModel
-from emobench.models.registry import UnknownModelError, register_model
+from emobench.models.registry import UnknownModelError, parse_options, register_model
 
 POOLS = ("mean", "max", "mean-logit")
 PROBES = ("none", "linear")
-OPTIONS = (
-    "pool", "probe", "prompts", "frame_size", "crop", "batch_size", "seed", "cache_dir", "train",
-)  # fmt: skip
+
+
+class OpenClipOptions(StrictModel):
+    """``[models.options]`` of ``openclip:<arch>[@<weights>]`` (see the module docstring).
+
+    ``frame_size`` and ``crop`` default (None, or 0) to the weights' ``preprocess``
+    metadata, else the model's input size and no crop; whether ``crop`` fits the frame size
+    is checked when the model is built (the default frame size comes from the weights).
+    """
+
+    pool: Literal["mean", "max", "mean-logit"] = "mean"
+    probe: Literal["none", "linear"] = "none"
+    prompts: dict[str, Any] | None = None
+    frame_size: Annotated[Int, Field(ge=0, le=4096)] | None = None
+    crop: Annotated[Int, Field(ge=0)] | None = None
+    batch_size: PositiveInt = 64
+    seed: Seed = 0
+    cache_dir: str | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        from emobench.models.openclip.prompts import prompt_set
+
+        try:
+            prompt_set(None, v)
+        except EmobenchError as exc:  # pydantic names the field for ValueErrors
+            raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_train(v)
+
+
+#: The option names (kept for callers that listed them).
+OPTIONS = tuple(OpenClipOptions.model_fields)
 
 PACKAGE_MODELS = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PACKAGE_MODELS / "configs"
@@ -76,6 +114,7 @@ class OpenClipError(EmobenchError):
     "openclip",
     "contrastive VLM (open_clip) zero-shot from prompt ensembles, or a linear probe; "
     "openclip:<arch>[@<tag or weights file>], e.g. openclip:emobench-tiny@synth-web",
+    options=OpenClipOptions,
 )
 def _create(argument: str, options: dict[str, Any]) -> OpenClipModel:
     return OpenClipModel(argument, options)
@@ -307,29 +346,13 @@ class OpenClipModel(FrameFeatureModel):
 
     def __init__(self, argument: str, options: dict[str, Any]) -> None:
         self.options = dict(options)
-        unknown = set(self.options) - set(OPTIONS)
-        if unknown:
-            raise UnknownModelError(
-                f"openclip:{argument}: unknown option(s) {sorted(unknown)}; "
-                f"allowed: {', '.join(OPTIONS)}"
-            )
+        opts: OpenClipOptions = parse_options(f"openclip:{argument}", OpenClipOptions, options)
         self.arch, spec = parse_argument(argument)
-        self.pool = str(self.options.get("pool", "mean"))
-        if self.pool not in POOLS:
-            raise UnknownModelError(f"openclip: pool {self.pool!r}; allowed: {', '.join(POOLS)}")
-        self.probe = str(self.options.get("probe", "none"))
-        if self.probe not in PROBES:
-            raise UnknownModelError(f"openclip: probe {self.probe!r}; allowed: {', '.join(PROBES)}")
-        self.seed = int(self.options.get("seed", 0))
-        self.batch_size = int(self.options.get("batch_size", 64))
-        if self.batch_size < 1:
-            raise UnknownModelError(f"openclip: batch_size must be >= 1, got {self.batch_size}")
-        self.weights_path, self.weights_tag = resolve_weights(
-            self.arch, spec, self.options.get("cache_dir")
-        )
-        from emobench.models.openclip.prompts import prompt_set
-
-        prompt_set(None, self.options.get("prompts"))  # validate early: one clear error
+        self.pool = opts.pool
+        self.probe = opts.probe
+        self.seed = opts.seed
+        self.batch_size = opts.batch_size
+        self.weights_path, self.weights_tag = resolve_weights(self.arch, spec, opts.cache_dir)
         self.labels: list[str] = []
         self._model: Any = None
         self._tokenizer: Any = None
@@ -339,11 +362,9 @@ class OpenClipModel(FrameFeatureModel):
         self.image_size = 0
         meta = weights_preprocess(self.weights_path)
         self.frame_size = (
-            int(self.options.get("frame_size", 0))
-            or int(meta.get("frame_size", 0))
-            or self._config_image_size()
+            (opts.frame_size or 0) or int(meta.get("frame_size", 0)) or self._config_image_size()
         )
-        crop = self.options.get("crop", meta.get("crop", 0))
+        crop = opts.crop if opts.crop is not None else meta.get("crop", 0)
         self.crop = int(crop or 0)
         if not 0 <= self.crop <= self.frame_size:
             raise UnknownModelError(
@@ -433,7 +454,7 @@ class OpenClipModel(FrameFeatureModel):
         from emobench.data.index import fingerprint
         from emobench.models.baseline.train import (
             TrainConfig,
-            load_module,
+            load_checkpoint,
             save_module,
         )
 
@@ -452,8 +473,8 @@ class OpenClipModel(FrameFeatureModel):
         path = Path(ctx.checkpoint_dir) / (
             f"openclip-probe-{ctx.rebalancing}-{_hash(recipe)}.safetensors"
         )
-        if path.is_file():
-            self._head = load_module(path)
+        self._head = load_checkpoint(path, ctx.warn)
+        if self._head is not None:
             return
         feats, kept = ctx.load_features(self, train)
         y = np.array([self.labels.index(lb) for lb in train["label"].to_list()])[kept]
