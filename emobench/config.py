@@ -197,6 +197,31 @@ class DatasetConfig(_Strict):
             raise ValueError(f"unknown dataset {v!r}; allowed: {', '.join(sorted(_REGISTRY))}")
         return v
 
+    @field_validator("options")
+    @classmethod
+    def _loader_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Options are the loader's keyword parameters (a bool default takes a bool)."""
+        import inspect
+
+        from emobench.data.registry import get_dataset
+
+        name = info.data.get("name")
+        if name is None:
+            return v
+        params = {
+            p.name: p
+            for p in inspect.signature(get_dataset(name).loader).parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+            or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)
+        }
+        for key, value in v.items():
+            if key not in params:
+                allowed = ", ".join(params) or "none"
+                raise ValueError(f"unknown {name} loader option {key!r}; allowed: {allowed}")
+            if isinstance(params[key].default, bool) and not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, got {value!r}")
+        return v
+
     @field_validator("root", mode="before")
     @classmethod
     def _root_given(cls, v: Any) -> Any:

@@ -108,6 +108,10 @@ def test_grid_expansion_and_groups():
             {"datasets": [{"name": "synth", "root": "/x", "generate": {"size": 49}}]},
             "datasets.0.generate",
         ),
+        (
+            {"datasets": [{"name": "synth", "root": "/x", "options": {"check_file": True}}]},
+            "datasets.0.options: unknown synth loader option 'check_file'; allowed: check_files",
+        ),
         ({"video": {"backend": "vhs"}}, "video.backend"),
         ({"cache": {"frames": "yes"}}, "cache.frames"),
         ({"limit": 2.0}, "limit"),
