@@ -784,11 +784,34 @@ def load_module(path: str | Path) -> nn.Module:
     else:
         raise ModuleFileError(f"{path}: unknown module kind {spec.get('kind')!r}")
     try:
-        module.load_state_dict(load_file(str(path)), strict=True)
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises SafetensorError for truncated files
+        reason = " ".join(str(exc).split())
+        raise ModuleFileError(f"{path}: unreadable weights ({reason})") from None
+    try:
+        module.load_state_dict(tensors, strict=True)
     except (RuntimeError, OSError) as exc:
         raise ModuleFileError(f"{path}: weights do not match {spec}: {exc}") from None
     module.emobench_config = meta.get("config", {})
     return module.eval()
+
+
+def load_checkpoint(path: str | Path, warn: Callable[[str], None]) -> nn.Module | None:
+    """A checkpoint written by :func:`save_module`, or None when there is none to reuse.
+
+    A damaged checkpoint (truncated or empty weights, unreadable sidecar) is reported
+    through ``warn`` in one line and removed, so the caller trains it again.
+    """
+    path = Path(path)
+    if not path.exists() and not sidecar_path(path).exists():
+        return None
+    try:
+        return load_module(path)
+    except ModuleFileError as exc:
+        warn(f"damaged checkpoint {path.name} ({exc}): removed, it is trained again")
+        for p in (path, sidecar_path(path)):
+            p.unlink(missing_ok=True)
+        return None
 
 
 __all__ = [
@@ -797,6 +820,7 @@ __all__ = [
     "TrainConfig",
     "TrainConfigError",
     "TrainDataError",
+    "load_checkpoint",
     "load_module",
     "predict_head",
     "read_module_config",
