@@ -337,3 +337,48 @@ def test_cli_errors_are_one_line(synth_root, tmp_path):
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert lines[-1].startswith("error:") and "is a file, not a folder" in lines[-1]
     assert "Traceback" not in res.output
+
+
+# ----------------------------------------------------------------------------- stamps
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3)
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(["a", "b", "epochs", "lr"]), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+
+
+def test_a_stamp_is_reused_only_when_everything_matches():
+    """Any difference in settings, data, media or code makes a part stale, with a reason."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from emobench.runner.parts import make_stamp, stamp_change
+
+    code = st.fixed_dictionaries({"emobench": st.just("0.1.0"), "source": st.text(max_size=2)})
+    stamp = st.builds(
+        make_stamp,
+        st.dictionaries(st.sampled_from(["cell", "model", "train", "limit"]), _json_values()),
+        st.text(max_size=2),
+        st.text(max_size=2),
+        code,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(stamp, stamp)
+    def check(a, b):
+        why = stamp_change(a, b)
+        assert (why is None) == (a == b)
+        assert stamp_change(a, dict(a)) is None
+        if why is not None:
+            assert "\n" not in why and why
+
+    check()
