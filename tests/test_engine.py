@@ -232,14 +232,11 @@ def test_existing_synth_folder_with_other_settings_is_a_warning(synth_root, tmp_
 
 
 def test_bad_model_option_stops_the_run_before_any_work(synth_root, tmp_path):
-    from emobench.models.registry import UnknownModelError
+    from emobench.config import ConfigError
 
     models = [
         {"adapter": "baseline:gru", "name": "gru", "options": TINY},
         {"adapter": "baseline:mean", "name": "mean", "options": {**TINY, "crop": 500}},
     ]
-    engine = Engine(_cfg(synth_root, models=models), tmp_path / "run", progress=False)
-    engine.load_datasets()
-    with pytest.raises(UnknownModelError, match="crop must be in 1..32"):
-        engine.execute()
-    assert not list((tmp_path / "run").rglob("*.parquet"))  # nothing was trained or written
+    with pytest.raises(ConfigError, match=r"models.1.options: crop must be in 1..32"):
+        _cfg(synth_root, models=models)  # at load, so --dry-run catches it too
