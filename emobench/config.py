@@ -39,7 +39,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from emobench.errors import EmobenchError
+from emobench.errors import EmobenchError, describe_validation_error
 
 ORDERS = ("original", "shuffle", "reverse")
 ENRICHMENTS = ("none",)  # the enrichment issue adds MSCE settings here
@@ -89,23 +89,6 @@ class StrictModel(BaseModel):
 
 
 _Strict = StrictModel
-
-
-def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One line for a pydantic error: ``<path>: <what is wrong> (got <value>)``, plus how
-    many further errors there are."""
-    errs = exc.errors(include_url=False)
-    first = errs[0]
-    loc = ".".join(str(x) for x in (*filter(None, prefix.split(".")), *first["loc"]))
-    msg = first["msg"].removeprefix("Value error, ")
-    got = first.get("input")
-    if first["type"] not in ("value_error", "unknown_setting", "missing") and (
-        got is None or isinstance(got, (str, int, float))
-    ):
-        text = repr(got)
-        msg += f" (got {text if len(text) <= 40 else text[:37] + '...'})"
-    more = f" (and {len(errs) - 1} more error(s))" if len(errs) > 1 else ""
-    return f"{loc or '(top level)'}: {msg}{more}"
 
 
 def _one_line(exc: EmobenchError) -> ValueError:
