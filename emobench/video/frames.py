@@ -3,49 +3,232 @@
 Two media kinds, one interface (:class:`FrameSource`), chosen by name through
 :func:`open_source` (the clip index's ``media`` column):
 
-- ``video`` -> :class:`VideoFrameSource`: decord, one batched ``get_batch`` per clip.
+- ``video`` -> :class:`VideoFrameSource`: video files, decoded by a backend (below).
 - ``frames`` -> :class:`FolderFrameSource`: a folder of JPEG/PNG images in frame-number order.
 
+Video backends (:data:`BACKENDS`, the ``backend`` option):
+
+- ``pyav`` (:mod:`~emobench.video.pyav_source`): PyAV, the FFmpeg bundled in its wheel. The
+  reference: it decodes every size on every CPU tried.
+- ``decord`` (:mod:`~emobench.video.decord_source`): decord2, a fast path that fails on some
+  CPUs (``DECORDArrayCopyFromTo`` for some sizes) and is not trusted blindly.
+- ``auto`` (default): decord where it was seen to agree with PyAV, else PyAV. Per process,
+  a table of (source ``WxH``, output size) pairs: the first :data:`CHECK_CLIPS` clips of a
+  new pair are decoded by both and compared (:data:`MAX_MEAN_DIFF`, :data:`MAX_DIFF`,
+  :data:`MAX_P99_DIFF`); PyAV's frames are returned meanwhile. A pair whose checks all
+  passed uses decord from then on, one that failed (decord error or mismatch) uses PyAV.
+  A decord error on a clip of a passed pair falls back to PyAV for that clip.
+
+What was decoded how is counted in :func:`decode_stats` (for the run manifest).
+
 Indices may repeat and be unsorted: each source decodes the sorted unique set once and
-gathers, so the result follows the requested order. Any failure (missing file, empty or
-corrupt video, unreadable image, index out of range) becomes one :class:`FrameReadError`
-that names the clip and the reason, never a raw decord/PIL traceback.
+gathers, so the result follows the requested order. Frame ``i`` is the ``i``-th decoded
+frame (presentation order) in every backend. Any failure (missing file, empty or corrupt
+video, unreadable image, index out of range, fewer frames than the container or the
+annotation says) becomes one :class:`FrameReadError` that names the clip and the reason (a
+video reason names the decoder, e.g. ``pyav: corrupt or undecodable video (...)``), never a
+raw decoder/PIL traceback.
 
 ``size`` (optional) resizes every frame to ``size x size`` (square; the aspect ratio is not
 kept). Face datasets ship square face-aligned crops and models take square inputs, so a
-square resize during decoding (decord's ``width``/``height``, i.e. FFmpeg's scaler) is both
-what the pipeline needs and the cheapest way to get it.
+square resize during decoding (FFmpeg's scaler, bicubic) is both what the pipeline needs
+and the cheapest way to get it.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import math
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from emobench.errors import EmobenchError
+from emobench.video._common import (
+    FrameReadError,
+    FrameSourceError,
+    as_indices,
+    check_size,
+    describe,
+    gather,
+    range_reason,
+)
+from emobench.video.decord_source import DecordVideoSource
+from emobench.video.pyav_source import PyAVVideoSource
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 
+#: Values of the ``backend`` option: ``auto`` and the concrete decoders.
+BACKENDS = ("auto", "pyav", "decord")
 
-class FrameReadError(EmobenchError):
-    """Frames of a clip could not be read; names the clip, its path and the reason."""
+#: Clips of a (source size, output size) pair that ``auto`` decodes with both backends
+#: before it trusts decord for the pair.
+CHECK_CLIPS = 3
+#: Largest mean absolute difference (grey levels, over all frames, pixels and channels)
+#: between decord and PyAV for a pair to pass.
+MAX_MEAN_DIFF = 2.0
+#: Largest absolute difference at native size (no scaling: same H.264 decoder and colour
+#: conversion, 0 measured on clean runs).
+MAX_DIFF = 12
+#: Largest 99th percentile of the absolute difference when scaling. The two FFmpeg builds'
+#: bicubic scalers differ at sharp edges: measured on synth clips 32..128 px scaled to
+#: 64..299 px, mean <= 1.3, 99th percentile <= 17, max up to 41; a frame shifted by one
+#: pixel gives a 99th percentile of 34 or more.
+MAX_P99_DIFF = 24
 
-    def __init__(self, clip_id: str | None, path: str, reason: str) -> None:
-        self.clip_id = clip_id
-        self.path = str(path)
-        self.reason = reason
-        name = clip_id if clip_id is not None else os.path.basename(self.path.rstrip("/"))
-        super().__init__(f"cannot read frames of clip {name!r} ({self.path}): {reason}")
+#: Fallback reasons kept in :class:`DecodeStats` (the first ones).
+MAX_FALLBACK_REASONS = 20
 
 
-class FrameSourceError(EmobenchError):
-    """A frame source cannot be built: unknown media kind or a bad option."""
+@functools.cache
+def _installed() -> tuple[str, ...]:
+    return tuple(
+        name
+        for name, module in (("pyav", "av"), ("decord", "decord"))
+        if importlib.util.find_spec(module) is not None
+    )
+
+
+def available_backends() -> list[str]:
+    """The concrete backends installed here, reference first: ``["pyav", "decord"]``
+    (``["pyav"]`` without decord)."""
+    return list(_installed())
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise FrameSourceError(f"unknown video backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if backend != "auto" and backend not in available_backends():
+        raise FrameSourceError(
+            f"video backend {backend!r} is not installed here; "
+            f"available: {', '.join(['auto', *available_backends()])}"
+        )
+    return backend
+
+
+# ------------------------------------------------------------------ decode statistics
+
+
+@dataclass
+class DecodeStats:
+    """How this process decoded clips: what the engine puts in a run manifest.
+
+    ``clips``: clips read per backend (``pyav``, ``decord``; ``images`` for frame folders).
+    ``fallbacks``: clips decord failed on that PyAV then decoded (``auto`` only), with the
+    first :data:`MAX_FALLBACK_REASONS` ``{"clip", "reason"}`` in ``fallback_reasons``.
+    ``checks``: one entry per (source size, output size) pair ``auto`` checked:
+    ``{"source": "112x112", "size": 64 (None: native), "result": "decord ok" | "checking" |
+    "mismatch: ..." | "decord error: ...", "clips": clips compared, "mean_diff",
+    "p99_diff", "max_diff": the worst seen}``.
+    """
+
+    clips: dict[str, int] = field(default_factory=dict)
+    fallbacks: int = 0
+    fallback_reasons: list[dict[str, str]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return asdict(self)
+
+
+@dataclass
+class _Pair:
+    """What ``auto`` knows about one (source WxH, output size) pair."""
+
+    source: str
+    size: int | None
+    clips: int = 0  # clips compared
+    failed: str | None = None  # the result once a check failed
+    worst: tuple[float, float, float] = (0.0, 0.0, 0.0)  # mean, p99, max
+
+    @property
+    def passed(self) -> bool:
+        return self.failed is None and self.clips >= CHECK_CLIPS
+
+    @property
+    def pending(self) -> bool:
+        return self.failed is None and self.clips < CHECK_CLIPS
+
+    def as_check(self) -> dict[str, Any]:
+        result = self.failed or ("decord ok" if self.passed else "checking")
+        mean, p99, top = self.worst
+        return {
+            "source": self.source,
+            "size": self.size,
+            "result": result,
+            "clips": self.clips,
+            "mean_diff": round(mean, 3),
+            "p99_diff": round(p99, 1),
+            "max_diff": round(top, 1),
+        }
+
+
+_lock = threading.Lock()
+_counts: dict[str, int] = {}
+_fallbacks: list[int] = [0]
+_fallback_reasons: list[dict[str, str]] = []
+_pairs: dict[tuple[int, int, int | None], _Pair] = {}
+
+
+def _count(backend: str) -> None:
+    with _lock:
+        _counts[backend] = _counts.get(backend, 0) + 1
+
+
+def _note_fallback(clip: str, reason: str) -> None:
+    with _lock:
+        _fallbacks[0] += 1
+        if len(_fallback_reasons) < MAX_FALLBACK_REASONS:
+            _fallback_reasons.append({"clip": clip, "reason": reason})
+
+
+def decode_stats() -> DecodeStats:
+    """A snapshot of this process's decode statistics since the last reset."""
+    with _lock:
+        return DecodeStats(
+            clips=dict(_counts),
+            fallbacks=_fallbacks[0],
+            fallback_reasons=[dict(r) for r in _fallback_reasons],
+            checks=[p.as_check() for p in _pairs.values()],
+        )
+
+
+def reset_decode_stats(*, forget_checks: bool = False) -> None:
+    """Zero the clip and fallback counts. The checked pairs stay (they still decide which
+    backend ``auto`` uses, and :func:`decode_stats` keeps reporting them) unless
+    ``forget_checks``, which makes ``auto`` check every pair again."""
+    with _lock:
+        _counts.clear()
+        _fallbacks[0] = 0
+        _fallback_reasons.clear()
+        if forget_checks:
+            _pairs.clear()
+
+
+def compare_frames(
+    decord_frames: np.ndarray, pyav_frames: np.ndarray, scaled: bool
+) -> tuple[str | None, tuple[float, float, float]]:
+    """``(why decord's frames do not match PyAV's or None, (mean, p99, max) difference)``."""
+    if decord_frames.shape != pyav_frames.shape:
+        return (
+            f"mismatch: decord gave shape {decord_frames.shape}, pyav {pyav_frames.shape}",
+            (math.inf, math.inf, math.inf),
+        )
+    if decord_frames.size == 0:
+        return None, (0.0, 0.0, 0.0)
+    diff = np.abs(decord_frames.astype(np.int16) - pyav_frames.astype(np.int16))
+    mean, top = float(diff.mean()), float(diff.max())
+    p99 = float(np.percentile(diff, 99))
+    bad = mean > MAX_MEAN_DIFF or (p99 > MAX_P99_DIFF if scaled else top > MAX_DIFF)
+    reason = f"mismatch: mean {mean:.2f}, p99 {p99:.0f}, max {top:.0f}" if bad else None
+    return reason, (mean, p99, top)
 
 
 @runtime_checkable
@@ -76,84 +259,6 @@ def register_frame_source(name: str) -> Callable[[type], type]:
     return deco
 
 
-def _check_size(size: int | None) -> int | None:
-    if size is None:
-        return None
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise FrameSourceError(f"frame size must be a positive integer or None, got {size!r}")
-    return int(size)
-
-
-def _as_indices(indices: Sequence[int] | np.ndarray, clip_id: str | None, path: str) -> np.ndarray:
-    idx = np.asarray(indices)
-    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-        raise FrameReadError(clip_id, path, "frame indices must be a 1-D list of integers")
-    return idx.astype(np.int64, copy=False)
-
-
-def _check_range(idx: np.ndarray, n: int, clip_id: str | None, path: str) -> None:
-    lo, hi = int(idx.min()), int(idx.max())
-    if lo < 0 or hi >= n:
-        bad = lo if lo < 0 else hi
-        raise FrameReadError(
-            clip_id, path, f"frame index {bad} out of range (clip has {n} frames: 0..{n - 1})"
-        )
-
-
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _check_file(path: str, clip_id: str | None) -> None:
-    """Reject missing, non-file and empty paths with a precise reason before decoding."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise FrameReadError(clip_id, path, "missing file") from None
-    except OSError as exc:
-        raise FrameReadError(clip_id, path, f"cannot access file ({_describe(exc)})") from None
-    if not os.path.isfile(path):
-        raise FrameReadError(clip_id, path, "expected a video file, found a folder or device")
-    if st.st_size == 0:
-        raise FrameReadError(clip_id, path, "empty file (0 bytes)")
-
-
-@functools.lru_cache(maxsize=1)
-def _decord() -> tuple[Any, Any]:
-    """decord's VideoReader and a CPU context, imported once on first use.
-
-    torch, when installed, is imported first: decord loaded before torch lets a CUDA BLAS
-    library take over torch's CPU matrix multiplies in the same process (segfaults seen
-    here). Frame reading almost always precedes a model call, so the cost is not wasted.
-    """
-    import torch  # noqa: F401  (must precede decord, see above)
-    from decord import VideoReader, cpu
-
-    return VideoReader, cpu(0)
-
-
-# Output widths for which decord's resize fails with "DECORDArrayCopyFromTo: The size must
-# exactly match" (decord2 3.4: 1, 2, 3, 4, 6, 8, 12, 16, 24, 48, 72 on every source tried;
-# 112 and 224 work). Learned at run time, so a fixed decord simply never lands here.
-_DECORD_BAD_SIDES: set[int] = set()
-
-
-def _is_resize_bug(exc: BaseException) -> bool:
-    return "DECORDArrayCopyFromTo" in str(exc)
-
-
-def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear square resize with PIL (fallback when decord cannot scale to ``size``)."""
-    from PIL import Image
-
-    out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
-    for i, frame in enumerate(frames):
-        img = Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR)
-        out[i] = np.asarray(img)
-    return out
-
-
 def centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
     """The centre ``side`` × ``side`` pixels of frames (..., H, W, C), as a view.
 
@@ -168,78 +273,119 @@ def centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
 
 @register_frame_source("video")
 class VideoFrameSource:
-    """Video files decoded with decord (FFmpeg), one batched seek-and-decode per read.
+    """Video files decoded by ``backend`` (``auto``, ``pyav`` or ``decord``, see above).
 
-    ``num_threads=0`` lets decord/FFmpeg choose (decord's default); ``1`` is slightly
-    faster for small clips and avoids oversubscription when many workers decode in
-    parallel. ``size`` gives ``size x size`` frames, scaled by FFmpeg during decoding (or by
-    PIL for the few sizes decord's scaler mishandles, see ``_DECORD_BAD_SIDES``).
+    ``size`` gives ``size x size`` frames, scaled by FFmpeg during decoding.
+    ``num_threads``: decoder threads (None: 1, measured the fastest for small clips with
+    either backend, see ``benchmarks/bench_frames.py``; 0: FFmpeg decides).
     """
 
-    def __init__(self, size: int | None = None, num_threads: int = 0) -> None:
-        self.size = _check_size(size)
-        self.num_threads = int(num_threads)
-
-    def _open(self, path: str, clip_id: str | None, side: int | None = None) -> Any:
-        """A decord reader for ``path`` (frames scaled to ``side x side`` when given)."""
-        _check_file(path, clip_id)
-        reader_cls, ctx = _decord()
-        side = -1 if side is None else side
-        try:
-            return reader_cls(path, ctx=ctx, width=side, height=side, num_threads=self.num_threads)
-        except AssertionError:  # decord asserts a positive frame count
-            raise FrameReadError(clip_id, path, "empty video (no frames)") from None
-        except Exception as exc:
-            raise FrameReadError(
-                clip_id, path, f"corrupt or undecodable video ({_describe(exc)})"
-            ) from None
+    def __init__(
+        self, size: int | None = None, backend: str = "auto", num_threads: int | None = None
+    ) -> None:
+        self.size = check_size(size)
+        self.backend = _check_backend(backend)
+        self.num_threads = num_threads
+        self._pyav = PyAVVideoSource(self.size, num_threads)
+        use_decord = backend == "decord" or (backend == "auto" and "decord" in available_backends())
+        self._decord = DecordVideoSource(self.size, num_threads) if use_decord else None
 
     def read(
-        self, path: str, indices: Sequence[int] | np.ndarray, *, clip_id: str | None = None
+        self,
+        path: str,
+        indices: Sequence[int] | np.ndarray,
+        *,
+        clip_id: str | None = None,
+        n_frames: int | None = None,
     ) -> np.ndarray:
         """Frames at ``indices`` in the requested order, uint8 ``(T, H, W, 3)`` RGB.
 
-        One open and one batched decode of the sorted unique indices, then a gather.
+        ``n_frames``: the frame count the caller expects (e.g. the clip index's); a video
+        with another count is a FrameReadError.
         """
         path = os.fspath(path)
-        idx = _as_indices(indices, clip_id, path)
-        size = self.size
-        side = None if size in _DECORD_BAD_SIDES else size  # None: decode at native size
-        vr = self._open(path, clip_id, side)
-        if idx.size == 0:
-            h, w = (size, size) if size is not None else vr[0].shape[:2]
-            return np.empty((0, h, w, 3), dtype=np.uint8)
-        _check_range(idx, len(vr), clip_id, path)
-        uniq, inverse = np.unique(idx, return_inverse=True)
+        if self.backend == "auto" and self._decord is not None:
+            return self._read_auto(path, indices, clip_id, n_frames)
+        source = self._decord if self.backend == "decord" else self._pyav
+        assert source is not None
+        frames = source.read(path, indices, clip_id=clip_id, n_frames=n_frames)
+        _count(source.backend)
+        return frames
+
+    def _read_auto(
+        self,
+        path: str,
+        indices: Sequence[int] | np.ndarray,
+        clip_id: str | None,
+        n_frames: int | None,
+    ) -> np.ndarray:
+        assert self._decord is not None
+        idx = as_indices(indices, clip_id, path)
+        with self._pyav.open(path, clip_id) as video:
+            key = (video.width, video.height, self.size)
+            with _lock:
+                pair = _pairs.setdefault(key, _Pair(f"{video.width}x{video.height}", self.size))
+            if not pair.passed:
+                frames = self._pyav.read_open(video, idx, n_frames)
+                if pair.pending and idx.size:
+                    scaled = self.size is not None and (self.size, self.size) != key[:2]
+                    self._check(pair, path, idx, clip_id, n_frames, frames, scaled)
+                _count("pyav")
+                return frames
         try:
-            batch = vr.get_batch(uniq).asnumpy()
-        except Exception as exc:
-            if side is None or not _is_resize_bug(exc):
-                raise FrameReadError(clip_id, path, f"decoding failed ({_describe(exc)})") from None
-            _DECORD_BAD_SIDES.add(side)
-            return self.read(path, indices, clip_id=clip_id)  # now at native size + PIL
-        if size is not None and side is None:
-            batch = _resize_frames(batch, size)
-        if batch.shape[0] != uniq.size:
-            raise FrameReadError(
-                clip_id, path, f"decoder returned {batch.shape[0]} frames for {uniq.size} indices"
-            )
-        if uniq.size == idx.size and np.array_equal(uniq, idx):
-            return batch  # already sorted and unique: no gather copy
-        return batch[inverse.reshape(-1)]
+            frames = self._decord.read(path, idx, clip_id=clip_id, n_frames=n_frames)
+        except FrameReadError as exc:
+            frames = self._pyav.read(path, idx, clip_id=clip_id, n_frames=n_frames)
+            _note_fallback(clip_id if clip_id is not None else path, exc.reason)
+            _count("pyav")
+            return frames
+        _count("decord")
+        return frames
+
+    def _check(
+        self,
+        pair: _Pair,
+        path: str,
+        idx: np.ndarray,
+        clip_id: str | None,
+        n_frames: int | None,
+        reference: np.ndarray,
+        scaled: bool,
+    ) -> None:
+        """Decode with decord too and record whether it matches PyAV's ``reference``."""
+        assert self._decord is not None
+        try:
+            got = self._decord.read(path, idx, clip_id=clip_id, n_frames=n_frames)
+        except FrameReadError as exc:
+            failed: str | None = f"decord error: {exc.reason}"
+            diff = (math.nan, math.nan, math.nan)
+        else:
+            failed, diff = compare_frames(got, reference, scaled)
+        with _lock:
+            pair.clips += 1
+            if all(math.isfinite(d) for d in diff):
+                mean, p99, top = pair.worst
+                pair.worst = (max(mean, diff[0]), max(p99, diff[1]), max(top, diff[2]))
+            if failed and pair.failed is None:
+                pair.failed = failed
+
+    def _info_source(self) -> PyAVVideoSource | DecordVideoSource:
+        if self.backend == "decord":
+            assert self._decord is not None
+            return self._decord
+        return self._pyav
 
     def count(self, path: str, *, clip_id: str | None = None) -> int:
-        """Number of frames (as FFmpeg reports it)."""
-        return len(self._open(os.fspath(path), clip_id))
+        """Number of frames (the container's count; decoded and counted when it has none)."""
+        return self._info_source().count(os.fspath(path), clip_id=clip_id)
 
     def fps(self, path: str, *, clip_id: str | None = None) -> float:
         """Average frames per second of the video."""
-        return float(self._open(os.fspath(path), clip_id).get_avg_fps())
+        return self._info_source().fps(os.fspath(path), clip_id=clip_id)
 
     def probe(self, path: str, *, clip_id: str | None = None) -> tuple[int, float]:
         """``(n_frames, fps)`` with one open: what a dataset loader needs for the clip index."""
-        vr = self._open(os.fspath(path), clip_id)
-        return len(vr), float(vr.get_avg_fps())
+        return self._info_source().probe(os.fspath(path), clip_id=clip_id)
 
 
 def frame_number(name: str) -> int | None:
@@ -275,11 +421,13 @@ class FolderFrameSource:
     Frame index ``i`` is the ``i``-th image in that order (0-based); :meth:`frame_numbers`
     maps indices back to the numbers in the file names, for datasets (CASME II, SAMM)
     whose annotations use them. Images are converted to RGB, so greyscale frames come out
-    with 3 channels.
+    with 3 channels. ``backend`` (a video option) is accepted and ignored: images are read
+    by PIL whatever the video backend.
     """
 
-    def __init__(self, size: int | None = None) -> None:
-        self.size = _check_size(size)
+    def __init__(self, size: int | None = None, backend: str = "auto") -> None:
+        self.size = check_size(size)
+        _check_backend(backend)
 
     def _files(self, path: str, clip_id: str | None) -> tuple[tuple[int | None, str], ...]:
         path = os.fspath(path)
@@ -288,15 +436,13 @@ class FolderFrameSource:
         except FileNotFoundError:
             raise FrameReadError(clip_id, path, "missing folder") from None
         except OSError as exc:
-            raise FrameReadError(
-                clip_id, path, f"cannot access folder ({_describe(exc)})"
-            ) from None
+            raise FrameReadError(clip_id, path, f"cannot access folder ({describe(exc)})") from None
         if not os.path.isdir(path):
             raise FrameReadError(clip_id, path, "expected a folder of frame images, found a file")
         try:
             files = _list_images(path, st.st_mtime_ns)
         except OSError as exc:
-            raise FrameReadError(clip_id, path, f"cannot list folder ({_describe(exc)})") from None
+            raise FrameReadError(clip_id, path, f"cannot list folder ({describe(exc)})") from None
         if not files:
             exts = "/".join(sorted(IMAGE_EXTENSIONS))
             raise FrameReadError(clip_id, path, f"no images ({exts}) in folder")
@@ -318,19 +464,21 @@ class FolderFrameSource:
             return np.asarray(rgb, dtype=np.uint8)
         except Exception as exc:
             raise FrameReadError(
-                clip_id, path, f"cannot decode image {name!r} ({_describe(exc)})"
+                clip_id, path, f"cannot decode image {name!r} ({describe(exc)})"
             ) from None
 
     def read(
         self, path: str, indices: Sequence[int] | np.ndarray, *, clip_id: str | None = None
     ) -> np.ndarray:
         """Frames at ``indices`` in the requested order, uint8 ``(T, H, W, 3)`` RGB."""
-        idx = _as_indices(indices, clip_id, path)
+        idx = as_indices(indices, clip_id, path)
         files = self._files(path, clip_id)
         if idx.size == 0:
             h, w = self._load(path, files[0][1], clip_id).shape[:2]
             return np.empty((0, h, w, 3), dtype=np.uint8)
-        _check_range(idx, len(files), clip_id, path)
+        reason = range_reason(idx, len(files))
+        if reason:
+            raise FrameReadError(clip_id, path, reason)
         uniq, inverse = np.unique(idx, return_inverse=True)
         frames = [self._load(path, files[i][1], clip_id) for i in uniq.tolist()]
         shapes = {f.shape for f in frames}
@@ -338,10 +486,8 @@ class FolderFrameSource:
             raise FrameReadError(
                 clip_id, path, f"frames differ in size {sorted(shapes)}; pass size= to resize"
             )
-        batch = np.stack(frames)
-        if uniq.size == idx.size and np.array_equal(uniq, idx):
-            return batch
-        return batch[inverse.reshape(-1)]
+        _count("images")
+        return gather(np.stack(frames), uniq, inverse, idx)
 
     def count(self, path: str, *, clip_id: str | None = None) -> int:
         """Number of images in the folder."""
@@ -352,39 +498,83 @@ class FolderFrameSource:
         return [num for num, _ in self._files(path, clip_id)]  # type: ignore[misc]
 
 
-def open_source(media: str, *, size: int | None = None, **options: Any) -> FrameSource:
-    """A frame source for a media kind (``video`` or ``frames``), by registry name."""
+def open_source(
+    media: str, *, size: int | None = None, backend: str = "auto", **options: Any
+) -> FrameSource:
+    """A frame source for a media kind (``video`` or ``frames``), by registry name.
+
+    ``backend`` picks the video decoder; frame folders ignore it (images are read by PIL).
+    """
     factory = FRAME_SOURCES.get(media)
     if factory is None:
         raise FrameSourceError(
             f"unknown media kind {media!r}; allowed: {', '.join(sorted(FRAME_SOURCES))}"
         )
-    return factory(size=size, **options)
+    return factory(size=size, backend=backend, **options)
 
 
 @functools.lru_cache(maxsize=64)
-def _shared_source(media: str, size: int | None) -> FrameSource:
-    return open_source(media, size=size)
+def _shared_source(media: str, size: int | None, backend: str) -> FrameSource:
+    return open_source(media, size=size, backend=backend)
+
+
+def _expected_frames(value: Any) -> int | None:
+    """The clip index's ``n_frames`` as an int, or None when absent or null."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if math.isnan(value):
+            return None
+    except TypeError:
+        return None
+    return int(value)
 
 
 def read_clip(
-    row: Mapping[str, Any], indices: Sequence[int] | np.ndarray, size: int | None = None
+    row: Mapping[str, Any],
+    indices: Sequence[int] | np.ndarray,
+    size: int | None = None,
+    backend: str = "auto",
 ) -> np.ndarray:
-    """Frames of one clip-index row (columns ``path``, ``media``, ``clip_id``)."""
+    """Frames of one clip-index row (columns ``path``, ``media``, ``clip_id`` and, for
+    videos, ``n_frames`` when known: a video with another frame count is an error).
+
+    ``backend``: the video decoder (:data:`BACKENDS`); frame folders ignore it.
+    """
     clip_id = row.get("clip_id")
+    clip_id = None if clip_id is None else str(clip_id)
     path = row.get("path")
     media = row.get("media")
     if path is None or media is None:
-        raise FrameReadError(
-            None if clip_id is None else str(clip_id),
-            str(path),
-            "clip-index row lacks a 'path' or 'media' value",
-        )
+        raise FrameReadError(clip_id, str(path), "clip-index row lacks a 'path' or 'media' value")
     if media not in FRAME_SOURCES:
         raise FrameReadError(
-            None if clip_id is None else str(clip_id),
+            clip_id,
             str(path),
             f"unknown media kind {media!r}; allowed: {', '.join(sorted(FRAME_SOURCES))}",
         )
-    source = _shared_source(str(media), _check_size(size))
-    return source.read(str(path), indices, clip_id=None if clip_id is None else str(clip_id))
+    source = _shared_source(str(media), check_size(size), _check_backend(backend))
+    if isinstance(source, VideoFrameSource):
+        n_frames = _expected_frames(row.get("n_frames"))
+        return source.read(str(path), indices, clip_id=clip_id, n_frames=n_frames)
+    return source.read(str(path), indices, clip_id=clip_id)
+
+
+__all__ = [
+    "BACKENDS",
+    "FRAME_SOURCES",
+    "DecodeStats",
+    "FolderFrameSource",
+    "FrameReadError",
+    "FrameSource",
+    "FrameSourceError",
+    "VideoFrameSource",
+    "available_backends",
+    "centre_crop",
+    "decode_stats",
+    "frame_number",
+    "open_source",
+    "read_clip",
+    "register_frame_source",
+    "reset_decode_stats",
+]
