@@ -594,3 +594,53 @@ def test_centre_crop_by_hand():
     np.testing.assert_array_equal(centre_crop(frames, 4), frames[:, 1:5, 2:6])
     assert centre_crop(frames, 0) is frames and centre_crop(frames, 6) is frames
     np.testing.assert_array_equal(centre_crop(frames[0], 2), frames[0, 2:4, 3:5])
+
+
+# --- synth clips read back ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", [32, 48])
+def test_synth_sizes_decord_mishandles_read_back(tmp_path: Path, side: int) -> None:
+    """The generator accepts every even size >= 32 and checks its first clip reads back;
+    every clip of the index then decodes with ``auto`` (and the reference)."""
+    import polars as pl
+
+    from emobench.data.synth.generate import SynthConfig, generate
+
+    cfg = SynthConfig(n_train=7, n_test=7, size=side, min_seconds=1.0, max_seconds=1.0, fps=10)
+    root = generate(cfg, tmp_path, progress=False, workers=1)
+    ann = pl.read_csv(root / "annotations.csv")
+    for row in ann.head(4).iter_rows(named=True):
+        row = {**row, "path": str(root / row["path"]), "media": "video"}
+        idx = np.arange(row["n_frames"])
+        auto = read_clip(row, idx, size=side)
+        ref = read_clip(row, idx, size=side, backend="pyav")
+        assert auto.shape == (row["n_frames"], side, side, 3)
+        assert np.abs(auto.astype(int) - ref).mean() <= 2.0
+
+
+def test_synth_read_back_check(tmp_path: Path) -> None:
+    from emobench.data.synth.generate import (
+        SynthConfig,
+        build_clip,
+        check_read_back,
+        clip_timeline,
+        make_plan,
+    )
+
+    cfg = SynthConfig(n_train=7, n_test=7, size=32, min_seconds=1.0, max_seconds=1.0, seed=3)
+    plan = make_plan(cfg)[0]
+    row, _ = build_clip(cfg, plan, tmp_path)
+    clip = tmp_path / f"{plan.clip_id}.mp4"
+    check_read_back(cfg, plan, clip)  # the clip as rendered: passes
+    n = clip_timeline(cfg, plan).n_frames
+    assert row["n_frames"] == n
+    grey = write_video(tmp_path / "grey.mp4", n=n, side=32)  # right length, wrong content
+    with pytest.raises(EmobenchError, match="cannot be read back with PyAV as rendered: mean"):
+        check_read_back(cfg, plan, grey)
+    short = write_video(tmp_path / "short.mp4", n=n - 1, side=32)
+    with pytest.raises(EmobenchError, match=f"annotation says {n} frames, the video has {n - 1}"):
+        check_read_back(cfg, plan, short)
+    clip.write_bytes(np.random.default_rng(0).integers(0, 256, 999, np.uint8).tobytes())
+    with pytest.raises(EmobenchError, match="pyav: corrupt or undecodable"):
+        check_read_back(cfg, plan, clip)
