@@ -308,7 +308,7 @@ def _decord_works(video: Path, size: int | None) -> bool:
 
 
 @needs_decord
-def test_auto_trusts_decord_after_checks(video: Path) -> None:
+def test_auto_trusts_decord_after_checks(video: Path, agreeing_is_enough) -> None:
     if not _decord_works(video, None):
         pytest.skip("decord cannot decode 64 px videos on this CPU")
     src = VideoFrameSource(backend="auto")
@@ -322,6 +322,35 @@ def test_auto_trusts_decord_after_checks(video: Path) -> None:
     assert check["result"] == "decord ok" and check["clips"] == CHECK_CLIPS
     assert check["max_diff"] <= frames_mod.MAX_DIFF
     json.dumps(stats.as_dict())  # JSON-ready
+
+
+@pytest.fixture
+def agreeing_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` trusts decord once it agrees with PyAV, however fast each is here."""
+    monkeypatch.setattr(frames_mod, "REQUIRE_FASTER", False)
+
+
+@needs_decord
+def test_auto_keeps_pyav_when_decord_is_slower(video: Path, monkeypatch) -> None:
+    if not _decord_works(video, None):
+        pytest.skip("decord cannot decode 64 px videos on this CPU")
+    import time
+
+    real = DecordVideoSource.read
+
+    def slow(self, path, indices, **kw):  # type: ignore[no-untyped-def]
+        time.sleep(0.05)
+        return real(self, path, indices, **kw)
+
+    monkeypatch.setattr(DecordVideoSource, "read", slow)
+    src = VideoFrameSource(backend="auto")
+    for k in range(CHECK_CLIPS + 2):
+        assert decoded_levels(src.read(str(video), [k, 3])) == [k, 3]
+    stats = decode_stats()
+    assert stats.clips == {"pyav": CHECK_CLIPS + 2}
+    (check,) = stats.checks
+    assert check["result"] == "decord ok, pyav faster"
+    assert check["decord_ms"] > 50 > check["pyav_ms"]
 
 
 def _shifted(monkeypatch: pytest.MonkeyPatch, by: int) -> None:
@@ -350,7 +379,7 @@ def test_auto_uses_pyav_when_decord_mismatches(video: Path, monkeypatch) -> None
 
 
 @needs_decord
-def test_auto_small_shift_passes_large_fails(video: Path, monkeypatch) -> None:
+def test_auto_small_shift_passes_large_fails(video: Path, monkeypatch, agreeing_is_enough) -> None:
     """The tolerance: 1 grey level of rounding passes, a mean of 3 does not."""
     if not _decord_works(video, None):
         pytest.skip("decord cannot decode 64 px videos on this CPU")
@@ -366,7 +395,7 @@ def test_auto_small_shift_passes_large_fails(video: Path, monkeypatch) -> None:
 
 
 @needs_decord
-def test_auto_falls_back_when_decord_errors(video: Path, monkeypatch) -> None:
+def test_auto_falls_back_when_decord_errors(video: Path, monkeypatch, agreeing_is_enough) -> None:
     if not _decord_works(video, None):
         pytest.skip("decord cannot decode 64 px videos on this CPU")
     src = VideoFrameSource(backend="auto")
@@ -414,6 +443,8 @@ def test_auto_records_a_decord_error_while_checking(video: Path, monkeypatch) ->
             "mean_diff": 0.0,
             "p99_diff": 0.0,
             "max_diff": 0.0,
+            "pyav_ms": 0.0,
+            "decord_ms": 0.0,
         }
     ]
 

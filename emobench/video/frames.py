@@ -12,12 +12,14 @@ Video backends (:data:`BACKENDS`, the ``backend`` option):
   reference: it decodes every size on every CPU tried.
 - ``decord`` (:mod:`~emobench.video.decord_source`): decord2, a fast path that fails on some
   CPUs (``DECORDArrayCopyFromTo`` for some sizes) and is not trusted blindly.
-- ``auto`` (default): decord where it was seen to agree with PyAV, else PyAV. Per process,
-  a table of (source ``WxH``, output size) pairs: the first :data:`CHECK_CLIPS` clips of a
-  new pair are decoded by both and compared (:data:`MAX_MEAN_DIFF`, :data:`MAX_DIFF`,
-  :data:`MAX_P99_DIFF`); PyAV's frames are returned meanwhile. A pair whose checks all
-  passed uses decord from then on, one that failed (decord error or mismatch) uses PyAV.
-  A decord error on a clip of a passed pair falls back to PyAV for that clip.
+- ``auto`` (default): decord where it was seen to agree with PyAV and to be faster, else
+  PyAV. Per process, a table of (source ``WxH``, output size) pairs: the first
+  :data:`CHECK_CLIPS` clips of a new pair are decoded by both, compared
+  (:data:`MAX_MEAN_DIFF`, :data:`MAX_DIFF`, :data:`MAX_P99_DIFF`) and timed; PyAV's frames
+  are returned meanwhile. A pair whose checks all passed and where decord (plus the PyAV
+  open that finds a clip's pair) took less time than PyAV uses decord from then on; one
+  that failed (decord error or mismatch) or where PyAV was as fast uses PyAV. A decord
+  error on a clip of a decord pair falls back to PyAV for that clip.
 
 What was decoded how is counted in :func:`decode_stats` (for the run manifest).
 
@@ -43,6 +45,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -70,6 +73,9 @@ BACKENDS = ("auto", "pyav", "decord")
 #: Clips of a (source size, output size) pair that ``auto`` decodes with both backends
 #: before it trusts decord for the pair.
 CHECK_CLIPS = 3
+#: ``auto`` uses decord for a pair only when it was also faster than PyAV in the checks
+#: (tests switch this off to exercise the agreement logic alone).
+REQUIRE_FASTER = True
 #: Largest mean absolute difference (grey levels, over all frames, pixels and channels)
 #: between decord and PyAV for a pair to pass.
 MAX_MEAN_DIFF = 2.0
@@ -147,18 +153,31 @@ class _Pair:
     clips: int = 0  # clips compared
     failed: str | None = None  # the result once a check failed
     worst: tuple[float, float, float] = (0.0, 0.0, 0.0)  # mean, p99, max
+    pyav_s: float = 0.0  # PyAV's open + read time over the compared clips
+    decord_s: float = 0.0  # decord's read + the PyAV open that looks the pair up
+
+    @property
+    def agrees(self) -> bool:
+        return self.failed is None and self.clips >= CHECK_CLIPS
 
     @property
     def passed(self) -> bool:
-        return self.failed is None and self.clips >= CHECK_CLIPS
+        """decord agrees with PyAV and is faster: ``auto`` uses decord for this pair."""
+        return self.agrees and (not REQUIRE_FASTER or self.decord_s < self.pyav_s)
 
     @property
     def pending(self) -> bool:
         return self.failed is None and self.clips < CHECK_CLIPS
 
     def as_check(self) -> dict[str, Any]:
-        result = self.failed or ("decord ok" if self.passed else "checking")
+        if self.failed:
+            result = self.failed
+        elif not self.agrees:
+            result = "checking"
+        else:
+            result = "decord ok" if self.passed else "decord ok, pyav faster"
         mean, p99, top = self.worst
+        per = max(self.clips - 1, 1) / 1000
         return {
             "source": self.source,
             "size": self.size,
@@ -167,6 +186,8 @@ class _Pair:
             "mean_diff": round(mean, 3),
             "p99_diff": round(p99, 1),
             "max_diff": round(top, 1),
+            "pyav_ms": round(self.pyav_s / per, 2),
+            "decord_ms": round(self.decord_s / per, 2),
         }
 
 
@@ -321,15 +342,20 @@ class VideoFrameSource:
     ) -> np.ndarray:
         assert self._decord is not None
         idx = as_indices(indices, clip_id, path)
+        t0 = time.perf_counter()
         with self._pyav.open(path, clip_id) as video:
+            t_open = time.perf_counter() - t0
             key = (video.width, video.height, self.size)
             with _lock:
                 pair = _pairs.setdefault(key, _Pair(f"{video.width}x{video.height}", self.size))
             if not pair.passed:
                 frames = self._pyav.read_open(video, idx, n_frames)
+                t_pyav = time.perf_counter() - t0
                 if pair.pending and idx.size:
                     scaled = self.size is not None and (self.size, self.size) != key[:2]
-                    self._check(pair, path, idx, clip_id, n_frames, frames, scaled)
+                    self._check(
+                        pair, path, idx, clip_id, n_frames, frames, scaled, (t_open, t_pyav)
+                    )
                 _count("pyav")
                 return frames
         try:
@@ -351,11 +377,15 @@ class VideoFrameSource:
         n_frames: int | None,
         reference: np.ndarray,
         scaled: bool,
+        times: tuple[float, float],
     ) -> None:
-        """Decode with decord too and record whether it matches PyAV's ``reference``."""
+        """Decode with decord too; record whether it matches PyAV's ``reference`` and the
+        time each path takes (``times``: PyAV's open, PyAV's open + read)."""
         assert self._decord is not None
+        t0 = time.perf_counter()
         try:
             got = self._decord.read(path, idx, clip_id=clip_id, n_frames=n_frames)
+            t_decord = time.perf_counter() - t0
         except FrameReadError as exc:
             failed: str | None = f"decord error: {exc.reason}"
             diff = (math.nan, math.nan, math.nan)
@@ -363,6 +393,9 @@ class VideoFrameSource:
             failed, diff = compare_frames(got, reference, scaled)
         with _lock:
             pair.clips += 1
+            if failed is None and pair.clips > 1:  # the first may pay for imports: untimed
+                pair.pyav_s += times[1]
+                pair.decord_s += times[0] + t_decord
             if all(math.isfinite(d) for d in diff):
                 mean, p99, top = pair.worst
                 pair.worst = (max(mean, diff[0]), max(p99, diff[1]), max(top, diff[2]))
