@@ -1,31 +1,78 @@
 """Report figures (matplotlib, no pyplot state): confusion matrices, long-tail recall bars,
 metric-vs-density curves and per-class F1 vs prior scatters.
 
-Every function takes plain data (numpy arrays, lists, :class:`~emobench.report.values.Stat`)
-and writes ``<stem>.png`` and ``<stem>.svg`` into a folder, returning the two file names.
-Sizes follow paper columns (3.5 in single, 7 in double), fonts are >= 8 pt, and colours
-come from the Okabe-Ito colour-blind-safe palette. Layouts are computed by hand in inches
-(no constrained/tight layout): it is 2-3x faster and gives exact pixel sizes.
+Every figure has a ``draw_*`` function that takes plain data (numpy arrays, lists,
+:class:`~emobench.report.values.Stat`) and returns the :class:`~matplotlib.figure.Figure`,
+and a ``*_figure`` function with the same arguments plus a folder and a file stem that
+draws it and writes ``<stem>.png`` and ``<stem>.svg``, returning the two file names (what
+:class:`~emobench.report.jobs.FigureJobs` runs). Sizes follow paper columns (3.5 in
+single, 7 in double), fonts are >= 8 pt, and colours come from the Okabe-Ito
+colour-blind-safe palette. Layouts are computed by hand in inches
+(:mod:`emobench.report.figure_layout`), not by constrained/tight layout.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import textwrap
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emobench.report.figure_layout import (
+    CHAR_IN,
+    DOUBLE_COLUMN_IN,
+    DPI,
+    LINE_IN,
+    RC,
+    SINGLE_COLUMN_IN,
+    add_axes,
+    legend_layout,
+    log_ticks,
+    n_lines,
+    new_figure,
+    place_labels,
+    save,
+    style,
+    thin_ticks,
+    wrap,
+    wrap_name,
+)
 from emobench.report.values import Stat
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+__all__ = [
+    "DOUBLE_COLUMN_IN",
+    "DPI",
+    "GROUP_COLOURS",
+    "LINESTYLES",
+    "MARKERS",
+    "OKABE_ITO",
+    "RC",
+    "SINGLE_COLUMN_IN",
+    "GroupBars",
+    "Line",
+    "ScatterPanel",
+    "confusion_figure",
+    "confusion_grid_figure",
+    "density_figure",
+    "draw_confusion",
+    "draw_confusion_grid",
+    "draw_density",
+    "draw_longtail",
+    "draw_prior",
+    "longtail_figure",
+    "prior_figure",
+    "row_normalise",
+    "save",
+    "wrap",
+    "wrap_name",
+]
 
 #: Okabe & Ito (2008) colour-blind-safe palette, most distinct first (yellow last).
 OKABE_ITO: tuple[str, ...] = (
@@ -45,89 +92,8 @@ GROUP_COLOURS: tuple[str, ...] = ("#0072B2", "#E69F00", "#D55E00", "#CC79A7", "#
 GROUP_HATCHES: tuple[str, ...] = ("", "//", "..", "xx", "\\\\")
 LINESTYLES = {"original": "-", "shuffle": "--", "reverse": ":"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-SINGLE_COLUMN_IN = 3.5
-DOUBLE_COLUMN_IN = 7.0
-DPI = 150
 #: Marker appended to tail-class tick labels (colour alone is not enough in greyscale).
 TAIL_MARK = " *"
-#: Approximate width of one character and height of one text line at 8-9 pt, in inches.
-CHAR_IN = 0.068
-LINE_IN = 0.17
-
-RC = {
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.labelsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 8,
-    "figure.titlesize": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "svg.fonttype": "none",  # keep text as text: small, searchable SVGs
-    "svg.hashsalt": "emobench",  # deterministic SVG ids
-    "path.simplify": True,
-}
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    import matplotlib
-
-    with matplotlib.rc_context(RC):
-        yield
-
-
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=DPI)
-
-
-def _axes(fig: Figure, left: float, bottom: float, width: float, height: float) -> Axes:
-    """Add axes placed in inches from the figure's lower-left corner."""
-    fw, fh = fig.get_size_inches()
-    return fig.add_axes((left / fw, bottom / fh, width / fw, height / fh))
-
-
-def save(fig: Figure, out_dir: Path, stem: str) -> tuple[str, str]:
-    """Write ``stem.png`` (DPI) and ``stem.svg``; return their names (relative to out_dir)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png, svg = f"{stem}.png", f"{stem}.svg"
-    fig.savefig(out_dir / png, dpi=DPI, metadata={"Software": None})
-    fig.savefig(out_dir / svg, metadata={"Date": None})
-    return png, svg
-
-
-def wrap(text: str, width_in: float, *, char_in: float = CHAR_IN * 1.1) -> str:
-    """Wrap each line of ``text`` to fit ``width_in`` inches."""
-    width = max(8, int(width_in / char_in))
-    lines = []
-    for para in text.split("\n"):
-        lines += textwrap.wrap(para, width=width, break_long_words=True) or [""]
-    return "\n".join(lines)
-
-
-def wrap_name(name: str, width_in: float) -> str:
-    """Break a model name (``family:id``) after ``:`` or ``/`` to fit ``width_in`` inches."""
-    width = max(6, int(width_in / (0.9 * CHAR_IN)))  # 8 pt tick labels run narrower
-    if len(name) <= width:
-        return name
-    parts = re.split(r"(?<=[:/])", name)
-    lines, cur = [], ""
-    for part in parts:
-        if cur and len(cur) + len(part) > width:
-            lines.append(cur)
-            cur = part
-        else:
-            cur += part
-    lines.append(cur)
-    return "\n".join(textwrap.fill(line, width, break_long_words=True) for line in lines)
-
-
-def _n_lines(text: str) -> int:
-    return text.count("\n") + 1 if text else 0
-
 
 # ---------------------------------------------------------------------------------------
 # Confusion matrices
@@ -148,7 +114,7 @@ def _label_extent(names: Sequence[str]) -> float:
     return CHAR_IN * max((len(n) for n in names), default=1)
 
 
-def _draw_confusion(
+def _confusion_axes(
     ax: Axes,
     counts: np.ndarray,
     labels: Sequence[str],
@@ -187,15 +153,13 @@ def _draw_confusion(
     return image
 
 
-def confusion_figure(
+def draw_confusion(
     counts: np.ndarray,
     labels: Sequence[str],
     groups: Mapping[str, str],
     tail: str,
     title: str,
-    out_dir: Path,
-    stem: str,
-) -> tuple[str, str]:
+) -> Figure:
     """One cell's confusion matrix: colour = row-normalised recall, text = clip counts.
 
     ``counts`` is ``(C, C + 1)`` with the invalid column last; that column is shown only
@@ -211,22 +175,22 @@ def confusion_figure(
     cell = max(0.26, CHAR_IN * digits + 0.06, (SINGLE_COLUMN_IN - left - right) / ncols)
     width = left + cell * ncols + right
     title = wrap(title, width - 0.2)
-    top = 0.12 + LINE_IN * _n_lines(title)
+    top = 0.12 + LINE_IN * n_lines(title)
     height = bottom + cell * nrows + top
-    with _style():
-        fig = _figure(width, height)
-        ax = _axes(fig, left, bottom, cell * ncols, cell * nrows)
-        image = _draw_confusion(
+    with style():
+        fig = new_figure(width, height)
+        ax = add_axes(fig, left, bottom, cell * ncols, cell * nrows)
+        image = _confusion_axes(
             ax, counts, labels, groups, tail, show_invalid=show_invalid, annotate="counts"
         )
-        cax = _axes(fig, left + cell * ncols + 0.1, bottom, 0.11, cell * nrows)
+        cax = add_axes(fig, left + cell * ncols + 0.1, bottom, 0.11, cell * nrows)
         fig.colorbar(image, cax=cax, label="row share (recall)")
         fig.text(0.1 / width, 1 - 0.06 / height, title, ha="left", va="top", fontsize=9)
-        return save(fig, out_dir, stem)
+        return fig
 
 
-def confusion_grid_figure(
-    panels: Sequence[tuple[str, np.ndarray]],
+def confusion_figure(
+    counts: np.ndarray,
     labels: Sequence[str],
     groups: Mapping[str, str],
     tail: str,
@@ -234,6 +198,18 @@ def confusion_grid_figure(
     out_dir: Path,
     stem: str,
 ) -> tuple[str, str]:
+    """Draw :func:`draw_confusion` and write it as ``stem.png`` / ``stem.svg``."""
+    with style():
+        return save(draw_confusion(counts, labels, groups, tail, title), out_dir, stem)
+
+
+def draw_confusion_grid(
+    panels: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    groups: Mapping[str, str],
+    tail: str,
+    title: str,
+) -> Figure:
     """Models side by side (one panel each, shared colour scale, percent annotations)."""
     show_invalid = any(bool(c[:, -1].sum() > 0) for _, c in panels)
     ncols, nrows = len(labels) + int(show_invalid), len(labels)
@@ -250,21 +226,21 @@ def confusion_grid_figure(
     annotate = "percent" if cell >= 0.17 else None
     pw, ph = cell * ncols, cell * nrows
     panel_titles = [wrap_name(name, pw) for name, _ in panels]
-    title_h = LINE_IN * max(_n_lines(t) for t in panel_titles) + 0.08
+    title_h = LINE_IN * max(n_lines(t) for t in panel_titles) + 0.08
     row_bottom = ext * math.sin(math.radians(60)) + 0.36
     title = wrap(title, width - 0.2)
-    top = 0.12 + LINE_IN * _n_lines(title)
+    top = 0.12 + LINE_IN * n_lines(title)
     row_h = row_bottom + ph + title_h
     height = top + n_grid_rows * row_h
-    with _style():
-        fig = _figure(width, height)
+    with style():
+        fig = new_figure(width, height)
         image = None
         for k, (_, counts) in enumerate(panels):
             r, c = divmod(k, per_row)
             x0 = left + c * (pw + gap)
             y0 = height - top - (r + 1) * row_h + row_bottom
-            ax = _axes(fig, x0, y0, pw, ph)
-            image = _draw_confusion(
+            ax = add_axes(fig, x0, y0, pw, ph)
+            image = _confusion_axes(
                 ax,
                 counts,
                 labels,
@@ -276,10 +252,24 @@ def confusion_grid_figure(
             )
             ax.set_title(panel_titles[k], fontsize=8, pad=3)
         if image is not None:
-            cax = _axes(fig, width - right + 0.1, height - top - row_h + row_bottom, 0.11, ph)
+            cax = add_axes(fig, width - right + 0.1, height - top - row_h + row_bottom, 0.11, ph)
             fig.colorbar(image, cax=cax, label="row share (recall)")
         fig.text(0.5, 1 - 0.06 / height, title, ha="center", va="top", fontsize=9)
-        return save(fig, out_dir, stem)
+        return fig
+
+
+def confusion_grid_figure(
+    panels: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    groups: Mapping[str, str],
+    tail: str,
+    title: str,
+    out_dir: Path,
+    stem: str,
+) -> tuple[str, str]:
+    """Draw :func:`draw_confusion_grid` and write it as ``stem.png`` / ``stem.svg``."""
+    with style():
+        return save(draw_confusion_grid(panels, labels, groups, tail, title), out_dir, stem)
 
 
 # ---------------------------------------------------------------------------------------
@@ -295,28 +285,26 @@ class GroupBars:
     gap: float | None
 
 
-def longtail_figure(
+def draw_longtail(
     bars: Sequence[GroupBars],
     group_names: Sequence[str],
     title: str,
-    out_dir: Path,
-    stem: str,
-) -> tuple[str, str]:
+) -> Figure:
     """Grouped bars of recall per class group for each model, gap annotated above."""
     n, g = len(bars), len(group_names)
     width = SINGLE_COLUMN_IN if n <= 3 else DOUBLE_COLUMN_IN
     left, right = 0.5, 0.1
     aw = width - left - right
     names = [wrap_name(b.model, aw / n - 0.05) for b in bars]
-    bottom = 0.12 + LINE_IN * max(_n_lines(s) for s in names)
+    bottom = 0.12 + LINE_IN * max(n_lines(s) for s in names)
     title = wrap(title, width - 0.2)
-    top = 0.12 + LINE_IN * _n_lines(title) + LINE_IN + 0.08  # title + legend row
+    top = 0.12 + LINE_IN * n_lines(title) + LINE_IN + 0.08  # title + legend row
     height = bottom + 2.0 + top
     bar_w = 0.8 / g
     x = np.arange(n)
-    with _style():
-        fig = _figure(width, height)
-        ax = _axes(fig, left, bottom, aw, 2.0)
+    with style():
+        fig = new_figure(width, height)
+        ax = add_axes(fig, left, bottom, aw, 2.0)
         handles = []
         for j, group in enumerate(group_names):
             vals = [b.recalls.get(group) for b in bars]
@@ -352,7 +340,7 @@ def longtail_figure(
         fig.legend(
             handles=handles,
             loc="upper left",
-            bbox_to_anchor=(left / width, 1 - (0.1 + LINE_IN * _n_lines(title)) / height),
+            bbox_to_anchor=(left / width, 1 - (0.1 + LINE_IN * n_lines(title)) / height),
             ncols=g,
             frameon=False,
             borderaxespad=0,
@@ -360,16 +348,39 @@ def longtail_figure(
             columnspacing=1.0,
         )
         fig.text(0.1 / width, 1 - 0.06 / height, title, ha="left", va="top", fontsize=9)
-        return save(fig, out_dir, stem)
+        return fig
+
+
+def longtail_figure(
+    bars: Sequence[GroupBars],
+    group_names: Sequence[str],
+    title: str,
+    out_dir: Path,
+    stem: str,
+) -> tuple[str, str]:
+    """Draw :func:`draw_longtail` and write it as ``stem.png`` / ``stem.svg``."""
+    with style():
+        return save(draw_longtail(bars, group_names, title), out_dir, stem)
 
 
 # ---------------------------------------------------------------------------------------
 # Metric vs density
 
+#: Line colours when settings other than the model are told apart (no yellow: too light).
+LINE_COLOURS: tuple[str, ...] = OKABE_ITO[:7]
+
 
 @dataclass(frozen=True)
 class Line:
-    """One curve: x positions, values and CI band per metric, and its look."""
+    """One curve: x positions, values and CI band per metric, and its look.
+
+    The density figure draws one panel per ``panel`` (the model), tells lines whose
+    ``variant`` (the other settings, e.g. ``rebalancing=class-balanced``) differs apart by
+    colour and marker, and lines whose ``order`` (frame order) differs by line style. Left
+    as None, these are read from a label of the form ``model (k=v, ..., order)``, as the
+    report writes it: the text before `` (``, the ``k=v`` items, and the bare item.
+    ``colour`` and ``marker`` are used when no panel has two variants.
+    """
 
     label: str
     x: Sequence[float]
@@ -377,6 +388,182 @@ class Line:
     colour: str
     linestyle: str = "-"
     marker: str = "o"
+    panel: str | None = None
+    variant: str | None = None
+    order: str | None = None
+
+    def parts(self) -> tuple[str, str, str]:
+        """(panel, variant, order) of this line, read from the label where not given."""
+        head, sep, rest = self.label.partition(" (")
+        items: list[str] = []
+        if sep and rest.endswith(")"):
+            items = [item.strip() for item in rest[:-1].split(", ") if item.strip()]
+        else:
+            head = self.label
+        panel = self.panel if self.panel is not None else head
+        variant = self.variant
+        if variant is None:
+            variant = ", ".join(item for item in items if "=" in item)
+        order = self.order
+        if order is None:
+            order = ", ".join(item for item in items if "=" not in item)
+        return panel, variant, order
+
+
+def _density_ticks(ax: Axes, xs: Sequence[float], width_in: float) -> None:
+    """x axis of a density panel: log2 for geometric sweeps, every density labelled
+    unless labels would touch (then every other one, keeping the last)."""
+    from matplotlib.ticker import NullLocator
+
+    if not xs:
+        return
+    lo, hi = min(xs), max(xs)
+    log = lo > 0 and hi / lo >= 4
+    if log:
+        ax.set_xscale("log", base=2)
+        lo_v, hi_v = lo / 1.3, hi * 1.3
+        span = math.log(hi_v / lo_v)
+
+        def position(v: float) -> float:
+            return width_in * math.log(v / lo_v) / span
+
+    else:
+        pad = 0.06 * ((hi - lo) or max(abs(hi), 1.0))
+        lo_v, hi_v = lo - pad, hi + pad
+
+        def position(v: float) -> float:
+            return width_in * (v - lo_v) / (hi_v - lo_v)
+
+    ax.set_xlim(lo_v, hi_v)
+    labels = [f"{x:g}" for x in xs]
+    keep = thin_ticks(xs, labels, position)
+    ax.set_xticks([xs[i] for i in keep], [labels[i] for i in keep])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def draw_density(
+    lines: Sequence[Line],
+    metrics: Sequence[tuple[str, str]],
+    xlabel: str,
+    title: str,
+) -> Figure:
+    """Value vs density with CI bands: one column of panels per model (up to four per
+    row), one row per metric (e.g. macro-F1, UAR) sharing its y range; frame orders as
+    line styles, other settings as colours and markers, one legend below."""
+    from matplotlib.lines import Line2D
+
+    parts = [line.parts() for line in lines]
+    panels = list(dict.fromkeys(p for p, _, _ in parts)) or [""]
+    variants = list(dict.fromkeys(v for _, v, _ in parts))
+    orders = list(
+        dict.fromkeys((o, line.linestyle) for line, (_, _, o) in zip(lines, parts, strict=True))
+    )
+    many = len(variants) > 1
+
+    def look(line: Line, variant: str) -> tuple[str, str]:
+        if not many:
+            return line.colour, line.marker
+        k = variants.index(variant)
+        return LINE_COLOURS[k % len(LINE_COLOURS)], MARKERS[k % len(MARKERS)]
+
+    width = DOUBLE_COLUMN_IN
+    groups: list[list[Any]] = [[], []]  # line styles | colours: each starts a column
+    if len(orders) > 1:
+        for order, linestyle in orders:
+            groups[0].append(
+                Line2D([], [], color="0.3", linestyle=linestyle, lw=1.2, label=f"order={order}")
+            )
+    if many:
+        for v in variants:
+            colour, marker = look(lines[0], v)
+            name = wrap(v or "default", width - 1.0)
+            groups[1].append(
+                Line2D([], [], color=colour, marker=marker, markersize=3.5, lw=1.2, label=name)
+            )
+    groups = [g for g in groups if g]
+    rows, cols = legend_layout([[str(h.get_label()) for h in g] for g in groups], width - 0.3)
+    handles: list[Any] = []
+    for g, n in zip(groups, cols, strict=True):
+        handles += g + [Line2D([], [], alpha=0.0, label="")] * (rows * n - len(g))
+    texts = [str(h.get_label()) for h in handles]
+    row_lines = [max(n_lines(t) for t in texts[r::rows]) for r in range(rows)]
+    legend_h = LINE_IN * 1.05 * sum(row_lines) + 0.14 if handles else 0.0
+
+    n_blocks = -(-len(panels) // 4)
+    per_row = -(-len(panels) // n_blocks)
+    nm = max(1, len(metrics))
+    left, right, gap = 0.6, 0.15, 0.2
+    pw = (width - left - right - gap * (per_row - 1)) / per_row
+    heads = [wrap_name(p, pw) for p in panels]
+    head_h = LINE_IN * max(n_lines(h) for h in heads) + 0.1
+    ah = 1.35 if nm > 1 else 1.9
+    vgap = 0.12
+    xl = wrap(xlabel, pw)
+    foot_h = 0.24 + LINE_IN * n_lines(xl) + 0.06
+    block_h = head_h + nm * ah + (nm - 1) * vgap + foot_h
+    block_gap = 0.1
+    title = wrap(title, width - 0.2)
+    top = 0.12 + LINE_IN * n_lines(title)
+    bottom = legend_h + 0.04
+    height = top + n_blocks * block_h + (n_blocks - 1) * block_gap + bottom
+    xs_all = sorted({float(x) for line in lines for x in line.x})
+    with style():
+        fig = new_figure(width, height)
+        row_axes: dict[int, Axes] = {}
+        for k, panel in enumerate(panels):
+            b, c = divmod(k, per_row)
+            block_top = height - top - b * (block_h + block_gap)
+            for m, (key, name) in enumerate(metrics):
+                y0 = block_top - head_h - (m + 1) * ah - m * vgap
+                ax = add_axes(fig, left + c * (pw + gap), y0, pw, ah, sharey=row_axes.get(m))
+                row_axes.setdefault(m, ax)
+                for line, (p, variant, _) in zip(lines, parts, strict=True):
+                    if p != panel:
+                        continue
+                    _draw_line(ax, line, key, *look(line, variant))
+                _density_ticks(ax, xs_all, pw)
+                ax.grid(alpha=0.3, lw=0.5)
+                if c == 0:
+                    ax.set_ylabel(name)
+                else:
+                    ax.tick_params(axis="y", labelleft=False)
+                if m == nm - 1:
+                    ax.set_xlabel(xl)
+                else:
+                    ax.tick_params(axis="x", labelbottom=False)
+                if m == 0:
+                    ax.set_title(heads[k], fontsize=8, pad=3)
+        if handles:
+            fig.legend(
+                handles=handles,
+                loc="lower center",
+                bbox_to_anchor=(0.5, 0.06 / height),
+                ncols=sum(cols),
+                frameon=False,
+                borderaxespad=0,
+            )
+        fig.text(0.5, 1 - 0.06 / height, title, ha="center", va="top", fontsize=9)
+        return fig
+
+
+def _draw_line(ax: Axes, line: Line, key: str, colour: str, marker: str) -> None:
+    pts = [(x, s) for x, s in zip(line.x, line.values.get(key, []), strict=False) if s]
+    if not pts:
+        return
+    xs = np.array([p[0] for p in pts])
+    ys = np.array([p[1].value for p in pts])
+    band = np.array([p[1].band() for p in pts])
+    ax.plot(
+        xs,
+        ys,
+        color=colour,
+        linestyle=line.linestyle,
+        marker=marker,
+        markersize=3.5,
+        lw=1.2,
+        label=line.label,
+    )
+    ax.fill_between(xs, band[:, 0], band[:, 1], color=colour, alpha=0.14, lw=0)
 
 
 def density_figure(
@@ -387,59 +574,9 @@ def density_figure(
     out_dir: Path,
     stem: str,
 ) -> tuple[str, str]:
-    """One panel per metric (e.g. macro-F1, UAR): value vs density with CI bands."""
-    width = DOUBLE_COLUMN_IN
-    ncol_legend = 3 if max((len(line.label) for line in lines), default=0) < 34 else 2
-    legend_rows = -(-len(lines) // ncol_legend)
-    title = wrap(title, width - 0.2)
-    top = 0.14 + LINE_IN * _n_lines(title)
-    legend_h = LINE_IN * legend_rows + 0.12
-    bottom = 0.45 + legend_h
-    left, right, gap = 0.55, 0.15, 0.6
-    ah = 2.1
-    aw = (width - left - right - gap * (len(metrics) - 1)) / len(metrics)
-    height = bottom + ah + top
-    xs_all = sorted({float(x) for line in lines for x in line.x})
-    with _style():
-        fig = _figure(width, height)
-        handles = []
-        for k, (key, name) in enumerate(metrics):
-            ax = _axes(fig, left + k * (aw + gap), bottom, aw, ah)
-            for line in lines:
-                pts = [(x, s) for x, s in zip(line.x, line.values.get(key, []), strict=False) if s]
-                if not pts:
-                    continue
-                xs = np.array([p[0] for p in pts])
-                ys = np.array([p[1].value for p in pts])
-                band = np.array([p[1].band() for p in pts])
-                (h,) = ax.plot(
-                    xs,
-                    ys,
-                    color=line.colour,
-                    linestyle=line.linestyle,
-                    marker=line.marker,
-                    markersize=3.5,
-                    lw=1.2,
-                    label=line.label,
-                )
-                ax.fill_between(xs, band[:, 0], band[:, 1], color=line.colour, alpha=0.14, lw=0)
-                if k == 0:
-                    handles.append(h)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(name)
-            ax.grid(alpha=0.3, lw=0.5)
-            if len(xs_all) <= 12:
-                ax.set_xticks(xs_all, [f"{x:g}" for x in xs_all])
-        fig.legend(
-            handles=handles,
-            loc="lower center",
-            bbox_to_anchor=(0.5, 0.06 / height),
-            ncols=min(ncol_legend, max(1, len(handles))),
-            frameon=False,
-            borderaxespad=0,
-        )
-        fig.text(0.5, 1 - 0.06 / height, title, ha="center", va="top", fontsize=9)
-        return save(fig, out_dir, stem)
+    """Draw :func:`draw_density` and write it as ``stem.png`` / ``stem.svg``."""
+    with style():
+        return save(draw_density(lines, metrics, xlabel, title), out_dir, stem)
 
 
 # ---------------------------------------------------------------------------------------
@@ -458,51 +595,74 @@ class ScatterPanel:
     note: str
 
 
-def _place_labels(
-    fig: Figure, ax: Axes, labels: Sequence[str], x: np.ndarray, y: np.ndarray
-) -> None:
-    """Annotate points with their class names, greedily avoiding overlaps.
+def _wrap_note(note: str, width_in: float) -> str:
+    """Break a correlation note at its commas when it does not fit on one line."""
+    if len(note) * CHAR_IN * 1.1 > width_in:
+        note = note.replace(", ", "\n")
+    return wrap(note, width_in)
 
-    Labels are placed from the highest point down; each tries a few offsets around its
-    point (right, left, above, below) and keeps the first whose measured box stays inside
-    the axes and clear of the labels and points already placed.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    ax_box = ax.get_window_extent(renderer)
-    pts = ax.transData.transform(np.column_stack([x, y]))
-    r = 4.0  # marker half-size in pixels
-    taken = [(px - r, py - r, px + r, py + r) for px, py in pts]
-    offsets = [(4, -4), (-4, -4), (3, 3), (-3, 3), (0, 5), (0, -13), (4, -14), (-4, -14)]
+def draw_prior(
+    panels: Sequence[ScatterPanel],
+    xlabel: str,
+    log_x: bool,
+    title: str,
+) -> Figure:
+    """Small multiples, one per model: per-class F1 against the class prior."""
+    from matplotlib.ticker import FuncFormatter
 
-    def free(b: Any) -> bool:
-        if b.x0 < ax_box.x0 or b.x1 > ax_box.x1 + 4 or b.y0 < ax_box.y0 or b.y1 > ax_box.y1:
-            return False
-        return not any(b.x0 < t[2] and t[0] < b.x1 and b.y0 < t[3] and t[1] < b.y1 for t in taken)
+    per_row = min(3, len(panels))
+    n_grid_rows = -(-len(panels) // per_row)
+    width = SINGLE_COLUMN_IN if per_row == 1 else DOUBLE_COLUMN_IN
+    left, right, gap = 0.5, 0.15, 0.3
+    pw = (width - left - right - gap * (per_row - 1)) / per_row
+    heads = [f"{wrap_name(p.model, pw)}\n{_wrap_note(p.note, pw)}" for p in panels]
+    head_h = LINE_IN * max(n_lines(h) for h in heads) + 0.1
+    xl = wrap(xlabel, pw)
+    ph, row_bottom = 1.9, 0.24 + LINE_IN * n_lines(xl) + 0.08
+    title = wrap(title, width - 0.2)
+    top = 0.12 + LINE_IN * n_lines(title)
+    row_h = row_bottom + ph + head_h
+    height = top + n_grid_rows * row_h
+    prior_all = np.concatenate([np.asarray(p.prior, dtype=float) for p in panels])
+    use_log = log_x and bool(np.all(prior_all > 0))
+    share = bool(prior_all.max() <= 1.0)
+    with style():
+        fig = new_figure(width, height)
+        for k, p in enumerate(panels):
+            r, c = divmod(k, per_row)
+            ax = add_axes(
+                fig, left + c * (pw + gap), height - top - (r + 1) * row_h + row_bottom, pw, ph
+            )
+            prior = np.asarray(p.prior, dtype=float)
+            f1 = np.asarray(p.f1, dtype=float)
+            tail = np.asarray(p.tail, dtype=bool)
+            ax.scatter(prior[~tail], f1[~tail], s=16, color=OKABE_ITO[0], marker="o", zorder=3)
+            ax.scatter(prior[tail], f1[tail], s=22, color=TAIL_COLOUR, marker="^", zorder=3)
+            if use_log:
+                ax.set_xscale("log")
+                lo, hi = prior_all.min() / 1.4, prior_all.max() * 1.8
+                ax.set_xlim(lo, hi)
+                log_ticks(ax, lo, hi, percent=share)
+            else:
+                from matplotlib.ticker import MaxNLocator
 
-    for i in np.argsort(-y):
-        text = ax.annotate(
-            labels[i],
-            (x[i], y[i]),
-            xytext=(0, 0),
-            textcoords="offset points",
-            fontsize=8,
-            va="bottom",
-        )
-        best = None
-        for dx, dy in offsets:
-            text.set_position((dx, dy))
-            text.set_ha("right" if dx < 0 else "center" if dx == 0 else "left")
-            box = text.get_window_extent(renderer)
-            if free(box):
-                best = box
-                break
-        if best is None:  # nothing free: right of the point
-            text.set_position(offsets[0])
-            text.set_ha("left")
-            best = text.get_window_extent(renderer)
-        taken.append((best.x0, best.y0, best.x1, best.y1))
+                span = float(np.ptp(prior_all)) or 1.0
+                ax.set_xlim(prior_all.min() - 0.08 * span, prior_all.max() + 0.08 * span)
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=max(2, int(pw / 0.5))))
+                if share:
+                    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:.3g}%"))
+            ax.set_ylim(-0.03, 1.05)
+            place_labels(fig, ax, list(p.labels), prior, f1)
+            ax.set_xlabel(xl)
+            if c == 0:
+                ax.set_ylabel("per-class F1")
+            else:
+                ax.tick_params(axis="y", labelleft=False)
+            ax.grid(alpha=0.3, lw=0.5)
+            ax.set_title(heads[k], fontsize=8, pad=3)
+        fig.text(0.5, 1 - 0.06 / height, title, ha="center", va="top", fontsize=9)
+        return fig
 
 
 def prior_figure(
@@ -513,55 +673,6 @@ def prior_figure(
     out_dir: Path,
     stem: str,
 ) -> tuple[str, str]:
-    """Small multiples, one per model: per-class F1 against the class prior."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    per_row = min(3, len(panels))
-    n_grid_rows = -(-len(panels) // per_row)
-    width = SINGLE_COLUMN_IN if per_row == 1 else DOUBLE_COLUMN_IN
-    left, right, gap = 0.5, 0.15, 0.3
-    pw = (width - left - right - gap * (per_row - 1)) / per_row
-    heads = [wrap(f"{p.model}\n{p.note}", pw, char_in=0.06) for p in panels]
-    head_h = LINE_IN * max(_n_lines(h) for h in heads) + 0.08
-    ph, row_bottom = 1.9, 0.42
-    title = wrap(title, width - 0.2)
-    top = 0.12 + LINE_IN * _n_lines(title)
-    row_h = row_bottom + ph + head_h
-    height = top + n_grid_rows * row_h
-    prior_all = np.concatenate([np.asarray(p.prior, dtype=float) for p in panels])
-    use_log = log_x and bool(np.all(prior_all > 0))
-    with _style():
-        fig = _figure(width, height)
-        for k, p in enumerate(panels):
-            r, c = divmod(k, per_row)
-            ax = _axes(
-                fig, left + c * (pw + gap), height - top - (r + 1) * row_h + row_bottom, pw, ph
-            )
-            prior = np.asarray(p.prior, dtype=float)
-            f1 = np.asarray(p.f1, dtype=float)
-            tail = np.asarray(p.tail, dtype=bool)
-            ax.scatter(prior[~tail], f1[~tail], s=16, color=OKABE_ITO[0], marker="o", zorder=3)
-            ax.scatter(prior[tail], f1[tail], s=22, color=TAIL_COLOUR, marker="^", zorder=3)
-            if use_log:
-                ax.set_xscale("log")
-                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-                ax.xaxis.set_minor_formatter(NullFormatter())
-                if prior_all.max() <= 1.0:  # shares: show as percent
-                    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{100 * v:g}%"))
-                else:
-                    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
-                ax.set_xlim(prior_all.min() / 1.4, prior_all.max() * 1.8)
-            else:
-                span = float(np.ptp(prior_all)) or 1.0
-                ax.set_xlim(prior_all.min() - 0.08 * span, prior_all.max() + 0.08 * span)
-            ax.set_ylim(-0.03, 1.05)
-            _place_labels(fig, ax, list(p.labels), prior, f1)
-            ax.set_xlabel(xlabel)
-            if c == 0:
-                ax.set_ylabel("per-class F1")
-            else:
-                ax.tick_params(axis="y", labelleft=False)
-            ax.grid(alpha=0.3, lw=0.5)
-            ax.set_title(heads[k], fontsize=8, pad=3)
-        fig.text(0.5, 1 - 0.06 / height, title, ha="center", va="top", fontsize=9)
-        return save(fig, out_dir, stem)
+    """Draw :func:`draw_prior` and write it as ``stem.png`` / ``stem.svg``."""
+    with style():
+        return save(draw_prior(panels, xlabel, log_x, title), out_dir, stem)
