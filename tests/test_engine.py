@@ -13,6 +13,7 @@ from emobench.config import validate_config
 from emobench.metrics import overall
 from emobench.results import RunFolder
 from emobench.runner.execute import Engine
+from emobench.video.frames import available_backends
 
 TINY = {"frame_size": 32, "encoder": {"widths": [8, 16]}}
 TRAIN = {"epochs": 2, "patience": 2, "batch_size": 16, "crt_epochs": 2, "encoder_frames": 2}
@@ -240,3 +241,57 @@ def test_bad_model_option_stops_the_run_before_any_work(synth_root, tmp_path):
     ]
     with pytest.raises(ConfigError, match=r"models.1.options: crop must be in 1..32"):
         _cfg(synth_root, models=models)  # at load, so --dry-run catches it too
+
+
+def _one_cell(root, **extra):
+    return _cfg(
+        root,
+        models=[{"adapter": "baseline:mean", "options": TINY}],
+        sweep={"sampler": ["uniform:4"], "order": ["original"]},
+        **extra,
+    )
+
+
+@pytest.mark.parametrize("backend", ["auto", *available_backends()])
+def test_engine_runs_on_every_backend(synth_root, tmp_path, backend):
+    """pyav and auto decode everywhere; decord either works or stops with one line."""
+    from emobench.runner.execute import DecodeFailureError
+
+    engine = Engine(
+        _one_cell(synth_root, video={"backend": backend}), tmp_path / "r", progress=False
+    )
+    engine.load_datasets()
+    try:
+        s = engine.execute()
+    except DecodeFailureError as exc:
+        assert backend == "decord", exc
+        assert "decoding backend 'decord'" in str(exc) and "--backend pyav" in str(exc)
+        return
+    assert s.skipped == []
+    decoding = RunFolder(tmp_path / "r").read_manifest()["decoding"]
+    assert decoding["backend"] == backend
+    clips = decoding["this_run"]["clips"]
+    assert sum(clips.values()) >= 42 + 14  # every training and test clip, at least once
+    if backend != "auto":
+        assert set(clips) == {backend}
+
+
+def test_many_undecodable_clips_stop_the_run_with_the_first_reason(synth_root, tmp_path):
+    from emobench.runner.execute import DecodeFailureError
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    ann = pl.read_csv(root / "annotations.csv", schema_overrides={"clip_id": pl.Utf8})
+    test = ann.filter(pl.col("split") == "test").sort("clip_id")
+    for path in test["path"][:5]:
+        (root / path).write_bytes(b"\x00not a video" * 20)
+    engine = Engine(_one_cell(root, video={"backend": "pyav"}), tmp_path / "r", progress=False)
+    engine.load_datasets()
+    first = test["clip_id"][0]
+    with pytest.raises(
+        DecodeFailureError,
+        match=rf"5 of 14 test clips of fold 1 could not be read \(decoding backend 'pyav'\); "
+        rf"first: clip '{first}': pyav: ",
+    ):
+        engine.execute()
+    assert not (tmp_path / "r" / "predictions.parquet").exists()
