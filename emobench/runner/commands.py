@@ -100,7 +100,6 @@ def _print_grid(console, engine) -> None:  # type: ignore[no-untyped-def]
         )
     if audit.stale:
         console.print(
-            f"[yellow]warning:[/] {audit.stale_message(engine.out)}; a run there would stop "
-            "at once"
+            f"[yellow]warning:[/] {audit.stale_message(engine.out)}; a run there would stop at once"
         )
     console.print(f"{done} of {grid.height} already done in {engine.out}; nothing was run")
