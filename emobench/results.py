@@ -62,23 +62,33 @@ Manifest (``manifest.json``, a JSON object; :func:`build_manifest` fills it)::
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from emobench.errors import EmobenchError
+from emobench.io import (  # noqa: F401  (re-exported: the atomic writers live in emobench.io)
+    JsonValueError,
+    _fsync_dir,
+    atomic_open,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    to_json,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from emobench.io import atomic_open as _atomic_open  # noqa: F401  (old name; runner/parts.py)
 from emobench.labels import EMOTIONS, INVALID
 
 SETTING_COLUMNS: tuple[str, ...] = (
@@ -283,98 +293,6 @@ def scores_matrix(df: pl.DataFrame, labels: Sequence[str]) -> np.ndarray:
         return np.zeros((df.height, 0), dtype=np.float64)
     mat = df.select([pl.col(c).cast(pl.Float64) for c in cols]).to_numpy()
     return np.asarray(mat, dtype=np.float64)
-
-
-# ----------------------------------------------------------------------------------------
-# atomic writes
-
-
-@contextlib.contextmanager
-def _atomic_open(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """Yield a binary file that replaces ``path`` only when the block ends without error.
-
-    The data goes to a temporary file in the same folder, which is flushed, fsynced and
-    renamed over ``path`` (atomic on POSIX); on any error the temporary file is removed
-    and ``path`` keeps its old content.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist a rename by fsyncing its folder (best effort; not possible everywhere)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (never a half-written file)."""
-    with _atomic_open(path) as fh:
-        fh.write(data)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (_dt.datetime, _dt.date)):
-        return obj.isoformat()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"value of type {type(obj).__name__} is not JSON serialisable")
-
-
-def to_json(obj: Any) -> str:
-    """Serialise ``obj`` as indented JSON (paths, dates, numpy values allowed; no NaN)."""
-    try:
-        return json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n"
-    except (TypeError, ValueError) as exc:
-        raise ResultsError(f"cannot write JSON: {exc}") from exc
-
-
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically; NaN/inf are refused."""
-    try:
-        text = to_json(obj)
-    except ResultsError as exc:
-        raise ResultsError(f"{path}: {exc}") from exc
-    atomic_write_text(path, text)
-
-
-def write_parquet_atomic(path: str | os.PathLike[str], df: pl.DataFrame) -> None:
-    """Write ``df`` as Parquet (zstd) to ``path`` atomically."""
-    with _atomic_open(path) as fh:
-        df.write_parquet(fh, compression="zstd")
 
 
 # ----------------------------------------------------------------------------------------

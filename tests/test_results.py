@@ -16,6 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from emobench.data.index import make_index
+from emobench.io import JsonValueError
 from emobench.labels import INVALID
 from emobench.results import (
     METRICS_SCHEMA,
@@ -174,9 +175,9 @@ def test_failed_parquet_write_keeps_old_file(
 def test_failed_json_write_keeps_old_file(tmp_path: Path) -> None:
     target = tmp_path / "manifest.json"
     write_json_atomic(target, {"a": 1})
-    with pytest.raises(ResultsError, match="manifest.json.*JSON"):
+    with pytest.raises(JsonValueError, match="manifest.json.*JSON"):
         write_json_atomic(target, {"a": float("nan")})
-    with pytest.raises(ResultsError, match="not JSON serialisable"):
+    with pytest.raises(JsonValueError, match="not JSON serialisable"):
         write_json_atomic(target, {"a": object()})
     assert json.loads(target.read_text()) == {"a": 1}
     assert _leftovers(tmp_path) == []
