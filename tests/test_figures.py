@@ -327,6 +327,8 @@ def _lines(models: list[str], xs: list[float], orders: tuple[str, ...]) -> list[
                     colour=fg.OKABE_ITO[m % 7],
                     linestyle=fg.LINESTYLES.get(order, "-."),
                     marker="o",
+                    panel=model,
+                    order=order if len(orders) > 1 else None,
                 )
             )
     return out
@@ -376,14 +378,35 @@ def test_prior_edge_cases_are_readable(prior, log_x):
         assert 2 <= len([1 for name, _ in _drawn_tick_labels(ax) if name == "x"]) <= 6
 
 
-def test_line_parts_read_the_report_label():
+def test_line_parts_are_explicit():
     line = _lines(["openclip:m@w"], [1.0], ("original",))[0]
     assert line.parts() == ("openclip:m@w", "", "")
+    # the label is not parsed: a model name with " (" stays one panel
     assert fg.Line("m (unclosed", [1.0], {}, "#000").parts() == ("m (unclosed", "", "")
-    line = fg.Line("gru (rebalancing=cb, prior_correction=none, shuffle)", [1.0], {}, "#000")
-    assert line.parts() == ("gru", "rebalancing=cb, prior_correction=none", "shuffle")
+    line = fg.Line("gru (v1) (shuffle)", [1.0], {}, "#000", panel="gru (v1)", order="shuffle")
+    assert line.parts() == ("gru (v1)", "", "shuffle")
     explicit = fg.Line("anything", [1.0], {}, "#000", panel="p", variant="v", order="o")
     assert explicit.parts() == ("p", "v", "o")
+
+
+def test_density_panels_keep_model_names_with_parentheses():
+    lines = [
+        fg.Line(
+            label=f"{model} ({order})",
+            x=[2.0, 4.0],
+            values={"macro_f1": [_stat(0.4), _stat(0.5)]},
+            colour="#000",
+            linestyle=fg.LINESTYLES[order],
+            panel=model,
+            variant="",
+            order=order,
+        )
+        for model in ("tiny (v1)", "tiny (v2)")
+        for order in ORDERS
+    ]
+    fig = fg.draw_density(lines, [("macro_f1", "macro-F1")], "frames", "t")
+    titles = sorted(ax.get_title() for ax in fig.axes)
+    assert titles == ["tiny (v1)", "tiny (v2)"]
 
 
 def test_layout_helpers():

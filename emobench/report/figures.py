@@ -374,12 +374,10 @@ LINE_COLOURS: tuple[str, ...] = OKABE_ITO[:7]
 class Line:
     """One curve: x positions, values and CI band per metric, and its look.
 
-    The density figure draws one panel per ``panel`` (the model), tells lines whose
-    ``variant`` (the other settings, e.g. ``rebalancing=class-balanced``) differs apart by
-    colour and marker, and lines whose ``order`` (frame order) differs by line style. Left
-    as None, these are read from a label of the form ``model (k=v, ..., order)``, as the
-    report writes it: the text before `` (``, the ``k=v`` items, and the bare item.
-    ``colour`` and ``marker`` are used when no panel has two variants.
+    The density figure draws one panel per ``panel`` (the model; the label when None),
+    tells lines whose ``variant`` (the other settings, e.g. ``rebalancing=class-balanced``)
+    differs apart by colour and marker, and lines whose ``order`` (frame order) differs by
+    line style. ``colour`` and ``marker`` are used when no panel has two variants.
     """
 
     label: str
@@ -393,21 +391,9 @@ class Line:
     order: str | None = None
 
     def parts(self) -> tuple[str, str, str]:
-        """(panel, variant, order) of this line, read from the label where not given."""
-        head, sep, rest = self.label.partition(" (")
-        items: list[str] = []
-        if sep and rest.endswith(")"):
-            items = [item.strip() for item in rest[:-1].split(", ") if item.strip()]
-        else:
-            head = self.label
-        panel = self.panel if self.panel is not None else head
-        variant = self.variant
-        if variant is None:
-            variant = ", ".join(item for item in items if "=" in item)
-        order = self.order
-        if order is None:
-            order = ", ".join(item for item in items if "=" not in item)
-        return panel, variant, order
+        """(panel, variant, order) of this line."""
+        panel = self.label if self.panel is None else self.panel
+        return panel, self.variant or "", self.order or ""
 
 
 def _density_ticks(ax: Axes, xs: Sequence[float], width_in: float) -> None:

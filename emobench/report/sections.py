@@ -393,6 +393,8 @@ def _density_section(ctx: ReportContext, doc: Document) -> None:
         for line in lines:
             combo = tuple(str(line.variant[k]) for k in marker_keys)
             combos.setdefault(combo, len(combos))
+            variant = ", ".join(f"{k}={line.variant[k]}" for k in marker_keys)
+            order = str(line.variant["order"]) if "order" in variant_keys else ""
             extra = [
                 f"{k}={line.variant[k]}" if k != "order" else str(line.variant[k])
                 for k in variant_keys
@@ -410,6 +412,9 @@ def _density_section(ctx: ReportContext, doc: Document) -> None:
                     colour=ctx.model_colours.get(line.model, fg.OKABE_ITO[0]),
                     linestyle=fg.LINESTYLES.get(str(line.variant.get("order")), "-."),
                     marker=fg.MARKERS[combos[combo] % len(fg.MARKERS)],
+                    panel=line.model,
+                    variant=variant,
+                    order=order,
                 )
             )
         written = ctx.submit(
