@@ -1,12 +1,16 @@
-"""The interface between the engine and a model.
+"""The interface between the engine and a model: two model kinds, one scorer each.
 
-A :class:`FrameFeatureModel` scores a clip from per-frame features. Its expensive part
-(decoding and encoding each frame) is done once per (clip, frame, preprocessing, weights)
-and cached by the engine, so every sampling density, frame order and prior correction of
-a sweep reuses it; only the cheap clip-level head runs per cell.
+Every model has a :attr:`kind`; the engine runs a group of cells through the scorer
+registered for that kind (:mod:`emobench.runner.scorers`):
 
-Generative VLM adapters (whole-clip scoring with raw answer text) get their own protocol in
-their issue; the engine dispatches on the adapter type.
+- ``frame-features`` — :class:`FrameFeatureModel`: scores a clip from per-frame features.
+  Its expensive part (decoding and encoding each frame) is done once per (clip, frame,
+  preprocessing, weights) and cached by the engine, so every sampling density, frame order
+  and prior correction of a sweep reuses it; only the cheap clip-level head runs per cell.
+- ``clip`` — :class:`ClipModel`: takes a clip's sampled frames in presentation order (and,
+  with context enrichment, a message) and returns class scores and/or its raw answer text
+  (:class:`ClipOutput`); generative VLMs and API models are of this kind. The engine
+  samples, orders and decodes the frames, parses answers and records the raw text.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class FitContext:
 class FrameFeatureModel(ABC):
     """A model whose clip score is a function of per-frame features."""
 
+    #: the model kind: selects the engine's scorer
+    kind: str = "frame-features"
     #: square side, in pixels, that frames are decoded at for this model
     frame_size: int = 112
     #: output label order (set by :meth:`fit`)
@@ -77,4 +83,57 @@ class FrameFeatureModel(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Settings recorded in the manifest."""
+        return {}
+
+
+@dataclass(frozen=True)
+class ClipInput:
+    """One clip as a :class:`ClipModel` sees it."""
+
+    clip_id: str
+    #: uint8 RGB frames ``(T, H, W, 3)`` in presentation order (after the cell's order)
+    frames: np.ndarray
+    #: the source frame index of each presented frame
+    indices: np.ndarray
+    #: frames per second of the source video
+    fps: float
+    #: context-enrichment text for the clip (None: no enrichment)
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ClipOutput:
+    """A :class:`ClipModel`'s answer for one clip.
+
+    ``scores``: one value per label in :attr:`ClipModel.labels` order (higher = more
+    likely), or None; ``text``: the raw answer, or None. With scores the prediction is
+    their argmax (after the cell's prior correction); with text only, the label the answer
+    names (``invalid`` when it names none or several).
+    """
+
+    scores: np.ndarray | None = None
+    text: str | None = None
+
+
+class ClipModel(ABC):
+    """A model that answers for a whole clip from its sampled frames (generative VLMs)."""
+
+    kind: str = "clip"
+    #: square side frames are decoded at (None: the video's own size)
+    frame_size: int | None = None
+    #: clips per :meth:`predict` call
+    batch_size: int = 8
+    #: output label order (set by :meth:`fit`)
+    labels: list[str]
+
+    @abstractmethod
+    def fit(self, ctx: FitContext) -> None:
+        """Get ready for this context (load weights, fine-tune; reuse checkpoints)."""
+
+    @abstractmethod
+    def predict(self, clips: list[ClipInput]) -> list[ClipOutput]:
+        """One :class:`ClipOutput` per clip, in order."""
+
+    def describe(self) -> dict[str, Any]:
+        """Settings recorded in the manifest (prompt, frames, resolution, ...)."""
         return {}

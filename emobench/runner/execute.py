@@ -13,7 +13,6 @@ manifest are written, all atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -27,26 +26,21 @@ import polars as pl
 
 from emobench.config import ConfigError, DatasetConfig, RunConfig
 from emobench.errors import EmobenchError
-from emobench.labels import INVALID
-from emobench.results import (
-    RunFolder,
-    build_manifest,
-    dataset_entry,
-    write_json_atomic,
+from emobench.io import write_json_atomic
+from emobench.results import RunFolder, build_manifest, dataset_entry
+from emobench.runner.cache import FeatureCache, FrameCache
+from emobench.runner.media import (  # noqa: F401  (re-exported for callers and tests)
+    MAX_FAILED_SHARE,
+    DecodeFailureError,
+    MediaReader,
 )
-from emobench.runner.cache import FeatureCache, FrameCache, clip_key
 from emobench.runner.parts import Audit, make_stamp, media_fingerprint, write_part
 from emobench.runner.plan import Cell, expand, groups
+from emobench.runner.scorers import GroupJob, Services, clip_seed, scorer_for  # noqa: F401
+from emobench.runner.work import WorkProgress
 
 PLAN_FILE = "plan.json"
 PARTS_DIR = "parts"
-#: A split whose clips fail to decode beyond this share stops the run (one line naming the
-#: decoder and the first failing clip) instead of training or scoring on what is left.
-MAX_FAILED_SHARE = 0.2
-
-
-class DecodeFailureError(EmobenchError):
-    """Too many clips of one split could not be decoded."""
 
 
 class OutputFolderError(EmobenchError):
@@ -66,29 +60,27 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def clip_seed(seed: int, clip_id: str, salt: str = "") -> int:
-    """A per-clip seed derived from the cell seed: identical across models and cells."""
-    h = hashlib.sha1(f"{seed}|{clip_id}|{salt}".encode()).digest()
-    return int.from_bytes(h[:4], "little")
-
-
 # --------------------------------------------------------------------------- datasets
 
 
-def prepare_dataset(ds: DatasetConfig, limit: int | None, generate: bool = True) -> pl.DataFrame:
-    """Generate (synth, when asked and absent), load and subset a dataset's clip index."""
-    from emobench.data.registry import load_index
+def prepare_dataset(
+    ds: DatasetConfig, limit: int | None, generate: bool = True
+) -> tuple[pl.DataFrame, str | None]:
+    """Prepare (e.g. generate, when asked and absent), load and subset a dataset's clip index.
 
-    root = Path(ds.root)
-    if generate and ds.generate is not None and not _has_annotations(root):
-        if ds.name != "synth":
-            raise ConfigError(
-                f"datasets.{ds.name}.generate: only the synth dataset can be generated"
-            )
-        from emobench.data.synth.generate import SynthConfig, generate
+    Returns the index and a one-line warning from the dataset's ``prepare`` hook (e.g. an
+    existing generated folder made with other settings), or None.
+    """
+    from emobench.data.registry import get_dataset, load_index
 
-        generate(SynthConfig(**ds.generate), root)
-    index = load_index(ds.name, root, **ds.options)
+    warning = None
+    if ds.generate is not None:
+        prepare = getattr(get_dataset(ds.name), "prepare", None)
+        if prepare is None:
+            raise ConfigError(f"datasets.{ds.name}.generate: dataset {ds.name} cannot be generated")
+        if generate:
+            warning = prepare(Path(ds.root), ds.generate)
+    index = load_index(ds.name, Path(ds.root), **ds.options)
     folds = sorted(index["fold"].unique().to_list())
     if ds.folds != "all":
         bad = [f for f in ds.folds if f not in folds]
@@ -101,20 +93,7 @@ def prepare_dataset(ds: DatasetConfig, limit: int | None, generate: bool = True)
             .group_by(["fold", "split"], maintain_order=True)
             .head(limit)
         )
-    return index
-
-
-def dataset_drift(ds: DatasetConfig) -> str | None:
-    """A warning when a dataset the config would generate exists with other settings."""
-    if ds.name != "synth" or ds.generate is None:
-        return None
-    from emobench.data.synth.generate import SynthConfig, manifest_drift
-
-    return manifest_drift(SynthConfig(**ds.generate), Path(ds.root))
-
-
-def _has_annotations(root: Path) -> bool:
-    return (root / "annotations.csv").is_file()
+    return index, warning
 
 
 # --------------------------------------------------------------------------- engine
@@ -140,8 +119,6 @@ class Engine:
         self.out = Path(out)
         self.run = RunFolder(self.out)
         self.device_name = device or cfg.device
-        self.show_progress = progress
-        self.console = console
         self.on_part = on_part
         cache_dir = cfg.cache.dir or (self.out.parent / ".emobench-cache")
         self.features = FeatureCache(cache_dir)
@@ -154,16 +131,13 @@ class Engine:
         self._labels: dict[str, list[str]] = {}
         #: one-line warnings found while loading (e.g. a synth folder from other settings)
         self.warnings: list[str] = []
-        self._progress: Any = None
-        self._task_cells: Any = None
-        self._task_work: Any = None
         self._audit: Audit | None = None
         self._data_stamps: dict[tuple[str, int], tuple[str, str]] = {}
-        #: clips of the current group that failed to decode: id → reason
-        self._group_skips: dict[str, str] = {}
-        video = getattr(cfg, "video", None)
         #: decoding backend: auto (decord where checked against PyAV), pyav or decord
-        self.backend: str = video.backend if video is not None else "auto"
+        self.backend: str = cfg.video.backend
+        self.progress = WorkProgress(progress, console)
+        self.media = MediaReader(self.frames, self.backend, self.progress)
+        self.services = Services(self.features, self.media, self.progress, self.timings)
 
     # ------------------------------------------------------------ bookkeeping
     def part_path(self, cell: Cell, fold: int) -> Path:
@@ -178,14 +152,13 @@ class Engine:
         ds = next(d for d in self.cfg.datasets if d.name == cell.dataset)
         settings = cell.as_dict()
         settings.pop("model_index")  # reordering the models list changes nothing
-        video = getattr(self.cfg, "video", None)
         return {
             "cell": settings,
             "model": {"adapter": m.adapter, "options": m.options},
             "dataset_options": ds.options,
             "train": self.cfg.train,
             "limit": self.cfg.limit,
-            "video": video.model_dump(mode="json") if video is not None else None,
+            "video": self.cfg.video.model_dump(mode="json"),
         }
 
     def stamp(self, cell: Cell, fold: int) -> dict[str, Any]:
@@ -262,10 +235,9 @@ class Engine:
 
     def load_datasets(self, generate: bool = True) -> None:
         for ds in self.cfg.datasets:
-            index = prepare_dataset(ds, self.cfg.limit, generate)
-            drift = dataset_drift(ds)
-            if drift:
-                self.warnings.append(drift)
+            index, warning = prepare_dataset(ds, self.cfg.limit, generate)
+            if warning:
+                self.warnings.append(warning)
             self._indices[ds.name] = index
             self._labels[ds.name] = dataset_entry(index)["labels"]
 
@@ -355,7 +327,7 @@ class Engine:
             self.check_models()
         done_before = total - len(todo)
         computed = 0
-        with self._progress_ctx(total, done_before):
+        with self.progress.run(total, done_before):
             for _key, cells in groups(self.cells).items():
                 ds = cells[0].dataset
                 for fold in self.folds(ds):
@@ -380,39 +352,38 @@ class Engine:
         )
 
     def _run_group(self, cells: list[Cell], fold: int) -> int:
+        """Fit the group's model on the fold, then write one part per cell from its scorer."""
         first = cells[0]
-        ds = first.dataset
-        labels = self._labels[ds]
-        index = self._indices[ds].filter(pl.col("fold") == fold)
+        labels = self._labels[first.dataset]
+        index = self._indices[first.dataset].filter(pl.col("fold") == fold)
         train = index.filter(pl.col("split") == "train")
-        test = index.filter(pl.col("split") == "test").sort("clip_id")
-        self._group_skips: dict[str, str] = {}
+        skips: dict[str, str] = {}
         t = time.perf_counter()
-        model = self._fit(first, fold, labels, train)
+        model, scorer = self._fit(first, fold, labels, train, skips)
         self.timings["fit"] += time.perf_counter() - t
-        # model output order → dataset label order
-        col = [model.labels.index(lb) if lb in model.labels else None for lb in labels]
-        t = time.perf_counter()
-        needed = self._needed_frames(cells, test)
-        feats, bad, per_frame_s = self._features_for(model, test, needed, "test clips")
-        self._check_failures(bad, test, "test")
-        self.timings["features"] += time.perf_counter() - t
-        self._group_skips.update(bad)
-        ok_rows = [r for r in test.iter_rows(named=True) if r["clip_id"] not in bad]
-        prior = self._train_prior(train, labels, fold)
-        for cell in cells:
+        job = GroupJob(
+            cells=cells,
+            fold=fold,
+            labels=labels,
+            test=index.filter(pl.col("split") == "test").sort("clip_id"),
+            model=model,
+            prior=self._train_prior(train, labels, fold),
+            skips=skips,
+        )
+        parts = scorer.score_group(job)
+        while True:
             t = time.perf_counter()
-            part = self._score_cell(
-                model, cell, fold, ok_rows, feats, labels, col, prior, per_frame_s
-            )
+            try:
+                cell, part = next(parts)
+            except StopIteration:
+                break
             # the skip list first: a part file's existence marks the (cell, fold) done
-            write_json_atomic(self._skip_path(cell, fold), bad_list(self._group_skips, cell, fold))
+            write_json_atomic(self._skip_path(cell, fold), bad_list(skips, cell, fold))
             write_part(self.part_path(cell, fold), part, self.stamp(cell, fold))
             if self._audit is not None:
                 self._audit.ok.add((cell.cell_id, fold))
             self.timings["score"] += time.perf_counter() - t
-            if self._progress is not None:
-                self._progress.advance(self._task_cells)
+            self.progress.part_done()
             if self.on_part is not None:
                 self.on_part(cell, fold)
         return len(cells)
@@ -426,13 +397,17 @@ class Engine:
         for mcfg in self.cfg.models:
             create_model(mcfg.adapter, mcfg.options)
 
-    def _fit(self, cell: Cell, fold: int, labels: list[str], train: pl.DataFrame) -> Any:
+    def _fit(
+        self, cell: Cell, fold: int, labels: list[str], train: pl.DataFrame, skips: dict[str, str]
+    ) -> tuple[Any, Any]:
+        """The group's model, fitted (or loaded) on the fold's training clips, and its scorer."""
         from emobench.models.base import FitContext
         from emobench.models.device import resolve_device
         from emobench.models.registry import create_model
 
         mcfg = self.cfg.models[cell.model_index]
         model = create_model(cell.adapter, mcfg.options)
+        scorer = scorer_for(model, self.services)
         ckpt = self.out / "checkpoints" / cell.dataset / f"fold{fold}" / f"seed{cell.seed}"
         ctx = FitContext(
             dataset=cell.dataset,
@@ -444,13 +419,15 @@ class Engine:
             checkpoint_dir=ckpt,
             device=resolve_device(self.device_name),
             train_options={**self.cfg.train, **mcfg.options.get("train", {})},
-            load_frames=self._frames_for,
-            load_features=self._all_features,
-            progress=self._work_progress,
+            load_frames=lambda m, rows: self.media.whole_clips(
+                rows, m.frame_size, skips, "training"
+            ),
+            load_features=lambda m, rows: scorer.all_features(m, rows, skips),
+            progress=self.progress.update,
             warn=self.warnings.append,
         )
         model.fit(ctx)
-        return model
+        return model, scorer
 
     def _train_prior(self, train: pl.DataFrame, labels: list[str], fold: int) -> np.ndarray:
         from emobench.data.index import class_counts
@@ -458,188 +435,6 @@ class Engine:
         m = class_counts(train, split="train", fold=fold)
         v = np.array([m.get(lb, 0) for lb in labels], dtype=np.float64) + 1e-9
         return v / v.sum()
-
-    # ------------------------------------------------------------ frames and features
-    def _needed_frames(self, cells: list[Cell], test: pl.DataFrame) -> dict[str, np.ndarray]:
-        """Per test clip, the union of frames every cell's sampler picks (a group shares a seed)."""
-        from emobench.video.sampling import union_indices
-
-        seed = cells[0].seed
-        samplers = sorted({c.sampler for c in cells})
-        return {
-            r["clip_id"]: union_indices(
-                r["n_frames"], r["fps"], samplers, clip_seed(seed, r["clip_id"]), _window(r)
-            )
-            for r in test.iter_rows(named=True)
-        }
-
-    def _frames_for(self, model: Any, rows: pl.DataFrame) -> tuple[list[np.ndarray], list[int]]:
-        """All frames of each clip at the model's frame size (memory/disk frame cache)."""
-        from emobench.video.frames import FrameReadError, read_clip
-
-        frames, kept = [], []
-        bad: dict[str, str] = {}
-        self._work_start("decoding training clips", rows.height)
-        for i, r in enumerate(rows.iter_rows(named=True)):
-            ck = self._frames_key(r)
-            arr = self.frames.get(ck, model.frame_size)
-            if arr is None:
-                try:
-                    arr = read_clip(
-                        r, np.arange(r["n_frames"]), size=model.frame_size, backend=self.backend
-                    )
-                except FrameReadError as exc:
-                    bad[r["clip_id"]] = exc.reason
-                    self._group_skips[r["clip_id"]] = f"train: {exc.reason}"
-                    self._work_advance()
-                    continue
-                self.frames.put(ck, model.frame_size, arr)
-            frames.append(arr)
-            kept.append(i)
-            self._work_advance()
-        self._check_failures(bad, rows, "training")
-        return frames, kept
-
-    def _frames_key(self, r: dict[str, Any]) -> str:
-        """Frame-cache key of a clip: its media and the decoding backend."""
-        return f"{clip_key(r)}-{self.backend}"
-
-    def _check_failures(self, bad: dict[str, str], rows: pl.DataFrame, what: str) -> None:
-        """Stop when more than :data:`MAX_FAILED_SHARE` of a split's clips failed to decode."""
-        if not bad or len(bad) <= MAX_FAILED_SHARE * rows.height:
-            return
-        first = min(bad)
-        where = f" of fold {rows['fold'][0]}" if "fold" in rows.columns else ""
-        raise DecodeFailureError(
-            f"{len(bad)} of {rows.height} {what} clips{where} could not be read (decoding backend "
-            f"{self.backend!r}); first: clip {first!r}: {bad[first]}. Check the media files"
-            + ("" if self.backend == "pyav" else ", or try --backend pyav")
-        )
-
-    def _all_features(self, model: Any, rows: pl.DataFrame) -> tuple[list[np.ndarray], list[int]]:
-        needed = {r["clip_id"]: np.arange(r["n_frames"]) for r in rows.iter_rows(named=True)}
-        feats, bad, _ = self._features_for(model, rows, needed, "training features")
-        self._check_failures(bad, rows, "training")
-        for cid, reason in bad.items():
-            self._group_skips[cid] = f"train: {reason}"
-        out, kept = [], []
-        for i, r in enumerate(rows.iter_rows(named=True)):
-            if r["clip_id"] in feats:
-                idx, f = feats[r["clip_id"]]
-                out.append(f[np.searchsorted(idx, needed[r["clip_id"]])])
-                kept.append(i)
-        return out, kept
-
-    def _features_for(
-        self, model: Any, rows: pl.DataFrame, needed: dict[str, np.ndarray], what: str
-    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str], float]:
-        """Per-clip (sorted indices, features) covering ``needed``; computes only what's missing.
-
-        Returns the features, the clips that failed to decode (id → reason), and the mean
-        decode+encode seconds per computed frame (0 when all came from the cache).
-        """
-        from emobench.video.frames import FrameReadError, read_clip
-
-        key = f"{model.feature_key}-{self.backend}"
-        stats = self.features.stats
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        bad: dict[str, str] = {}
-        spent, computed = 0.0, 0
-        self._work_start(what, rows.height)
-        for r in rows.iter_rows(named=True):
-            cid = r["clip_id"]
-            ck = clip_key(r)
-            want = needed[cid]
-            got = self.features.load(key, ck)
-            have_idx = got[0] if got is not None else np.empty(0, dtype=np.int64)
-            missing = np.setdiff1d(want, have_idx)
-            stats.hit_frames += int(want.size - missing.size)
-            if missing.size:
-                t = time.perf_counter()
-                try:
-                    full = self.frames.get(self._frames_key(r), model.frame_size)
-                    frames = (
-                        full[missing]
-                        if full is not None
-                        else read_clip(r, missing, size=model.frame_size, backend=self.backend)
-                    )
-                except (FrameReadError, IndexError) as exc:
-                    bad[cid] = getattr(exc, "reason", str(exc))
-                    self._work_advance()
-                    continue
-                new = np.asarray(model.encode(frames), dtype=np.float32)
-                stats.miss_frames += int(missing.size)
-                stats.encoder_calls += 1
-                if got is not None:
-                    idx = np.concatenate([got[0], missing])
-                    feats = np.concatenate([got[1].astype(np.float32), new])
-                else:
-                    idx, feats = missing, new
-                self.features.store(key, ck, idx, feats)
-                order = np.argsort(idx)
-                got = (idx[order], feats[order])
-                spent += time.perf_counter() - t
-                computed += int(missing.size)
-            assert got is not None
-            out[cid] = got
-            self._work_advance()
-        return out, bad, (spent / computed if computed else 0.0)
-
-    # ------------------------------------------------------------ scoring
-    def _score_cell(
-        self,
-        model: Any,
-        cell: Cell,
-        fold: int,
-        rows: list[dict[str, Any]],
-        feats: dict[str, tuple[np.ndarray, np.ndarray]],
-        labels: list[str],
-        col: list[int | None],
-        prior: np.ndarray,
-        per_frame_s: float,
-    ) -> pl.DataFrame:
-        from emobench.longtail.prior import apply_prior
-        from emobench.video.sampling import apply_order, n_unique, sample
-
-        seqs, n_seen, n_uniq = [], [], []
-        for r in rows:
-            s = clip_seed(cell.seed, r["clip_id"])
-            idx = sample(r["n_frames"], r["fps"], cell.sampler, s, _window(r))
-            idx = apply_order(idx, cell.order, clip_seed(cell.seed, r["clip_id"], "order"))
-            have_idx, have = feats[r["clip_id"]]
-            seqs.append(have[np.searchsorted(have_idx, idx)])
-            n_seen.append(len(idx))
-            n_uniq.append(n_unique(idx))
-        t = time.perf_counter()
-        raw = np.asarray(model.score(seqs), dtype=np.float64) if seqs else np.zeros((0, 0))
-        head_s = (time.perf_counter() - t) / max(len(rows), 1)
-        scores = np.full((len(rows), len(labels)), -np.inf)
-        for j, c in enumerate(col):
-            if c is not None and raw.size:
-                scores[:, j] = raw[:, c]
-        scores = apply_prior(cell.prior_correction, scores, prior)
-        pred = [
-            labels[int(i)] if np.isfinite(s).any() else INVALID
-            for i, s in zip(scores.argmax(axis=1) if len(rows) else [], scores, strict=True)
-        ]
-        data: dict[str, Any] = {
-            "cell_id": [cell.cell_id] * len(rows),
-            **{k: [v] * len(rows) for k, v in cell.settings().items()},
-            "fold": [fold] * len(rows),
-            "clip_id": [r["clip_id"] for r in rows],
-            "label": [r["label"] for r in rows],
-            "pred": pred,
-            "raw_text": [None] * len(rows),
-            "n_frames": n_seen,
-            "n_unique_frames": n_uniq,
-            "latency_s": [u * per_frame_s + head_s for u in n_uniq],
-        }
-        for j, lb in enumerate(labels):
-            v = scores[:, j] if len(rows) else np.zeros(0)
-            data[f"score:{lb}"] = [float(x) if np.isfinite(x) else None for x in v]
-        from emobench.results import validate_predictions
-
-        return validate_predictions(pl.DataFrame(data, strict=False))
 
     # ------------------------------------------------------------ skips, merge, manifest
     def _collect_skips(self) -> None:
@@ -654,6 +449,7 @@ class Engine:
     def finalize(self) -> None:
         """Merge parts → predictions.parquet, then manifest and metrics (all atomic)."""
         from emobench.metrics import compute_metrics
+        from emobench.results import validate_predictions
 
         parts = [
             pl.read_parquet(self.part_path(c, f))
@@ -677,85 +473,23 @@ class Engine:
         manifest["timings_s"] = {k: round(v, 3) for k, v in self.timings.items()}
         manifest["decoding"] = {"backend": self.backend, "this_run": _decode_stats()}
         manifest["warnings"] = list(self.warnings)
+        preds = validate_predictions(preds)
         self.run.write_predictions(preds)
-        m = self.cfg.metrics
-        metrics = compute_metrics(
-            self.run.read_predictions(),
-            manifest,
-            rule=m.rule,
-            head=m.head,
-            tail=m.tail,
-            n_resamples=m.n_resamples,
-            seed=m.seed,
-        )
-        self.run.write_metrics(metrics)
+        self.run.write_metrics(compute_metrics(preds, manifest, self.cfg.metrics))
         self.run.write_manifest(manifest)
-
-    # ------------------------------------------------------------ progress
-    def _progress_ctx(self, total: int, done: int) -> Any:
-        import contextlib
-
-        if not self.show_progress:
-            return contextlib.nullcontext()
-        from emobench.progress import progress_bar
-
-        engine = self
-
-        class _Ctx:
-            def __enter__(self) -> None:
-                engine._progress = progress_bar(
-                    field="rate", console=engine.console, transient=False
-                )
-                engine._progress.__enter__()
-                engine._task_cells = engine._progress.add_task(
-                    "cells × folds", total=total, completed=done, rate=""
-                )
-                engine._task_work = engine._progress.add_task("", total=1, visible=False, rate="")
-
-            def __exit__(self, *exc: object) -> None:
-                engine._progress.__exit__(*exc)
-                engine._progress = None
-
-        return _Ctx()
-
-    def _work_start(self, what: str, total: int) -> None:
-        self._work_t0 = time.perf_counter()
-        if self._progress is not None:
-            self._progress.reset(self._task_work, total=total, description=what, visible=True)
-
-    def _work_advance(self) -> None:
-        if self._progress is not None:
-            task = self._progress.tasks[self._task_work]
-            dt = time.perf_counter() - self._work_t0
-            rate = f"{(task.completed + 1) / dt:.1f} clips/s" if dt > 0 else ""
-            self._progress.update(self._task_work, advance=1, rate=rate)
-
-    def _work_progress(self, what: str, done: int, total: int) -> None:
-        if self._progress is not None:
-            self._progress.update(
-                self._task_work,
-                description=what,
-                completed=done,
-                total=total,
-                visible=True,
-                rate="",
-            )
 
 
 def _decode_stats() -> dict[str, Any]:
     """What the frame sources decoded in this process, by backend, with fallbacks."""
-    from emobench.video import frames
+    from emobench.video.frames import decode_stats
 
-    stats = getattr(frames, "decode_stats", None)
-    return stats().as_dict() if stats is not None else {}
+    return decode_stats().as_dict()
 
 
 def _reset_decode_stats() -> None:
-    from emobench.video import frames
+    from emobench.video.frames import reset_decode_stats
 
-    reset = getattr(frames, "reset_decode_stats", None)
-    if reset is not None:
-        reset()
+    reset_decode_stats()
 
 
 def bad_list(bad: dict[str, str], cell: Cell, fold: int) -> list[dict[str, Any]]:
@@ -763,9 +497,3 @@ def bad_list(bad: dict[str, str], cell: Cell, fold: int) -> list[dict[str, Any]]
         {"cell_id": cell.cell_id, "fold": fold, "clip_id": cid, "reason": reason}
         for cid, reason in sorted(bad.items())
     ]
-
-
-def _window(r: dict[str, Any]) -> tuple[int, int] | None:
-    if r.get("onset") is None or r.get("offset") is None:
-        return None
-    return (int(r["onset"]), int(r["offset"]))

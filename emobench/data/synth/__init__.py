@@ -103,7 +103,24 @@ def dataset_classes(root: Path) -> tuple[str, ...] | None:
         ) from None
 
 
-@register_dataset("synth", "generated facial-expression videos with total ground truth")
+def prepare_synth(root: Path, options: dict[str, object] | None) -> str | None:
+    """The ``prepare`` hook: generate the set under ``root`` with ``options`` (the
+    generator's :class:`~emobench.data.synth.generate.SynthConfig` fields) unless it is
+    there. Returns a one-line warning when an existing set was generated with other
+    settings (it is used as it is), else None."""
+    from emobench.data.synth.generate import SynthConfig, generate, manifest_drift
+
+    cfg = SynthConfig(**(options or {}))
+    root = Path(root)
+    if (root / ANNOTATIONS).is_file():
+        return manifest_drift(cfg, root)
+    generate(cfg, root)
+    return None
+
+
+@register_dataset(
+    "synth", "generated facial-expression videos with total ground truth", prepare=prepare_synth
+)
 def load_synth(root: Path, check_files: bool = False, **options: object) -> pl.DataFrame:
     """Read a generated synth dataset back as a clip index (absolute video paths).
 

@@ -1,0 +1,161 @@
+"""The scorer of ``frame-features`` models: per-frame features, cached, then clip heads.
+
+For a group it decodes and encodes, once per test clip, the union of the frames every
+cell's sampler picks (the feature cache keeps them across runs and sweeps), then scores
+each cell from the cached features: the cell's frames in its order → the model's head →
+the cell's prior correction → a predictions part. Training features (for heads and
+probes) come from the same cache through :meth:`FrameFeatureScorer.all_features`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from emobench.runner.cache import clip_key
+from emobench.runner.media import record_skips
+from emobench.runner.plan import Cell
+from emobench.runner.scorers import (
+    GroupJob,
+    Services,
+    build_part,
+    clip_seed,
+    register_scorer,
+    sampled_indices,
+    to_dataset_order,
+    window,
+)
+
+Features = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@register_scorer("frame-features")
+class FrameFeatureScorer:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    # ------------------------------------------------------------ features
+    def features(
+        self, model: Any, rows: pl.DataFrame, needed: dict[str, np.ndarray], what: str
+    ) -> tuple[Features, dict[str, str], float]:
+        """Per-clip (sorted indices, features) covering ``needed``; computes only what's missing.
+
+        Returns the features, the clips that failed to decode (id → reason), and the mean
+        decode+encode seconds per computed frame (0 when all came from the cache).
+        """
+        from emobench.video.frames import FrameReadError
+
+        key = f"{model.feature_key}-{self.s.media.backend}"
+        stats = self.s.features.stats
+        out: Features = {}
+        bad: dict[str, str] = {}
+        spent, computed = 0.0, 0
+        self.s.progress.start(what, rows.height)
+        for r in rows.iter_rows(named=True):
+            cid = r["clip_id"]
+            ck = clip_key(r)
+            want = needed[cid]
+            got = self.s.features.load(key, ck)
+            have_idx = got[0] if got is not None else np.empty(0, dtype=np.int64)
+            missing = np.setdiff1d(want, have_idx)
+            stats.hit_frames += int(want.size - missing.size)
+            if missing.size:
+                t = time.perf_counter()
+                try:
+                    frames = self.s.media.read(r, missing, model.frame_size)
+                except FrameReadError as exc:
+                    bad[cid] = exc.reason
+                    self.s.progress.advance()
+                    continue
+                new = np.asarray(model.encode(frames), dtype=np.float32)
+                stats.miss_frames += int(missing.size)
+                stats.encoder_calls += 1
+                if got is not None:
+                    idx = np.concatenate([got[0], missing])
+                    feats = np.concatenate([got[1].astype(np.float32), new])
+                else:
+                    idx, feats = missing, new
+                self.s.features.store(key, ck, idx, feats)
+                order = np.argsort(idx)
+                got = (idx[order], feats[order])
+                spent += time.perf_counter() - t
+                computed += int(missing.size)
+            assert got is not None
+            out[cid] = got
+            self.s.progress.advance()
+        return out, bad, (spent / computed if computed else 0.0)
+
+    def all_features(
+        self, model: Any, rows: pl.DataFrame, skips: dict[str, str]
+    ) -> tuple[list[np.ndarray], list[int]]:
+        """Features of every frame of each training clip (for heads and probes)."""
+        needed = {r["clip_id"]: np.arange(r["n_frames"]) for r in rows.iter_rows(named=True)}
+        feats, bad, _ = self.features(model, rows, needed, "training features")
+        self.s.media.check_failures(bad, rows, "training")
+        record_skips(skips, bad, "training")
+        out, kept = [], []
+        for i, r in enumerate(rows.iter_rows(named=True)):
+            if r["clip_id"] in feats:
+                idx, f = feats[r["clip_id"]]
+                out.append(f[np.searchsorted(idx, needed[r["clip_id"]])])
+                kept.append(i)
+        return out, kept
+
+    # ------------------------------------------------------------ scoring
+    def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame]]:
+        from emobench.video.sampling import union_indices
+
+        t = time.perf_counter()
+        seed = job.cells[0].seed
+        samplers = sorted({c.sampler for c in job.cells})
+        needed = {
+            r["clip_id"]: union_indices(
+                r["n_frames"], r["fps"], samplers, clip_seed(seed, r["clip_id"]), window(r)
+            )
+            for r in job.test.iter_rows(named=True)
+        }
+        feats, bad, per_frame_s = self.features(job.model, job.test, needed, "test clips")
+        self.s.media.check_failures(bad, job.test, "test")
+        self.s.timings["features"] += time.perf_counter() - t
+        record_skips(job.skips, bad, "test")
+        rows = [r for r in job.test.iter_rows(named=True) if r["clip_id"] not in bad]
+        for cell in job.cells:
+            yield cell, self._score_cell(job, cell, rows, feats, per_frame_s)
+
+    def _score_cell(
+        self,
+        job: GroupJob,
+        cell: Cell,
+        rows: list[dict[str, Any]],
+        feats: Features,
+        per_frame_s: float,
+    ) -> pl.DataFrame:
+        from emobench.longtail.prior import apply_prior
+        from emobench.video.sampling import n_unique
+
+        seqs, n_seen, n_uniq = [], [], []
+        for r in rows:
+            idx = sampled_indices(cell, r)
+            have_idx, have = feats[r["clip_id"]]
+            seqs.append(have[np.searchsorted(have_idx, idx)])
+            n_seen.append(len(idx))
+            n_uniq.append(n_unique(idx))
+        t = time.perf_counter()
+        raw = np.asarray(job.model.score(seqs), dtype=np.float64) if seqs else np.zeros((0, 0))
+        head_s = (time.perf_counter() - t) / max(len(rows), 1)
+        scores = to_dataset_order(raw, job.columns) if rows else np.zeros((0, len(job.labels)))
+        scores = apply_prior(cell.prior_correction, scores, job.prior)
+        return build_part(
+            cell,
+            job.fold,
+            rows,
+            job.labels,
+            scores,
+            n_frames=n_seen,
+            n_unique=n_uniq,
+            latency=[u * per_frame_s + head_s for u in n_uniq],
+        )
