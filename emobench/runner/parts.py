@@ -81,7 +81,7 @@ def make_stamp(
 
 def write_part(path: Path, df: pl.DataFrame, stamp: Mapping[str, Any]) -> None:
     """Write a part atomically, its stamp in the Parquet metadata."""
-    from emobench.results import _atomic_open
+    from emobench.io import atomic_open as _atomic_open
 
     with _atomic_open(path) as fh:
         df.write_parquet(

@@ -11,18 +11,39 @@ which makes the decoded frames reproducible for a given library build.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emobench.data.synth.profiles import class_counts, largest_remainder, parse_profile
+from emobench.data.synth.config import X264_PRESETS, X264_SPEED_PARAMS, SynthConfig, X264Preset
+from emobench.data.synth.encode import _encoder_info, encode_h264, x264_cpu_params
+from emobench.data.synth.plan import (
+    ClipPlan,
+    clip_rng,
+    make_plan,
+    subject_id,
+    subject_rng,
+)
 from emobench.errors import EmobenchError
+
+__all__ = [
+    "X264_PRESETS",
+    "X264_SPEED_PARAMS",
+    "ClipPlan",
+    "SynthConfig",
+    "X264Preset",
+    "clip_rng",
+    "encode_h264",
+    "generate",
+    "make_plan",
+    "manifest_drift",
+    "subject_id",
+    "subject_rng",
+    "x264_cpu_params",
+]
 
 if TYPE_CHECKING:
     from emobench.data.synth.timeline import ClipTimeline
@@ -55,233 +76,7 @@ ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
     "distractor": pl.Utf8,
 }
 
-X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
-X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
-
-#: On top of ``veryfast``: diamond motion search, fastest subpixel refinement, short
-#: lookahead, no partitions. About 45% less encoder work at the same file size for these
-#: small, smooth clips.
-X264_SPEED_PARAMS = "me=dia:subme=1:rc-lookahead=5:partitions=none"
-
-
-def x264_cpu_params() -> str:
-    """x264's instruction sets, fixed so that the bytes do not depend on the CPU.
-
-    x264's default picks every instruction set the CPU has, and its output then differs
-    between CPUs; worse, on some (an AMD EPYC with AVX-512, its ``SSE2Fast`` and
-    ``Cache64`` paths) two encodes of the same frames in one process differed in about 1
-    clip of 50. Measured here: with only the x86-64 baseline sets (MMX2, SSE, SSE2) the
-    bytes equal those of x264's plain C code (``asm=0``) on every clip tried, at the same
-    speed as the default for these small clips; other architectures use the C code.
-    """
-    import platform
-
-    if platform.machine().lower() in ("x86_64", "amd64", "x64"):
-        return "asm=MMX2,SSE,SSE2"
-    return "asm=0"
-
-
-class SynthConfig(BaseModel):
-    """Every setting that determines a generated synth dataset (the defaults = quickstart)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    profile: str = Field("dfew", description="class profile: dfew, mafw, exp:<ratio>, uniform")
-    n_train: int = Field(
-        1000, ge=1, description="training clips (all clips in 5-fold mode: +n_test)"
-    )
-    n_test: int = Field(400, ge=1, description="test clips")
-    test_split: Literal["natural", "balanced"] = Field(
-        "natural", description="test classes in the profile's proportions or balanced"
-    )
-    folds: Literal[1, 5] = Field(1, description="1 train/test split, or 5 DFEW-style folds")
-    size: int = Field(112, ge=32, le=512, description="frame side in pixels (even)")
-    fps: int = Field(25, ge=10, le=60, description="frames per second")
-    min_seconds: float = Field(2.0, ge=1.0, le=60.0, description="shortest clip, seconds")
-    max_seconds: float = Field(3.0, ge=1.0, le=60.0, description="longest clip, seconds")
-    micro_share: float = Field(1 / 3, ge=0.0, le=1.0, description="share of micro clips")
-    n_train_subjects: int = Field(60, ge=1, description="training subjects (identities)")
-    n_test_subjects: int = Field(24, ge=1, description="test subjects, disjoint from training")
-    seed: int = Field(0, ge=0, description="master seed")
-    crf: int = Field(20, ge=0, le=51, description="x264 constant rate factor (quality)")
-    preset: X264Preset = Field("veryfast", description="x264 speed preset")
-    x264_params: str = Field(
-        X264_SPEED_PARAMS, description="extra x264 options on top of the preset ('' for none)"
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> SynthConfig:
-        prof = parse_profile(self.profile)  # ProfileError names the allowed forms
-        k = len(prof.classes)
-        if self.size % 2:
-            raise ValueError(f"size must be even for yuv420p video, got {self.size}")
-        if self.min_seconds > self.max_seconds:
-            raise ValueError(
-                f"min_seconds ({self.min_seconds}) is larger than max_seconds ({self.max_seconds})"
-            )
-        if self.folds == 5 and self.test_split != "natural":
-            raise ValueError("5-fold mode has natural test folds; use test_split='natural'")
-        if self.folds == 5 and self.n_train_subjects + self.n_test_subjects < 5:
-            raise ValueError("5-fold mode needs at least 5 subjects in all")
-        for name in ("n_train", "n_test"):
-            if getattr(self, name) < k:
-                raise ValueError(
-                    f"{name}={getattr(self, name)} is below the {k} classes of {self.profile!r}"
-                )
-        return self
-
-    @classmethod
-    def quickstart(cls) -> SynthConfig:
-        """The embedded default: DFEW's 7-class long tail, 1000 train + 400 natural test
-        clips of 2–3 s at 25 fps, 112×112, a third of them micro-expressions."""
-        return cls()
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return parse_profile(self.profile).classes
-
-
-@dataclass(frozen=True)
-class ClipPlan:
-    """What one clip will be, decided before rendering (cheap, in the main process)."""
-
-    number: int
-    clip_id: str
-    label: str
-    subject: int
-    micro: bool
-    split: str | None  # one-split mode: "train" or "test"
-    test_fold: int | None  # 5-fold mode: the one fold whose test split holds this clip
-
-
-def subject_id(subject: int) -> str:
-    """The subject's id in the annotation table, e.g. ``s0007``."""
-    return f"s{subject:04d}"
-
-
-def subject_rng(seed: int, subject: int) -> np.random.Generator:
-    """The generator of a subject's identity (shared by all of that subject's clips)."""
-    return np.random.default_rng([seed, 1, subject])
-
-
-def clip_rng(seed: int, number: int) -> np.random.Generator:
-    """The generator of one clip: duration, timeline, nuisances and sensor noise."""
-    return np.random.default_rng([seed, 0, number])
-
-
-def _micro_counts(counts: dict[str, int], share: float, total: int) -> dict[str, int]:
-    """Micro clips per class: ``share`` of ``total``, spread over the expressive classes in
-    proportion to their sizes (neutral clips have nothing to flash)."""
-    expressive = {c: n for c, n in counts.items() if c != "neutral"}
-    m = min(round(share * total), sum(expressive.values()))
-    if not expressive or m == 0:
-        return {c: 0 for c in counts}
-    per = largest_remainder({c: float(n) for c, n in expressive.items()}, m, minimum=0)
-    return {c: per.get(c, 0) for c in counts}
-
-
-def _group(
-    counts: dict[str, int], subjects: list[int], share: float, rng: np.random.Generator
-) -> list[tuple[str, int, bool]]:
-    """Labels, subjects and micro flags for one group of clips, in random order.
-
-    Clips are laid out class by class and dealt to subjects in turn, so that every subject
-    gets a mix of classes; micro clips are a per-class share of the expressive classes.
-    """
-    total = sum(counts.values())
-    micro = _micro_counts(counts, share, total)
-    order = [subjects[i] for i in rng.permutation(len(subjects))]
-    clips: list[tuple[str, int, bool]] = []
-    for label, n in counts.items():
-        flags = np.zeros(n, dtype=bool)
-        flags[rng.permutation(n)[: micro[label]]] = True
-        for f in flags:
-            clips.append((label, order[len(clips) % len(order)], bool(f)))
-    return [clips[i] for i in rng.permutation(len(clips))]
-
-
-def make_plan(cfg: SynthConfig) -> list[ClipPlan]:
-    """Decide label, subject, split/fold and micro flag of every clip (deterministic)."""
-    rng = np.random.default_rng([cfg.seed, 2])
-    prof = parse_profile(cfg.profile)
-    n_train_s, n_test_s = cfg.n_train_subjects, cfg.n_test_subjects
-    if cfg.folds == 1:
-        test_profile = parse_profile("uniform:" + ",".join(prof.classes))
-        test_counts = class_counts(
-            prof if cfg.test_split == "natural" else test_profile, cfg.n_test
-        )
-        groups = [
-            ("train", class_counts(prof, cfg.n_train), list(range(n_train_s))),
-            ("test", test_counts, list(range(n_train_s, n_train_s + n_test_s))),
-        ]
-    else:
-        everyone = list(range(n_train_s + n_test_s))
-        groups = [(None, class_counts(prof, cfg.n_train + cfg.n_test), everyone)]
-    fold_of: dict[int, int] = {}
-    if cfg.folds == 5:  # subjects dealt to 5 folds: a fold's test subjects never train it
-        subjects = groups[0][2]
-        for rank, i in enumerate(rng.permutation(len(subjects))):
-            fold_of[subjects[i]] = rank % 5 + 1
-    total = cfg.n_train + cfg.n_test
-    width = max(5, len(str(total - 1)))
-    plan: list[ClipPlan] = []
-    for split, counts, subjects in groups:
-        for label, subject, micro in _group(counts, subjects, cfg.micro_share, rng):
-            number = len(plan)
-            plan.append(
-                ClipPlan(
-                    number=number,
-                    clip_id=f"synth_{number:0{width}d}",
-                    label=label,
-                    subject=subject,
-                    micro=micro,
-                    split=split,
-                    test_fold=fold_of.get(subject),
-                )
-            )
-    return plan
-
-
 # ----------------------------------------------------------------------------- workers
-
-
-def encode_h264(
-    path: Path,
-    yuv: np.ndarray,
-    fps: int,
-    crf: int = 20,
-    preset: str = "veryfast",
-    x264_params: str = X264_SPEED_PARAMS,
-) -> None:
-    """Write (T, 3H/2, W) ``yuv420p`` frames as an H.264 mp4, atomically (temp + rename).
-
-    One encoder thread, fixed options and fixed instruction sets (:func:`x264_cpu_params`)
-    make the stream reproducible, and the same on every CPU. Frames are filled
-    through the planes' buffers (three times faster than ``VideoFrame.from_ndarray``).
-    """
-    import av
-
-    height, width = yuv.shape[1] * 2 // 3, yuv.shape[2]
-    h2, w2 = height // 2, width // 2
-    tmp = path.with_name(path.name + ".part")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        options = {"preset": preset, "crf": str(crf), "threads": "1"}
-        options["x264-params"] = ":".join(p for p in (x264_params, x264_cpu_params()) if p)
-        stream.options = options
-        for i, packed in enumerate(yuv):
-            frame = av.VideoFrame(width, height, "yuv420p")
-            chroma = packed[height:].reshape(2, h2, w2)
-            planes = (packed[:height], chroma[0], chroma[1])
-            for plane, data in zip(frame.planes, planes, strict=True):
-                rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-                rows[:, : plane.width] = data
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    os.replace(tmp, path)
 
 
 def _distractors(cfg: SynthConfig) -> tuple[str, ...]:
@@ -480,9 +275,10 @@ def manifest_drift(cfg: SynthConfig, out: Path) -> str | None:
 
 def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary sibling, then rename: readers never see half a file."""
-    tmp = path.with_name(path.name + ".part")
-    write(tmp)
-    os.replace(tmp, path)
+    from emobench.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def _read_json(path: Path) -> Any:
@@ -514,11 +310,12 @@ def _prepare_out(cfg: SynthConfig, out: Path, overwrite: bool) -> bool:
             (out / name).unlink(missing_ok=True)
         if videos.exists():
             for f in videos.iterdir():
-                if f.suffix in (".mp4", ".part"):
+                if f.suffix in (".mp4", ".part", ".tmp"):
                     f.unlink()
     videos.mkdir(parents=True, exist_ok=True)
-    for f in videos.glob("*.part"):
-        f.unlink()
+    for pattern in ("*.part", ".*.tmp"):  # temporaries of a killed generation
+        for f in videos.glob(pattern):
+            f.unlink()
     partial.write_text(json.dumps(manifest, indent=2))
     return False
 
@@ -577,18 +374,6 @@ def _write_tables(
     }
     _write_atomic(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2)))
     _write_atomic(out / ANNOTATIONS, lambda p: ann.write_csv(p))  # last: marks completion
-
-
-def _encoder_info() -> dict[str, Any]:
-    import av
-
-    return {
-        "codec": "libx264",
-        "pix_fmt": "yuv420p",
-        "x264_cpu": x264_cpu_params(),
-        "pyav": av.__version__,
-        "libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
-    }
 
 
 def generate(
