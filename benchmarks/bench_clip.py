@@ -1,4 +1,4 @@
-"""Zero-shot scoring throughput of the openclip adapter vs raw ``encode_image`` (issue 5).
+"""Zero-shot scoring throughput of the openclip adapter vs raw ``encode_image``.
 
 For each model, the same frames (synth faces rendered at the model's input size, ``clips``
 clips × ``frames`` frames) go through

@@ -13,7 +13,7 @@ frames, sorted as a sampler gives them) through ``VideoFrameSource`` with each b
 
 All variants read the same clip with the same indices in each repetition, in a rotating
 order, so machine noise hits them equally; the report is the median ms per clip read and
-the ratio to decord. Target (issue 9): ``pyav`` <= 1.5 x ``decord`` at output size 112
+the ratio to decord. Target: ``pyav`` <= 1.5 x ``decord`` at output size 112
 and 64. Where decord cannot decode a size on this CPU its row says so.
 
 Run: ``.venv/bin/python benchmarks/bench_frames.py [--reps 300] [--sizes 112 64]``.

@@ -1,6 +1,6 @@
 """Cost of a density × order sweep vs its single densest cell (frame-feature model).
 
-The issue's target: a sweep over ``uniform:2,4,8,16,32`` × {original, shuffle} costs at most
+Target: a sweep over ``uniform:2,4,8,16,32`` × {original, shuffle} costs at most
 1.5× the single densest cell (``uniform:32``, original) for a frame-feature model, because
 the engine decodes and encodes the union of needed frames once and reuses them for every
 density and order. The naive ratio (each cell run on its own, nothing shared) is printed

@@ -1,4 +1,4 @@
-"""Every bad input ends as one ``error:`` line naming the field, clip or file (issue 9 §4).
+"""Every bad input ends as one ``error:`` line naming the field, clip or file.
 
 Config errors are caught at load (so ``emobench run --dry-run`` reports them); annotation
 errors when the clip index is read (``emobench run`` and ``emobench data show``). Plus

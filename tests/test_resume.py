@@ -1,6 +1,6 @@
 """Results that cannot go stale or be mixed, damaged files repaired, one run per folder.
 
-Each case is an exact reproduction from the trustworthy-runs issue: a finished run, then
+Each case reproduces a way results went stale or a run broke: a finished run, then
 one change (to the data, the config, the code, a file of the run folder), then a rerun.
 """
 
