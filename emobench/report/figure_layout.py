@@ -1,5 +1,5 @@
-"""Layout helpers for the report figures: sizes in inches, text wrapping, tick choice,
-legend columns and collision-free point labels.
+"""Layout helpers for the report figures: sizes in inches, colours, text wrapping, tick
+choice, legend columns and collision-free point labels.
 
 Figures are laid out by hand in inches (no constrained/tight layout: it is 2-3x faster and
 gives exact pixel sizes), so the helpers here estimate how much room text takes from its
@@ -44,6 +44,27 @@ RC = {
     "svg.hashsalt": "emobench",  # deterministic SVG ids
     "path.simplify": True,
 }
+
+#: Okabe & Ito (2008) colour-blind-safe palette, most distinct first (yellow last).
+OKABE_ITO: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#000000",  # black
+    "#F0E442",  # yellow
+)
+#: Colour of tail-class tick labels and points.
+TAIL_COLOUR = "#D55E00"
+#: Colours of head / medium / tail bars (with hatches, for greyscale print).
+GROUP_COLOURS: tuple[str, ...] = ("#0072B2", "#E69F00", "#D55E00", "#CC79A7", "#009E73")
+GROUP_HATCHES: tuple[str, ...] = ("", "//", "..", "xx", "\\\\")
+LINESTYLES = {"original": "-", "shuffle": "--", "reverse": ":"}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+#: Marker appended to tail-class tick labels (colour alone is not enough in greyscale).
+TAIL_MARK = " *"
 
 
 @contextmanager
