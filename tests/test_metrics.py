@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
+from emobench.config import MetricsConfig
 from emobench.labels import EMOTIONS, INVALID
 from emobench.metrics import (
     GROUP_RULES,
@@ -482,7 +483,7 @@ def _predictions() -> tuple[pl.DataFrame, dict]:
 
 def test_compute_metrics_per_fold_and_aggregate() -> None:
     preds, manifest = _predictions()
-    table = compute_metrics(preds, manifest, n_resamples=200)
+    table = compute_metrics(preds, manifest, MetricsConfig(n_resamples=200))
     assert table.schema == pl.Schema(METRICS_SCHEMA)
     validate_metrics(table)  # no NaN, right types
     assert table["cell_id"].unique(maintain_order=True).to_list() == ["c2", "c1"]
@@ -549,7 +550,7 @@ def test_compute_metrics_per_fold_and_aggregate() -> None:
 
 def test_compute_metrics_classes_and_options() -> None:
     preds, manifest = _predictions()
-    table = compute_metrics(preds, manifest, n_resamples=0, rule="absolute")
+    table = compute_metrics(preds, manifest, MetricsConfig(n_resamples=0, rule="absolute"))
     assert table["ci_lo"].null_count() == table.height
     assert set(table.filter(pl.col("scope") == "group")["target"]) <= {"many", "medium", "few"}
     sub = preds.filter((pl.col("cell_id") == "c2") & (pl.col("fold") == 1))
@@ -566,22 +567,22 @@ def test_compute_metrics_classes_and_options() -> None:
 
     # no train counts: no group rows, but the non-group long-tail rows remain
     bare = {"datasets": {"synth": {"labels": LT_LABELS}}}
-    t2 = compute_metrics(preds, bare, n_resamples=0)
+    t2 = compute_metrics(preds, bare, MetricsConfig(n_resamples=0))
     assert t2.filter(pl.col("scope") == "group").height == 0
     assert set(t2.filter(pl.col("scope") == "longtail")["metric"]) == {
         "neutral_sink",
         "war_minus_uar",
     }
     # deterministic
-    a = compute_metrics(preds, manifest, n_resamples=50, seed=1)
-    assert a.equals(compute_metrics(preds, manifest, n_resamples=50, seed=1))
+    a = compute_metrics(preds, manifest, MetricsConfig(n_resamples=50, seed=1))
+    assert a.equals(compute_metrics(preds, manifest, MetricsConfig(n_resamples=50, seed=1)))
 
 
 def test_compute_metrics_rejects_label_outside_dataset() -> None:
     preds, manifest = _predictions()
     manifest["datasets"]["synth"]["labels"] = LT_LABELS[:-1]
     with pytest.raises(MetricsError, match="disgust"):
-        compute_metrics(preds, manifest, n_resamples=0)
+        compute_metrics(preds, manifest, MetricsConfig(n_resamples=0))
 
 
 def test_compute_metrics_speed() -> None:
@@ -601,6 +602,6 @@ def test_compute_metrics_speed() -> None:
         }
     )
     start = time.perf_counter()
-    table = compute_metrics(preds, {}, n_resamples=100)
+    table = compute_metrics(preds, {}, MetricsConfig(n_resamples=100))
     assert time.perf_counter() - start < 5.0
     assert table.filter(pl.col("fold").is_null())["cell_id"].n_unique() == 50

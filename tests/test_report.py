@@ -21,6 +21,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import f1_score, recall_score
 from typer.testing import CliRunner
 
+from emobench.config import MetricsConfig
 from emobench.report import analysis as an
 from emobench.report.build import parse_formats, parse_reference, report_run
 from emobench.report.cli import report
@@ -204,7 +205,9 @@ def test_metrics_parquet_written_when_missing(reported):
     run, predictions, _ = reported
     assert run.metrics_path.is_file()
     stored = run.read_metrics()
-    expected = compute_metrics(predictions, run.read_manifest(), n_resamples=200, seed=0)
+    expected = compute_metrics(
+        predictions, run.read_manifest(), MetricsConfig(n_resamples=200, seed=0)
+    )
     assert stored.height == expected.height
     assert stored.select("rule").unique().item() == "relative"
 
@@ -403,7 +406,7 @@ def test_stale_metrics_are_recomputed_not_overwritten(tmp_path):
     predictions = _predictions(np.random.default_rng(2)).filter(pl.col("model") == "hf:tiny-vlm")
     run = _write_run(tmp_path / "stale", predictions)
     one_cell = predictions.filter(pl.col("order") == "original")
-    run.write_metrics(compute_metrics(one_cell, run.read_manifest(), n_resamples=20))
+    run.write_metrics(compute_metrics(one_cell, run.read_manifest(), MetricsConfig(n_resamples=20)))
     before = run.metrics_path.read_bytes()
     out = report_run(run.path, formats=["md"], n_resamples=20, max_confusion=0)
     summary = (out / "summary.md").read_text()

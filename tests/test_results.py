@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from emobench.config import MetricsConfig
 from emobench.data.index import make_index
 from emobench.io import JsonValueError
 from emobench.labels import INVALID
@@ -232,7 +233,7 @@ def test_run_folder_round_trip(tmp_path: Path) -> None:
     back = opened.read_predictions()
     assert_frame_equal(back, validate_predictions(preds))
     assert back["raw_text"][0] is None
-    metrics = compute_metrics(back, manifest, n_resamples=20)
+    metrics = compute_metrics(back, manifest, MetricsConfig(n_resamples=20))
     run.write_metrics(metrics)
     assert_frame_equal(opened.read_metrics(), metrics)
     assert opened.report_dir == tmp_path / "run" / "report"

@@ -82,18 +82,16 @@ def _load_metrics(
     notes: list[str],
 ) -> pl.DataFrame:
     """Read metrics.parquet, or compute it (and write it when it was missing)."""
+    from emobench.config import MetricsConfig
     from emobench.metrics import compute_metrics
 
     def compute(r: str) -> pl.DataFrame:
-        return compute_metrics(
-            predictions,
-            manifest,
-            rule=r,
-            head=head,
-            tail=tail,
-            n_resamples=n_resamples,
-            seed=seed,
+        # model_construct: the report checked these already (and allows what a run config
+        # would refuse, e.g. an integer threshold).
+        options = MetricsConfig.model_construct(
+            rule=r, head=head, tail=tail, n_resamples=n_resamples, seed=seed
         )
+        return compute_metrics(predictions, manifest, options)
 
     if not run.metrics_path.is_file():
         metrics = compute(rule or "relative")

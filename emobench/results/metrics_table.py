@@ -1,0 +1,225 @@
+"""The metrics table: every metric of every (cell, fold) of a run, and their fold means.
+
+:func:`compute_metrics` turns a predictions table and its manifest into the long metrics
+table (:data:`emobench.results.schema.METRICS_SCHEMA`) that a run writes to
+``metrics.parquet``; the metric definitions are in :mod:`emobench.metrics`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from emobench.labels import EMOTIONS
+from emobench.metrics.core import (
+    CI_METRICS,
+    GROUP_METRICS,
+    LONGTAIL_METRICS,
+    MetricsError,
+    _batch_metrics,
+    _check_labels,
+    _class_stats,
+    _Groups,
+    _make_groups,
+    _overall_from_cm,
+    _scalar,
+)
+from emobench.metrics.groups import get_rule, group_classes
+from emobench.metrics.uncertainty import _bootstrap_from_cm
+from emobench.results.manifest import Manifest
+from emobench.results.schema import METRICS_SCHEMA, SETTING_COLUMNS, validate_predictions
+
+if TYPE_CHECKING:
+    from emobench.config import MetricsConfig
+
+
+def _fold_rows(
+    cm: np.ndarray,
+    labels: list[str],
+    grp: _Groups | None,
+    neutral_idx: int | None,
+    ci: Mapping[str, tuple[float, float]],
+) -> list[tuple[str, str, str, float, float | None, float | None]]:
+    """(scope, target, metric, value, ci_lo, ci_hi) rows for one cell and fold."""
+    rows: list[tuple[str, str, str, float, float | None, float | None]] = []
+
+    def add(scope: str, target: str, metric: str, value: float) -> None:
+        lo, hi = ci.get(metric, (None, None)) if scope in ("overall", "longtail") else (None, None)
+        rows.append((scope, target, metric, float(value), lo, hi))
+
+    for name, v in _overall_from_cm(cm).items():
+        add("overall", "", name, v)
+    s = _class_stats(cm)
+    for i, lab in enumerate(labels):
+        if s.support[i] > 0:
+            add("class", lab, "precision", s.precision[i])
+            add("class", lab, "recall", s.recall[i])
+            add("class", lab, "f1", s.f1[i])
+            add("class", lab, "support", s.support[i])
+            add("class", lab, "n_pred", s.n_pred[i])
+    m = _scalar(_batch_metrics(cm[None], grp, neutral_idx))
+    if grp is not None:
+        for g in grp.names:
+            for metric in GROUP_METRICS:
+                key = f"{metric}_{g}"
+                if key in m:
+                    add("group", g, metric, m[key])
+    for name in LONGTAIL_METRICS:
+        if name in m:
+            add("longtail", "", name, m[name])
+    return rows
+
+
+#: The settings :func:`compute_metrics` once took as loose keywords (now ``options``).
+_OPTION_NAMES = ("rule", "head", "tail", "n_resamples", "seed")
+
+
+def metrics_options(options: MetricsConfig | None = None, **legacy: Any) -> MetricsConfig:
+    """The :class:`~emobench.config.MetricsConfig` for :func:`compute_metrics`.
+
+    ``legacy`` keywords (``rule``, ``head``, ``tail``, ``n_resamples``, ``seed``) are the
+    old loose settings, accepted while callers move to ``options``; they are checked by
+    :func:`compute_metrics` as before (:class:`MetricsError`), not by pydantic.
+    """
+    from emobench.config import MetricsConfig
+
+    unknown = sorted(set(legacy) - set(_OPTION_NAMES))
+    if unknown:
+        raise TypeError(f"compute_metrics() got unexpected keyword(s) {unknown}")
+    if options is None:
+        return MetricsConfig.model_construct(**{**MetricsConfig().model_dump(), **legacy})
+    if legacy:
+        raise TypeError("compute_metrics(): give options or the loose settings, not both")
+    return options
+
+
+def compute_metrics(
+    predictions: pl.DataFrame,
+    manifest: Manifest | Mapping[str, Any],
+    options: MetricsConfig | None = None,
+    *,
+    level: float = 0.95,
+    neutral: str = "neutral",
+    **legacy: Any,
+) -> pl.DataFrame:
+    """The metrics table (long format; columns :data:`emobench.results.METRICS_SCHEMA`).
+
+    ``options`` (:class:`emobench.config.MetricsConfig`; default: its defaults) gives the
+    grouping ``rule`` with its ``head``/``tail`` thresholds and the bootstrap's
+    ``n_resamples`` and ``seed``. One row per value: per (cell, fold) first, then the
+    across-fold aggregate of each value (``fold`` null) = the mean of the per-fold values
+    (DFEW/MAFW convention, not pooled predictions) with their sample ``std`` (0 for one
+    fold). Scopes: ``overall`` (target ""), ``class`` (target = class; only classes with
+    test clips in that fold), ``group`` (target = group; classes grouped by
+    :func:`~emobench.metrics.group_classes` from the manifest's ``train_counts`` for that
+    dataset and fold, under ``rule``), ``longtail`` (target "").
+    Per-fold rows of uar, war, macro_f1 and head_tail_gap carry bootstrap ``ci_lo``/``ci_hi``
+    (``n_resamples`` = 0 skips them); an aggregate over a single fold copies its interval.
+
+    Cells come in the manifest's ``cells`` order, then in order of first appearance.
+    Classes come from the manifest's ``datasets[<name>].labels``; a dataset missing there
+    falls back to its true labels in canonical order. Without train counts for a fold, the
+    group rows and group-based long-tail rows are left out.
+    """
+    opts = metrics_options(options, **legacy)
+    rule, head, tail = opts.rule, opts.head, opts.tail
+    n_resamples, seed = opts.n_resamples, opts.seed
+    man = Manifest.from_dict(manifest)
+    if n_resamples < 0:
+        raise MetricsError(f"n_resamples must be >= 0 (got {n_resamples})")
+    if n_resamples and not 0 < level < 1:
+        raise MetricsError(f"level must lie in (0, 1) (got {level})")
+    get_rule(rule)
+    preds = validate_predictions(predictions)
+    settings = preds.select(["cell_id", *SETTING_COLUMNS]).unique(
+        subset=["cell_id"], keep="first", maintain_order=True
+    )
+    # Cells in the manifest's order, then any others in order of first appearance.
+    listed = man.cell_ids()
+    cell_order: dict[str, int] = {}
+    for c in [*listed, *settings["cell_id"].to_list()]:
+        cell_order.setdefault(c, len(cell_order))
+
+    labels_of: dict[str, list[str]] = {}
+    for ds in preds["dataset"].unique().to_list():
+        labs = man.labels(ds)
+        if labs is None:
+            seen = set(preds.filter(pl.col("dataset") == ds)["label"].unique().to_list())
+            labs = [e for e in EMOTIONS if e in seen]
+        labels_of[ds] = _check_labels(labs)
+
+    counts = preds.group_by(["cell_id", "dataset", "fold", "label", "pred"]).len()
+    parts = counts.partition_by(["cell_id", "dataset", "fold"], as_dict=True)
+    keys = sorted(parts, key=lambda k: (cell_order[k[0]], k[2]))
+
+    rows: list[tuple[Any, ...]] = []
+    for cell_id, ds, fold in keys:
+        part = parts[(cell_id, ds, fold)]
+        labs = labels_of[ds]
+        index = {name: i for i, name in enumerate(labs)}
+        c = len(labs)
+        bad = sorted(set(part["label"].to_list()) - set(labs))
+        if bad:
+            raise MetricsError(
+                f"cell {cell_id!r} fold {fold}: true label(s) {bad} are not among dataset "
+                f"{ds!r}'s labels {labs}"
+            )
+        t = np.array([index[x] for x in part["label"].to_list()], dtype=np.int64)
+        p = np.array([index.get(x, c) for x in part["pred"].to_list()], dtype=np.int64)
+        cm = np.zeros((c, c + 1), dtype=np.int64)
+        np.add.at(cm, (t, p), part["len"].to_numpy())
+
+        train = man.train_counts(ds, int(fold))
+        grp = None
+        if train is not None:
+            full = {lab: train.get(lab, 0) for lab in labs}
+            grp = _make_groups(labs, group_classes(full, rule, head, tail))
+        nidx = index.get(neutral)
+        ci: dict[str, tuple[float, float]] = {}
+        if n_resamples:
+            entropy = [seed, zlib.crc32(str(cell_id).encode()), int(fold)]
+            ci = _bootstrap_from_cm(cm, labs, grp, n_resamples, entropy, level, CI_METRICS, neutral)
+        for row in _fold_rows(cm, labs, grp, nidx, ci):
+            rows.append((cell_id, int(fold), *row))
+
+    row_schema = {
+        "cell_id": pl.Utf8,
+        "fold": pl.Int64,
+        "scope": pl.Utf8,
+        "target": pl.Utf8,
+        "metric": pl.Utf8,
+        "value": pl.Float64,
+        "ci_lo": pl.Float64,
+        "ci_hi": pl.Float64,
+    }
+    per_fold = pl.DataFrame(rows, schema=row_schema, orient="row").with_columns(
+        pl.lit(None, dtype=pl.Float64).alias("std")
+    )
+    n_folds = per_fold.group_by("cell_id").agg(pl.col("fold").n_unique().alias("_nf"))
+    agg = (
+        per_fold.group_by(["cell_id", "scope", "target", "metric"], maintain_order=True)
+        .agg(
+            pl.col("value").mean().alias("value"),
+            pl.col("value").std(ddof=1).fill_null(0.0).alias("std"),
+            pl.col("ci_lo").first().alias("ci_lo"),
+            pl.col("ci_hi").first().alias("ci_hi"),
+        )
+        .join(n_folds, on="cell_id", how="left", maintain_order="left")
+        .with_columns(
+            [
+                pl.when(pl.col("_nf") == 1).then(pl.col(x)).otherwise(None).alias(x)
+                for x in ("ci_lo", "ci_hi")
+            ]
+        )
+        .with_columns(pl.lit(None, dtype=pl.Int64).alias("fold"))
+        .drop("_nf")
+    )
+    cols = ["cell_id", "fold", "scope", "target", "metric", "value", "std", "ci_lo", "ci_hi"]
+    table = pl.concat([per_fold.select(cols), agg.select(cols)], how="vertical")
+    table = table.join(settings, on="cell_id", how="left", maintain_order="left")
+    table = table.with_columns(pl.lit(rule, dtype=pl.Utf8).alias("rule"))
+    return table.select([pl.col(c).cast(t) for c, t in METRICS_SCHEMA.items()])
