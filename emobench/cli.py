@@ -39,7 +39,7 @@ def run(
         None, "--out", "-o", help="Results folder (default: results/<config name>)."
     ),
     device: str | None = typer.Option(
-        None, "--device", help="auto, cpu or cuda (default: the config's device, auto)."
+        None, "--device", help="auto, cpu, cuda, cuda:N or mps (default: the config's device)."
     ),
     overrides: list[str] = typer.Option(
         [],

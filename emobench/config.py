@@ -24,22 +24,27 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    Strict,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from emobench.errors import EmobenchError, describe_validation_error
+from emobench.settings import (  # noqa: F401  (re-exported: the run config's building blocks)
+    Bool,
+    Device,
+    Float,
+    Int,
+    PositiveInt,
+    Seed,
+    StrictModel,
+    TrainSettings,
+    TrainTable,
+    check_train,
+    folder_name,
+)
+from emobench.settings import no_repeats as _unique
+from emobench.settings import value_error as _one_line
 
 ORDERS = ("original", "shuffle", "reverse")
 ENRICHMENTS = ("none",)  # the enrichment issue adds MSCE settings here
@@ -49,116 +54,10 @@ class ConfigError(EmobenchError):
     """A configuration file, preset or --set override is invalid (message names the field)."""
 
 
-# --------------------------------------------------------------------------- building blocks
-
-#: A TOML integer: 1.5, "3" and true are not integers.
-Int = Annotated[int, Strict()]
-#: A positive TOML integer.
-PositiveInt = Annotated[int, Strict(), Field(ge=1)]
-#: A finite number (an integer is accepted); strings, booleans, nan and inf are not.
-Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-#: A true TOML boolean.
-Bool = Annotated[bool, Strict()]
-#: A random seed (numpy and torch accept 0 .. 2**32 - 1 everywhere).
-Seed = Annotated[int, Strict(), Field(ge=0, lt=2**32)]
-
-
-class StrictModel(BaseModel):
-    """Base of every settings table: frozen, typed, and an unknown key is one error that
-    names the allowed ones (``train.epochz: unknown setting; allowed: epochs, ...``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: Keys that are not settings of this table but of another one: key → where they live.
-    moved_settings: ClassVar[dict[str, str]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unknown_settings(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key, value in data.items():
-                if key not in cls.model_fields:
-                    msg = f"unknown setting; allowed: {', '.join(cls.model_fields)}"
-                    if key in cls.moved_settings:
-                        msg = f"not a setting here: {cls.moved_settings[key]}"
-                    err = PydanticCustomError("unknown_setting", "{detail}", {"detail": msg})
-                    raise ValidationError.from_exception_data(
-                        cls.__name__, [{"type": err, "loc": (key,), "input": value}]
-                    )
-        return data
-
-
 _Strict = StrictModel
 
 
-def _one_line(exc: EmobenchError) -> ValueError:
-    """An emobench error raised inside a validator, as the ValueError pydantic reports."""
-    return ValueError(" ".join(str(exc).split()))
-
-
-def folder_name(v: str) -> str:
-    """Check a name used as a folder (``results/<name>``): non-empty, no path separators,
-    not ``.``/``..``, no leading or trailing spaces, no control characters."""
-    if (
-        not v.strip()
-        or v != v.strip()
-        or v in (".", "..")
-        or any(c in v for c in "/\\")
-        or any(ord(c) < 32 for c in v)
-    ):
-        raise ValueError(
-            "must be a non-empty folder name without '/', '\\', control characters "
-            f"or leading/trailing spaces, and not '.' or '..'; got {v!r}"
-        )
-    return v
-
-
-def _unique(v: list[Any]) -> list[Any]:
-    seen = [x for i, x in enumerate(v) if x in v[:i]]
-    if seen:
-        raise ValueError(f"{seen[0]!r} is listed twice")
-    return v
-
-
 # --------------------------------------------------------------------------- sections
-
-
-class TrainSettings(StrictModel):
-    """Training settings of the vision-only baselines and the linear probes: the ``[train]``
-    table and each ``models.N.options.train`` (which overrides it for one model).
-
-    :class:`emobench.models.baseline.train.TrainConfig` is these settings plus the run's
-    ``seed`` and ``device``; see its docstring for what each setting does.
-    """
-
-    moved_settings: ClassVar[dict[str, str]] = {
-        "seed": "the run's seeds are sweep.seeds",
-        "device": "the device is the top-level device setting (or --device)",
-    }
-
-    epochs: PositiveInt = 20
-    batch_size: PositiveInt = 32
-    lr: Annotated[Float, Field(gt=0)] = 3e-3
-    weight_decay: Annotated[Float, Field(ge=0)] = 1e-2
-    train_frames: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (4, 8, 16)
-    encoder_frames: PositiveInt = 4
-    eval_frames: PositiveInt = 8
-    val_fraction: Annotated[Float, Field(ge=0, lt=1)] = 0.1
-    patience: PositiveInt = 5
-    crt_epochs: PositiveInt = 10
-    crop_pad: Annotated[Int, Field(ge=0)] = 2
-    jitter: Annotated[Float, Field(ge=0, lt=1)] = 0.0
-    encoder_probe: Literal["delta", "mean"] = "delta"
-
-
-def check_train(v: dict[str, Any]) -> dict[str, Any]:
-    """Validate a training-overrides table (errors nest under its path); returns it as is."""
-    TrainSettings.model_validate(v)
-    return v
-
-
-#: A training-overrides table, validated, kept as the user wrote it (the engine merges them).
-TrainTable = Annotated[dict[str, Any], Field(description="training settings (TrainSettings)")]
 
 
 class DatasetConfig(_Strict):
@@ -399,7 +298,7 @@ class RunConfig(_Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     limit: Int | None = Field(None, ge=1, description="at most N clips per split and fold")
 
     @field_validator("name")

@@ -1,12 +1,17 @@
 """Device selection, mixed precision and out-of-memory back-off shared by model code.
 
-CUDA when present (bf16 autocast where the card supports it), CPU otherwise; a batch that
-does not fit on the GPU is retried at half the size down to 1 before giving up.
+A device setting is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``: the run config and
+``--device`` check its spelling with :func:`check_device_spec` (no torch import), and
+:func:`resolve_device` turns it into a ``torch.device`` once (``auto``: CUDA when present,
+else CPU); model code passes that device (or its string) on. CUDA gets bf16 autocast where
+the card supports it; a batch that does not fit on the GPU is retried at half the size down
+to 1 before giving up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
@@ -22,31 +27,50 @@ class DeviceError(EmobenchError):
     """A device was requested that this machine does not have, or is spelled wrongly."""
 
 
+#: The spellings of a device setting.
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N, mps"
+_DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+def check_device_spec(spec: str) -> str:
+    """The canonical (stripped, lower-case) spelling of a device setting; a
+    :class:`DeviceError` for anything but ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    Checks the spelling only (whether this machine has the device is
+    :func:`resolve_device`'s job), so config validation does not import torch."""
+    name = spec.strip().lower() if isinstance(spec, str) else ""
+    if not _DEVICE_RE.fullmatch(name):
+        raise DeviceError(f"unknown device {spec!r}; allowed: {DEVICE_FORMS}")
+    return name
+
+
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA if available else CPU; ``"cpu"``; ``"cuda"`` / ``"cuda:N"`` (an
-    error if CUDA or that GPU is absent)."""
+    """The ``torch.device`` of a device setting (:func:`check_device_spec`): ``"auto"`` →
+    CUDA if available else CPU; ``"cpu"``; ``"cuda"`` / ``"cuda:N"`` and ``"mps"`` (an error
+    if that device is absent here). A ``torch.device`` is taken as resolved already."""
     import torch
 
     if isinstance(spec, torch.device):
-        spec = str(spec)
-    name = spec.strip().lower()
+        return spec
+    name = check_device_spec(spec)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device {spec!r} requested but CUDA is not available here")
-        try:
-            device = torch.device(name)
-        except RuntimeError as exc:
-            raise DeviceError(f"bad device {spec!r}: {exc}") from None
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"device {spec!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
-            )
-        return device
-    raise DeviceError(f"unknown device {spec!r}; allowed: auto, cpu, cuda, cuda:N")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise DeviceError(f"device {spec!r} requested but MPS is not available here")
+        return torch.device("mps")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device {spec!r} requested but CUDA is not available here")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise DeviceError(f"bad device {spec!r}: {exc}") from None
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(
+            f"device {spec!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
+        )
+    return device
 
 
 @contextlib.contextmanager
@@ -82,4 +106,11 @@ def run_with_oom_backoff(fn: Callable[[int], T], batch_size: int) -> T:
         batch_size = max(1, batch_size // 2)
 
 
-__all__ = ["DeviceError", "autocast", "resolve_device", "run_with_oom_backoff"]
+__all__ = [
+    "DEVICE_FORMS",
+    "DeviceError",
+    "autocast",
+    "check_device_spec",
+    "resolve_device",
+    "run_with_oom_backoff",
+]

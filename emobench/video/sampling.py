@@ -189,10 +189,30 @@ def register_order(
     return deco
 
 
-def segment_centres(n: int, k: int) -> np.ndarray:
-    """Centre frame of each of ``k`` equal segments of ``n`` frames: ``floor((i+.5)*n/k)``."""
+def segment_centres(n: int | np.ndarray, k: int) -> np.ndarray:
+    """Centre frame of each of ``k`` equal segments of ``n`` frames: ``floor((i+.5)*n/k)``.
+
+    ``n`` is one clip length (→ ``(k,)`` indices) or an array of lengths, e.g. a training
+    batch's ``(B,)`` (→ ``(B, k)``): the same integer arithmetic either way.
+    """
+    n = np.asarray(n, dtype=np.int64)[..., None]
     i = np.arange(k, dtype=np.int64)
     return np.minimum(((2 * i + 1) * n) // (2 * k), n - 1)
+
+
+def segment_random(n: int | np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """One uniformly random frame in each of ``k`` equal segments of ``n`` frames.
+
+    Segment ``i`` is ``[floor(i*n/k), floor((i+1)*n/k))``; when ``k > n`` a segment can be
+    empty and then yields its start frame, so frames repeat as in ``uniform``. ``n`` is one
+    clip length (→ ``(k,)``) or an array of lengths (→ ``(B, k)``, TSN sampling of a training
+    batch); the draws come from ``rng`` in row-major order.
+    """
+    n = np.asarray(n, dtype=np.int64)[..., None]
+    bounds = (np.arange(k + 1, dtype=np.int64) * n) // k
+    start = bounds[..., :-1]
+    width = np.maximum(bounds[..., 1:] - start, 1)
+    return np.minimum(start + rng.integers(0, width), n - 1)
 
 
 # --- samplers ---------------------------------------------------------------------------
@@ -232,18 +252,10 @@ def _dense(
 def _segment_random(
     n_frames: int, fps: float, spec: SamplerSpec, rng: np.random.Generator, window: Window | None
 ) -> np.ndarray:
-    """One uniformly random frame per equal segment (TSN-style training augmentation).
-
-    Segment ``i`` is ``[floor(i*n/K), floor((i+1)*n/K))``; when ``K > n`` a segment can be
-    empty and then yields its start frame, so frames repeat as in ``uniform``.
-    """
+    """One uniformly random frame per equal segment (TSN-style training augmentation; see
+    :func:`segment_random`)."""
     assert spec.k is not None
-    k = spec.k
-    i = np.arange(k + 1, dtype=np.int64)
-    bounds = (i * n_frames) // k
-    start = bounds[:-1]
-    width = np.maximum(bounds[1:] - start, 1)
-    return np.minimum(start + rng.integers(0, width), n_frames - 1)
+    return segment_random(n_frames, spec.k, rng)
 
 
 @register_sampler("window", "count", "window:K")

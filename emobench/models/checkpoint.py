@@ -1,0 +1,130 @@
+"""Saved modules: safetensors weights plus a JSON sidecar, written atomically, no pickle.
+
+A module that can be saved carries ``module.spec`` (``{"kind", "name", "kwargs"}``), which
+the sidecar ``<stem>.json`` records with the caller's ``config``; :func:`load_module`
+rebuilds the module from it. Kinds: the baseline's ``frame-cnn`` encoder and the temporal
+heads (also the linear probes of other families). Checkpoints of training runs are saved
+modules whose file name carries a hash of their recipe; :func:`load_checkpoint` reuses one
+or removes a damaged one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from emobench.errors import EmobenchError
+from emobench.io import atomic_path, atomic_write_text
+
+_FORMAT = "emobench-module/1"
+
+
+class ModuleFileError(EmobenchError):
+    """A saved module that cannot be read back (missing sidecar, unknown kind, bad weights)."""
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar of a weights file: ``x.safetensors`` → ``x.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def save_module(module: nn.Module, path: str | Path, config: dict[str, Any] | None = None) -> Path:
+    """Write ``module``'s weights to ``path`` (safetensors) and ``<stem>.json`` with its
+    architecture (``module.spec``) and the caller's ``config``. Atomic; no pickle."""
+    from safetensors.torch import save_file
+
+    spec = getattr(module, "spec", None)
+    if not isinstance(spec, dict):
+        raise ModuleFileError(f"{path}: only emobench encoders and heads can be saved")
+    path = Path(path)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    meta = {"format": _FORMAT, "module": spec, "config": config or {}}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": _FORMAT})
+    text = json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write_text(sidecar_path(path), text)
+    return path
+
+
+def read_module_config(path: str | Path) -> dict[str, Any]:
+    """The sidecar of a saved module: ``{"format", "module": spec, "config": ...}``."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise ModuleFileError(f"{path}: sidecar {side} not found")
+    try:
+        meta = json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModuleFileError(f"{side}: not valid JSON ({exc})") from None
+    if meta.get("format") != _FORMAT or "module" not in meta:
+        raise ModuleFileError(f"{side}: not an emobench module sidecar ({_FORMAT})")
+    return meta
+
+
+def _build(path: Path, spec: dict[str, Any]) -> nn.Module:
+    """An untrained module of the architecture ``spec`` describes."""
+    kwargs = dict(spec.get("kwargs", {}))
+    if spec.get("kind") == "encoder" and spec.get("name") == "frame-cnn":
+        from emobench.models.baseline.encoder import FrameEncoder
+
+        return FrameEncoder(**kwargs)
+    if spec.get("kind") == "head":
+        from emobench.models.baseline.heads import build_head
+
+        return build_head(spec.get("name", ""), **kwargs)
+    raise ModuleFileError(f"{path}: unknown module kind {spec.get('kind')!r}")
+
+
+def load_module(path: str | Path) -> nn.Module:
+    """Rebuild a module saved by ``save_module`` (CPU, eval mode). The sidecar's ``config``
+    is attached as ``module.emobench_config``."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModuleFileError(f"{path}: weights file not found")
+    meta = read_module_config(path)
+    spec = meta["module"]
+    module = _build(path, spec)
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises SafetensorError for truncated files
+        reason = " ".join(str(exc).split())
+        raise ModuleFileError(f"{path}: unreadable weights ({reason})") from None
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except (RuntimeError, OSError) as exc:
+        raise ModuleFileError(f"{path}: weights do not match {spec}: {exc}") from None
+    module.emobench_config = meta.get("config", {})
+    return module.eval()
+
+
+def load_checkpoint(path: str | Path, warn: Callable[[str], None]) -> nn.Module | None:
+    """A checkpoint written by :func:`save_module`, or None when there is none to reuse.
+
+    A damaged checkpoint (truncated or empty weights, unreadable sidecar) is reported
+    through ``warn`` in one line and removed, so the caller trains it again.
+    """
+    path = Path(path)
+    if not path.exists() and not sidecar_path(path).exists():
+        return None
+    try:
+        return load_module(path)
+    except ModuleFileError as exc:
+        warn(f"damaged checkpoint {path.name} ({exc}): removed, it is trained again")
+        for p in (path, sidecar_path(path)):
+            p.unlink(missing_ok=True)
+        return None
+
+
+__all__ = [
+    "ModuleFileError",
+    "load_checkpoint",
+    "load_module",
+    "read_module_config",
+    "save_module",
+    "sidecar_path",
+]
