@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from emobench.report.analysis import ReportError
+    from emobench.report.cells import ReportError
     from emobench.report.build import report_run
     from emobench.report.priors import register_prior
 
@@ -36,7 +36,7 @@ DEFAULT_PRIORS = ("train_freq", "web_word_freq")
 
 _LAZY = {
     "report_run": "emobench.report.build",
-    "ReportError": "emobench.report.analysis",
+    "ReportError": "emobench.report.cells",
     "register_prior": "emobench.report.priors",
 }
 

@@ -6,7 +6,9 @@ without importing polars there.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,3 +27,11 @@ class Stat:
         if self.std is not None:
             return (self.value - self.std, self.value + self.std)
         return (self.value, self.value)
+
+
+def opt_float(x: Any) -> float | None:
+    """``x`` as a float, or None when it is None or NaN (a missing table value)."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
