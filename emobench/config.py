@@ -72,11 +72,10 @@ class DatasetConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
-        from emobench.data.registry import _REGISTRY, _load_all
+        from emobench.data.registry import DATASETS
 
-        _load_all()
-        if v not in _REGISTRY:
-            raise ValueError(f"unknown dataset {v!r}; allowed: {', '.join(sorted(_REGISTRY))}")
+        if v not in DATASETS:
+            raise ValueError(DATASETS.message(v))
         return v
 
     @field_validator("options")
@@ -317,7 +316,7 @@ def _check_rebalancing(v: list[str]) -> list[str]:
 
     bad = [x for x in v if x not in REBALANCING]
     if bad:
-        raise ValueError(f"unknown rebalancing {bad}; allowed: {', '.join(REBALANCING)}")
+        raise ValueError(REBALANCING.message(bad[0]))
     return _unique(v)
 
 
@@ -326,7 +325,7 @@ def _check_prior(v: list[str]) -> list[str]:
 
     bad = [x for x in v if x not in PRIOR_CORRECTIONS]
     if bad:
-        raise ValueError(f"unknown prior correction {bad}; allowed: {', '.join(PRIOR_CORRECTIONS)}")
+        raise ValueError(PRIOR_CORRECTIONS.message(bad[0]))
     return _unique(v)
 
 

@@ -1,23 +1,31 @@
 """Dataset registry: a name → loader. Adding a dataset is one module plus one decorator line.
 
+A dataset is a module or subpackage of :mod:`emobench.data` whose loader is decorated
+with :func:`register_dataset`; it is found on the first lookup (no list to edit), and only
+modules that contain that decorator are imported, so ``--help`` stays fast. Another package
+adds a dataset through an entry point in the ``emobench.datasets`` group naming a module
+that calls :func:`register_dataset`.
+
 A loader is a callable ``(root: Path, **options) -> pl.DataFrame`` returning a clip index
-validated by :func:`emobench.data.index.validate_index`.
+validated by :func:`emobench.data.index.validate_index`. An optional ``prepare`` hook
+``(root: Path, options: dict | None) -> str | None`` makes the dataset ready under ``root``
+before it is loaded (e.g. generates it) and may return a one-line warning.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from emobench.errors import EmobenchError
+from emobench.registry import Registry, RegistryError, find_modules
 
 if TYPE_CHECKING:
     import polars as pl
 
 Loader = Callable[..., "pl.DataFrame"]
+Prepare = Callable[[Path, "dict[str, Any] | None"], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -25,48 +33,41 @@ class DatasetInfo:
     name: str
     loader: Loader
     description: str
+    prepare: Prepare | None = None
 
 
-_REGISTRY: dict[str, DatasetInfo] = {}
-
-# Modules that register datasets when imported (kept lazy so `--help` stays fast).
-_MODULES = ("emobench.data.synth",)
+class UnknownDatasetError(RegistryError):
+    """A dataset name that is not registered (a ``KeyError`` too, for older callers)."""
 
 
-def register_dataset(name: str, description: str) -> Callable[[Loader], Loader]:
-    """Decorator: register ``loader`` under ``name``."""
+#: Registered datasets by name; dataset modules of :mod:`emobench.data` and the
+#: ``emobench.datasets`` entry points are imported on the first lookup.
+DATASETS: Registry[DatasetInfo] = Registry(
+    "dataset",
+    error=UnknownDatasetError,
+    discover=lambda: find_modules("emobench.data", marker="@register_dataset("),
+    entry_points="emobench.datasets",
+)
+
+
+def register_dataset(
+    name: str, description: str, prepare: Prepare | None = None
+) -> Callable[[Loader], Loader]:
+    """Decorator: register ``loader`` under ``name`` (with an optional ``prepare`` hook)."""
 
     def deco(fn: Loader) -> Loader:
-        _REGISTRY[name] = DatasetInfo(name, fn, description)
+        DATASETS.add(name, DatasetInfo(name, fn, description, prepare))
         return fn
 
     return deco
 
 
-def _load_all() -> None:
-    for mod in _MODULES:
-        importlib.import_module(mod)
-
-
 def list_datasets() -> list[DatasetInfo]:
-    _load_all()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-class UnknownDatasetError(EmobenchError, KeyError):
-    """A dataset name that is not registered (a ``KeyError`` too, for older callers)."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it one plain line
-        return str(self.args[0])
+    return list(DATASETS.values())
 
 
 def get_dataset(name: str) -> DatasetInfo:
-    _load_all()
-    if name not in _REGISTRY:
-        raise UnknownDatasetError(
-            f"unknown dataset {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
-        )
-    return _REGISTRY[name]
+    return DATASETS[name]
 
 
 def load_index(name: str, root: str | Path, **options: object) -> pl.DataFrame:

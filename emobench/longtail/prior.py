@@ -2,7 +2,10 @@
 
 Each correction is a registry entry ``name → fn(scores, train_prior, **params) → scores``,
 with ``scores`` an (N, C) array of logits / log-probabilities over the evaluated clips of a
-cell and ``train_prior`` the (C,) training label distribution (sums to 1).
+cell and ``train_prior`` the (C,) training label distribution (sums to 1). Corrections in
+other modules of :mod:`emobench.longtail` (``estimated-prior``, ``em-test-prior``) register
+with :func:`register_prior_correction` and are imported on the first lookup; this module
+imports none of them.
 """
 
 from __future__ import annotations
@@ -12,35 +15,41 @@ from collections.abc import Callable
 import numpy as np
 
 from emobench.errors import EmobenchError
+from emobench.registry import Registry, find_modules
 
 PriorFn = Callable[..., np.ndarray]
-PRIOR_CORRECTIONS: dict[str, PriorFn] = {}
 
 
 class PriorCorrectionError(EmobenchError):
     pass
 
 
-def register_prior(name: str) -> Callable[[PriorFn], PriorFn]:
-    def deco(fn: PriorFn) -> PriorFn:
-        PRIOR_CORRECTIONS[name] = fn
-        return fn
+#: Prior corrections by name, in registration order (``none`` first).
+PRIOR_CORRECTIONS: Registry[PriorFn] = Registry(
+    "prior correction",
+    error=PriorCorrectionError,
+    discover=lambda: find_modules("emobench.longtail", marker="@register_prior_correction("),
+    sort=False,
+)
 
-    return deco
+
+def register_prior_correction(name: str) -> Callable[[PriorFn], PriorFn]:
+    """Decorator: register ``fn(scores, train_prior, **params) -> scores`` as ``name``."""
+    return PRIOR_CORRECTIONS.register(name)
 
 
-@register_prior("none")
+@register_prior_correction("none")
 def _none(scores: np.ndarray, train_prior: np.ndarray, **_: float) -> np.ndarray:
     return scores
 
 
-@register_prior("logit-adjust")
+@register_prior_correction("logit-adjust")
 def _logit_adjust(scores: np.ndarray, train_prior: np.ndarray, tau: float = 1.0) -> np.ndarray:
     """Post-hoc logit adjustment (Menon et al. 2021): subtract τ·log π_train."""
     return scores - tau * np.log(np.clip(train_prior, 1e-12, None))[None, :]
 
 
-@register_prior("batch-calibration")
+@register_prior_correction("batch-calibration")
 def _batch_calibration(scores: np.ndarray, train_prior: np.ndarray, **_: float) -> np.ndarray:
     """Batch calibration (Zhou et al. 2024): subtract the mean score of each class."""
     return scores - scores.mean(axis=0, keepdims=True)
@@ -50,12 +59,5 @@ def apply_prior(
     name: str, scores: np.ndarray, train_prior: np.ndarray, **params: float
 ) -> np.ndarray:
     """Apply the named correction; unknown names give one clear error."""
-    if name not in PRIOR_CORRECTIONS:
-        raise PriorCorrectionError(
-            f"unknown prior correction {name!r}; allowed: {', '.join(PRIOR_CORRECTIONS)}"
-        )
-    return PRIOR_CORRECTIONS[name](np.asarray(scores, dtype=np.float64), train_prior, **params)
-
-
-# Corrections defined in their own modules register on import.
-from emobench.longtail import prior_estimated  # noqa: E402,F401  (estimated-prior)
+    fn = PRIOR_CORRECTIONS[name]
+    return fn(np.asarray(scores, dtype=np.float64), train_prior, **params)

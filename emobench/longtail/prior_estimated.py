@@ -8,12 +8,21 @@ clips of the evaluated split, then ``τ · log q̂`` is subtracted from the scor
 
 Two estimators (``method``):
 
-* ``em`` (default): the fixed point of ``q ← normalise(q ⊙ mean_i softmax(z_i − log q))``,
-  an EM-style iteration (as in Saerens et al., 2002) whose solution is the prior that
-  makes the corrected predictions' mean posterior uniform. Adding a constant per-class
-  bias ``b`` to every score multiplies ``q̂`` by ``exp(b)``, so the correction removes such a
-  bias exactly (like batch calibration, but in probability space).
-* ``mean-softmax``: ``q̂ = mean_i softmax(z_i)``, one pass.
+* ``em`` (default, the historical name): the fixed point of
+  ``q ← normalise(q ⊙ mean_i softmax(z_i − log q))``. At the fixed point
+  ``mean_i softmax(z_i − log q̂)`` is uniform: ``q̂`` is the prior whose removal makes the
+  corrected predictions' mean posterior uniform over the evaluated clips. The iteration is
+  Sinkhorn–Knopp matrix scaling (Sinkhorn & Knopp, 1967; in the optimal-transport form of
+  Cuturi, NeurIPS 2013) of ``exp(z)`` to rows summing to 1 and equal column sums, i.e. the
+  equipartition constraint of Asano et al. (ICLR 2020, self-labelling), kept as one
+  per-class column scaling. It is *not* Saerens et al.'s (2002) test-prior EM, which
+  re-weights the posteriors by ``π̂ / π_train`` and whose fixed point is
+  ``mean_i p̂_i = π̂`` (a test prior to *adopt*, not a bias to remove): that one is the
+  separate ``em-test-prior`` correction (:mod:`emobench.longtail.prior_saerens`). Adding a
+  constant per-class bias ``b`` to every score multiplies ``q̂`` by ``exp(b)``, so the
+  correction removes such a bias exactly (like batch calibration, but in probability
+  space).
+* ``mean-softmax``: ``q̂ = mean_i softmax(z_i)``, one pass (one Sinkhorn half-step).
 
 Both treat the evaluated clips as a sample from the label distribution the corrected
 classifier should be balanced for: on a natural (long-tailed) test split they trade
@@ -21,14 +30,14 @@ accuracy on head classes for recall on tail classes, which is what UAR rewards.
 Columns that are not finite for every clip (labels the model cannot output) are left as
 they are and excluded from the estimate.
 
-Import this module to register the correction (``emobench.longtail.prior`` does).
+Importing this module registers the correction (the registry imports it on first lookup).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from emobench.longtail.prior import PriorCorrectionError, register_prior
+from emobench.longtail.prior import PriorCorrectionError, register_prior_correction
 
 METHODS = ("em", "mean-softmax")
 
@@ -67,7 +76,7 @@ def estimate_prior(
     return np.exp(log_q)
 
 
-@register_prior("estimated-prior")
+@register_prior_correction("estimated-prior")
 def estimated_prior(
     scores: np.ndarray,
     train_prior: np.ndarray,

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emobench.errors import EmobenchError
+from emobench.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -33,10 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class RebalancingError(EmobenchError):
     """An unknown sampling / loss / re-balancing name, or bad labels or parameters."""
-
-
-def _unknown(kind: str, name: str, allowed: Mapping[str, Any]) -> RebalancingError:
-    return RebalancingError(f"unknown {kind} {name!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 # --------------------------------------------------------------------------- sampling
@@ -83,20 +80,22 @@ def _progressive(counts: np.ndarray, epoch: int, n_epochs: int) -> np.ndarray:
 SamplingFn = Callable[[np.ndarray, int, int], np.ndarray]
 
 #: Sampling strategies: (class counts, epoch, total epochs) → class probabilities (sum 1).
-SAMPLINGS: dict[str, SamplingFn] = {
-    "instance-balanced": _instance_balanced,
-    "class-balanced": _class_balanced,
-    "square-root": _square_root,
-    "progressive": _progressive,
-}
+SAMPLINGS: Registry[SamplingFn] = Registry(
+    "sampling strategy",
+    {
+        "instance-balanced": _instance_balanced,
+        "class-balanced": _class_balanced,
+        "square-root": _square_root,
+        "progressive": _progressive,
+    },
+    error=RebalancingError,
+)
 
 
 def class_probabilities(
     strategy: str, counts: np.ndarray, epoch: int = 0, n_epochs: int = 1
 ) -> np.ndarray:
     """Per-class sampling probabilities of ``strategy`` at ``epoch`` of ``n_epochs``."""
-    if strategy not in SAMPLINGS:
-        raise _unknown("sampling strategy", strategy, SAMPLINGS)
     return SAMPLINGS[strategy](_check_counts(counts), epoch, n_epochs)
 
 
@@ -205,20 +204,19 @@ def _logit_adjusted_loss(counts: np.ndarray, tau: float = 1.0) -> LossFn:
 
 
 #: Losses: (class counts, **params) → loss function over (logits, integer targets).
-LOSSES: dict[str, Callable[..., LossFn]] = {
-    "ce": _ce_loss,
-    "class-balanced": _cb_loss,
-    "logit-adjusted": _logit_adjusted_loss,
-}
+LOSSES: Registry[Callable[..., LossFn]] = Registry(
+    "loss",
+    {"ce": _ce_loss, "class-balanced": _cb_loss, "logit-adjusted": _logit_adjusted_loss},
+    error=RebalancingError,
+)
 
 
 def make_loss(name: str, counts: np.ndarray, params: Mapping[str, float] | None = None) -> LossFn:
     """Build the loss ``name`` for a training set with class histogram ``counts``."""
-    if name not in LOSSES:
-        raise _unknown("loss", name, LOSSES)
+    make = LOSSES[name]
     counts = _check_counts(counts)
     try:
-        return LOSSES[name](counts, **dict(params or {}))
+        return make(counts, **dict(params or {}))
     except TypeError as exc:
         raise RebalancingError(
             f"bad parameters {dict(params or {})} for loss {name!r}: {exc}"
@@ -252,12 +250,15 @@ class Rebalancing:
         return dict(self.loss_params)
 
 
-def _recipes(*items: Rebalancing) -> dict[str, Rebalancing]:
-    return {r.name: r for r in items}
+def _recipes(*items: Rebalancing) -> Registry[Rebalancing]:
+    return Registry(
+        "re-balancing strategy", {r.name: r for r in items}, error=RebalancingError, sort=False
+    )
 
 
-#: Named re-balancing recipes used by configs (``rebalancing = "cb-loss"``).
-REBALANCING: dict[str, Rebalancing] = _recipes(
+#: Named re-balancing recipes used by configs (``rebalancing = "cb-loss"``), in their
+#: listing order (``instance-balanced`` first).
+REBALANCING: Registry[Rebalancing] = _recipes(
     Rebalancing(
         "instance-balanced", "instance-balanced", description="natural distribution, plain CE"
     ),
@@ -292,8 +293,6 @@ REBALANCING: dict[str, Rebalancing] = _recipes(
 def get_rebalancing(name: str) -> Rebalancing:
     """The recipe called ``name``; unknown names raise ``RebalancingError`` listing the
     allowed ones."""
-    if name not in REBALANCING:
-        raise _unknown("re-balancing strategy", name, REBALANCING)
     return REBALANCING[name]
 
 

@@ -1,24 +1,24 @@
 """Model registry: ``<family>:<argument>`` names → adapter factories.
 
 Families register themselves with :func:`register_model` in their own module; adding a
-model family is one module plus one line in ``_MODULES``. Names in configs look like
-``baseline:gru``, ``openclip:ViT-B-32@/weights/vitb32.safetensors``, ``hf:/models/qwen``.
+model family is one module, ``emobench/models/<family>/adapter.py`` (found on first lookup
+without editing a list), or, from another package, an entry point in the
+``emobench.models`` group naming a module that calls :func:`register_model`. Names in
+configs look like ``baseline:gru``, ``openclip:ViT-B-32@/weights/vitb32.safetensors``,
+``hf:/models/qwen``.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from emobench.errors import EmobenchError
+from emobench.registry import Registry, find_modules, unknown_message
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-
-# Modules that register model families when imported (imported lazily).
-_MODULES = ("emobench.models.baseline.adapter", "emobench.models.openclip.adapter")
 
 
 class UnknownModelError(EmobenchError):
@@ -36,7 +36,14 @@ class ModelFamily:
     options: type[BaseModel] | None = None
 
 
-_FAMILIES: dict[str, ModelFamily] = {}
+#: Registered model families by name; ``emobench.models.<family>.adapter`` modules and the
+#: ``emobench.models`` entry points are imported on the first lookup.
+MODEL_FAMILIES: Registry[ModelFamily] = Registry(
+    "model family",
+    error=UnknownModelError,
+    discover=lambda: find_modules("emobench.models", submodule="adapter"),
+    entry_points="emobench.models",
+)
 
 
 def register_model(
@@ -53,20 +60,14 @@ def register_model(
     """
 
     def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-        _FAMILIES[family] = ModelFamily(family, factory, description, arguments, options)
+        MODEL_FAMILIES.add(family, ModelFamily(family, factory, description, arguments, options))
         return factory
 
     return deco
 
 
-def _load_all() -> None:
-    for mod in _MODULES:
-        importlib.import_module(mod)
-
-
 def list_families() -> list[ModelFamily]:
-    _load_all()
-    return [_FAMILIES[k] for k in sorted(_FAMILIES)]
+    return list(MODEL_FAMILIES.values())
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -78,16 +79,12 @@ def split_name(name: str) -> tuple[str, str]:
 
 def check_model_name(name: str) -> ModelFamily:
     """Validate a model name without building the model (used by config validation)."""
-    _load_all()
     family, arg = split_name(name)
-    if family not in _FAMILIES:
-        known = ", ".join(sorted(_FAMILIES))
-        raise UnknownModelError(f"unknown model family {family!r} in {name!r}; registered: {known}")
-    info = _FAMILIES[family]
+    if family not in MODEL_FAMILIES:
+        raise UnknownModelError(f"{MODEL_FAMILIES.message(family)} (in {name!r})")
+    info = MODEL_FAMILIES[family]
     if info.arguments and arg not in info.arguments:
-        raise UnknownModelError(
-            f"unknown {family} model {arg!r}; allowed: {', '.join(info.arguments)}"
-        )
+        raise UnknownModelError(unknown_message(f"{family} model", arg, info.arguments))
     return info
 
 

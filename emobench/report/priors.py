@@ -3,8 +3,8 @@
 A prior maps each label of a dataset to a positive number (a frequency). The report plots
 per-class F1 against it and reports Spearman / Pearson correlations. ``train_freq`` (the
 training-split class frequency recorded in the manifest) is built in; other priors (e.g.
-emotion-word frequency in web text) register with :func:`register_prior` and are chosen by
-name (``report_run(prior=...)`` / ``emobench report --prior``).
+emotion-word frequency in web text) register with :func:`register_reference_prior` and
+are chosen by name (``report_run(prior=...)`` / ``emobench report --prior``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emobench.errors import EmobenchError
+from emobench.registry import Registry
 
 
 class UnknownPriorError(EmobenchError):
@@ -34,33 +35,33 @@ class PriorInfo:
     log_scale: bool = True
 
 
-_PRIORS: dict[str, PriorInfo] = {}
+_PRIORS: Registry[PriorInfo] = Registry("prior", error=UnknownPriorError)
 
 
-def register_prior(
+def register_reference_prior(
     name: str, axis_label: str, *, log_scale: bool = True
 ) -> Callable[[PriorFn], PriorFn]:
     """Decorator that registers ``fn`` as the prior ``name`` (re-registering replaces it)."""
 
     def deco(fn: PriorFn) -> PriorFn:
-        _PRIORS[name] = PriorInfo(name=name, axis_label=axis_label, fn=fn, log_scale=log_scale)
+        _PRIORS.add(name, PriorInfo(name=name, axis_label=axis_label, fn=fn, log_scale=log_scale))
         return fn
 
     return deco
 
 
+#: The former name, kept for :mod:`emobench.report`'s lazy export.
+register_prior = register_reference_prior
+
+
 def list_priors() -> list[str]:
     """Names of the registered priors, sorted."""
-    return sorted(_PRIORS)
+    return _PRIORS.names()
 
 
 def get_prior(name: str) -> PriorInfo:
     """Return the registered prior ``name``; raise :class:`UnknownPriorError` if absent."""
-    try:
-        return _PRIORS[name]
-    except KeyError:
-        known = ", ".join(list_priors())
-        raise UnknownPriorError(f"unknown prior {name!r}; known priors: {known}") from None
+    return _PRIORS[name]
 
 
 def train_counts_total(manifest: Mapping[str, Any], dataset: str) -> dict[str, int]:
@@ -86,7 +87,7 @@ def train_counts_mean(manifest: Mapping[str, Any], dataset: str) -> dict[str, fl
     return {k: v / n_folds for k, v in train_counts_total(manifest, dataset).items()}
 
 
-@register_prior("train_freq", "training-split class frequency")
+@register_reference_prior("train_freq", "training-split class frequency")
 def train_frequency(
     manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
 ) -> dict[str, float]:
@@ -102,7 +103,9 @@ def train_frequency(
     return {label: totals.get(label, 0) / n for label in labels}
 
 
-@register_prior("web_word_freq", "English frequency of the class's emotion words (wordfreq)")
+@register_reference_prior(
+    "web_word_freq", "English frequency of the class's emotion words (wordfreq)"
+)
 def web_word_frequency(
     manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
 ) -> dict[str, float]:
@@ -115,7 +118,7 @@ def web_word_frequency(
     """
     from wordfreq import word_frequency
 
-    from emobench.models.openclip.prompts import EMOTION_WORDS
+    from emobench.labels import EMOTION_WORDS
 
     out = {}
     for label in labels:
