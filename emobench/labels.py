@@ -29,6 +29,27 @@ EMOTIONS: tuple[str, ...] = (
     "negative",
 )
 
+#: Adjectives (and short adjective phrases) naming each canonical emotion; the first is the
+#: plain name. Used for the contrastive models' prompts and, weighted by real word frequency,
+#: for their synthetic web captions and the report's word-frequency priors.
+EMOTION_WORDS: dict[str, tuple[str, ...]] = {
+    "neutral": ("neutral", "calm", "expressionless", "blank"),
+    "happiness": ("happy", "smiling", "cheerful", "joyful"),
+    "sadness": ("sad", "unhappy", "sorrowful"),
+    "anger": ("angry", "mad", "furious"),
+    "surprise": ("surprised", "shocked", "amazed", "astonished"),
+    "disgust": ("disgusted", "revolted"),
+    "fear": ("scared", "afraid", "frightened", "terrified", "fearful"),
+    "contempt": ("contemptuous", "scornful", "disdainful", "smug"),
+    "anxiety": ("anxious", "nervous", "worried"),
+    "helplessness": ("helpless", "powerless"),
+    "disappointment": ("disappointed",),
+    "repression": ("restrained", "suppressed"),
+    "others": ("indifferent", "ambiguous"),
+    "positive": ("positive", "pleased"),
+    "negative": ("negative", "upset"),
+}
+
 #: The label used for "the model named no label". Never a class; always counted as wrong.
 INVALID = "invalid"
 

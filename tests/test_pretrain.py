@@ -14,8 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("open_clip")
 wordfreq = pytest.importorskip("wordfreq")
 
+from emobench.labels import EMOTION_WORDS  # noqa: E402
 from emobench.models.openclip import pretrain as pt  # noqa: E402
-from emobench.models.openclip.prompts import EMOTION_WORDS  # noqa: E402
 
 SMALL = pt.PretrainConfig(n_identities=4, images_per_identity=8, steps=3, batch_size=16, warmup=1)
 

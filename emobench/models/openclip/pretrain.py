@@ -125,7 +125,7 @@ def word_frequencies(classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """English word frequency (``wordfreq``) of every emotion word of every class."""
     from wordfreq import word_frequency
 
-    from emobench.models.openclip.prompts import EMOTION_WORDS
+    from emobench.labels import EMOTION_WORDS
 
     return {c: {w: float(word_frequency(w, "en")) for w in EMOTION_WORDS[c]} for c in classes}
 

@@ -20,27 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emobench.errors import EmobenchError
-from emobench.labels import canonical
-
-#: Adjectives (and short adjective phrases) naming each canonical emotion; the first is the
-#: plain name. Used for prompts and, weighted by real word frequency, for web captions.
-EMOTION_WORDS: dict[str, tuple[str, ...]] = {
-    "neutral": ("neutral", "calm", "expressionless", "blank"),
-    "happiness": ("happy", "smiling", "cheerful", "joyful"),
-    "sadness": ("sad", "unhappy", "sorrowful"),
-    "anger": ("angry", "mad", "furious"),
-    "surprise": ("surprised", "shocked", "amazed", "astonished"),
-    "disgust": ("disgusted", "revolted"),
-    "fear": ("scared", "afraid", "frightened", "terrified", "fearful"),
-    "contempt": ("contemptuous", "scornful", "disdainful", "smug"),
-    "anxiety": ("anxious", "nervous", "worried"),
-    "helplessness": ("helpless", "powerless"),
-    "disappointment": ("disappointed",),
-    "repression": ("restrained", "suppressed"),
-    "others": ("indifferent", "ambiguous"),
-    "positive": ("positive", "pleased"),
-    "negative": ("negative", "upset"),
-}
+from emobench.labels import EMOTION_WORDS, canonical  # EMOTION_WORDS: also importable here
 
 #: Default templates ("{}" is an emotion adjective).
 DEFAULT_TEMPLATES: tuple[str, ...] = (
