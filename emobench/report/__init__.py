@@ -10,14 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from emobench.report.cells import ReportError
     from emobench.report.build import report_run
+    from emobench.report.cells import ReportError
     from emobench.report.priors import register_prior
 
 __all__ = [
     "DEFAULT_MAX_CONFUSION",
     "DEFAULT_PRIORS",
     "DEFAULT_REPORT_RESAMPLES",
+    "FIGURES_DIR",
+    "HTML_FILE",
+    "SUMMARY_FILE",
     "ReportError",
     "register_prior",
     "report_run",
@@ -33,6 +36,12 @@ DEFAULT_MAX_CONFUSION = 24
 #: Class priors the per-class F1 is plotted against by default (one figure each): the
 #: training-split frequency and the web frequency of each class's emotion words.
 DEFAULT_PRIORS = ("train_freq", "web_word_freq")
+
+#: Output names inside the report folder (``emobench report --out``, default RUN/report).
+SUMMARY_FILE = "summary.md"
+HTML_FILE = "report.html"
+#: Subfolder of the report folder holding the figures (PNG + SVG).
+FIGURES_DIR = "figures"
 
 _LAZY = {
     "report_run": "emobench.report.build",
