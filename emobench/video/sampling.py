@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 
 from emobench.errors import EmobenchError
+from emobench.registry import Registry, suggest
 
 Window = tuple[int, int]
 ParamKind = Literal["count", "rate", "none"]
@@ -58,12 +59,16 @@ class _SamplerEntry:
     usage: str
 
 
-SAMPLERS: dict[str, _SamplerEntry] = {}
-ORDERS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {}
+OrderFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+#: Samplers and order transforms by name, in registration order.
+SAMPLERS: Registry[_SamplerEntry] = Registry("sampler", error=SamplerSpecError, sort=False)
+ORDERS: Registry[OrderFn] = Registry("frame order", error=SamplerSpecError, sort=False)
 
 
-def _allowed_forms() -> str:
-    return ", ".join(entry.usage for entry in SAMPLERS.values())
+def _allowed_forms(kind: object = None) -> str:
+    best = suggest(kind, SAMPLERS) if kind is not None else None
+    hint = f"did you mean {best!r}? " if best is not None and best != kind else ""
+    return hint + "allowed forms: " + ", ".join(entry.usage for entry in SAMPLERS.values())
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,7 @@ class SamplerSpec:
     def __post_init__(self) -> None:
         entry = SAMPLERS.get(self.kind)
         if entry is None:
-            raise SamplerSpecError(
-                f"unknown sampler {self.kind!r}; allowed forms: {_allowed_forms()}"
-            )
+            raise SamplerSpecError(f"unknown sampler {self.kind!r}; {_allowed_forms(self.kind)}")
         want_k, want_fps = entry.param == "count", entry.param == "rate"
         k_ok = (self.k is None) if not want_k else _is_pos_int(self.k)
         fps_ok = (self.fps is None) if not want_fps else _is_pos_float(self.fps)
@@ -132,17 +135,16 @@ def parse_spec(spec: str | SamplerSpec) -> SamplerSpec:
     if isinstance(spec, SamplerSpec):
         return spec
     if not isinstance(spec, str):
-        raise SamplerSpecError(
-            f"sampler spec must be a string, got {spec!r}; allowed forms: {_allowed_forms()}"
-        )
+        raise SamplerSpecError(f"sampler spec must be a string, got {spec!r}; {_allowed_forms()}")
     m = _SPEC_RE.match(spec.lower())
     entry = SAMPLERS.get(m.group(1)) if m else None
     if m is None or entry is None:
-        raise SamplerSpecError(f"unknown sampler spec {spec!r}; allowed forms: {_allowed_forms()}")
+        kind = m.group(1) if m else spec
+        raise SamplerSpecError(f"unknown sampler spec {spec!r}; {_allowed_forms(kind)}")
     kind, arg = m.group(1), m.group(2)
     bad = SamplerSpecError(
         f"ill-formed sampler spec {spec!r}; expected the form {entry.usage} "
-        "(K a positive integer, F a positive number); allowed forms: " + _allowed_forms()
+        "(K a positive integer, F a positive number); " + _allowed_forms()
     )
     if entry.param == "none":
         if arg is not None:
@@ -166,27 +168,15 @@ def register_sampler(
     """Decorator: add a sampler ``fn(n_frames, fps, spec, rng, window) -> indices``."""
 
     def deco(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        SAMPLERS[name] = _SamplerEntry(fn=fn, param=param, usage=usage)
+        SAMPLERS.add(name, _SamplerEntry(fn=fn, param=param, usage=usage))
         return fn
 
     return deco
 
 
-def register_order(
-    name: str,
-) -> Callable[
-    [Callable[[np.ndarray, np.random.Generator], np.ndarray]],
-    Callable[[np.ndarray, np.random.Generator], np.ndarray],
-]:
+def register_order(name: str) -> Callable[[OrderFn], OrderFn]:
     """Decorator: add an order transform ``fn(indices, rng) -> reordered indices``."""
-
-    def deco(
-        fn: Callable[[np.ndarray, np.random.Generator], np.ndarray],
-    ) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
-        ORDERS[name] = fn
-        return fn
-
-    return deco
+    return ORDERS.register(name)
 
 
 def segment_centres(n: int | np.ndarray, k: int) -> np.ndarray:
@@ -357,7 +347,7 @@ def apply_order(indices: np.ndarray, order: str, seed: int = 0) -> np.ndarray:
     """Reorder sampled indices by a named order transform (``original``/``shuffle``/``reverse``)."""
     fn = ORDERS.get(order.strip().lower()) if isinstance(order, str) else None
     if fn is None:
-        raise SamplerSpecError(f"unknown frame order {order!r}; allowed: {', '.join(ORDERS)}")
+        raise SamplerSpecError(ORDERS.message(order))
     arr = np.asarray(indices, dtype=np.int64)
     return fn(arr, _rng(seed, _SALT_ORDER))
 
