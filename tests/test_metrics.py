@@ -16,13 +16,18 @@ from sklearn import metrics as skm
 from emobench.config import MetricsConfig
 from emobench.labels import EMOTIONS, INVALID
 from emobench.metrics import (
+    FOLD_MEAN_CI_METRICS,
     GROUP_RULES,
     MetricsError,
     bootstrap_ci,
+    class_groups,
     compute_metrics,
     confusion_matrix,
+    fold_mean_ci,
     fold_summary,
     group_classes,
+    group_names,
+    head_to_tail,
     longtail,
     mcnemar,
     normalize_rows,
@@ -516,7 +521,12 @@ def test_compute_metrics_per_fold_and_aggregate() -> None:
     assert merged.height == agg.height
     np.testing.assert_allclose(merged["value"].to_numpy(), merged["m"].to_numpy())
     np.testing.assert_allclose(merged["std"].to_numpy(), merged["s"].fill_null(0.0).to_numpy())
-    assert agg["ci_lo"].null_count() == agg.height  # two folds: no aggregate interval
+    # two folds: only the fold means of uar, war and macro_f1 get an interval (fold_mean_ci)
+    with_ci = agg.filter(pl.col("ci_lo").is_not_null())
+    assert sorted(with_ci["metric"]) == ["macro_f1", "uar", "war"]
+    assert set(with_ci["scope"]) == {"overall"} and with_ci["ci_hi"].null_count() == 0
+    for row in with_ci.iter_rows(named=True):
+        assert row["ci_lo"] <= row["value"] <= row["ci_hi"]
 
     single = table.filter(
         (pl.col("cell_id") == "c2") & (pl.col("scope") == "overall") & (pl.col("metric") == "uar")
@@ -605,3 +615,41 @@ def test_compute_metrics_speed() -> None:
     table = compute_metrics(preds, {}, MetricsConfig(n_resamples=100))
     assert time.perf_counter() - start < 5.0
     assert table.filter(pl.col("fold").is_null())["cell_id"].n_unique() == 50
+
+
+def test_across_fold_cis_are_the_report_fold_mean_ci() -> None:
+    preds, manifest = _predictions()
+    table = compute_metrics(preds, manifest, MetricsConfig(n_resamples=300, seed=4))
+    agg = table.filter(
+        (pl.col("cell_id") == "c1") & pl.col("fold").is_null() & (pl.col("scope") == "overall")
+    )
+    got = {r["metric"]: (r["ci_lo"], r["ci_hi"]) for r in agg.iter_rows(named=True)}
+    # the report's class order: head to tail by mean training count (sadness 42.5 > fear 15)
+    counts = {"neutral": 100, "happiness": 60, "sadness": 42.5, "fear": 15, "disgust": 5}
+    order = head_to_tail(LT_LABELS, counts)
+    cms = [
+        confusion_matrix(sub["label"].to_list(), sub["pred"].to_list(), order)
+        for fold in (1, 2)
+        if (sub := preds.filter((pl.col("cell_id") == "c1") & (pl.col("fold") == fold))).height
+    ]
+    expect = fold_mean_ci(np.stack(cms), n_resamples=300, seed=4)
+    assert set(expect) == set(FOLD_MEAN_CI_METRICS)
+    assert {m: got[m] for m in expect} == expect
+
+
+def test_class_groups_and_head_to_tail() -> None:
+    counts = {"neutral": 100, "happiness": 60, "sadness": 30, "fear": 15, "disgust": 5}
+    groups, names = class_groups(counts)
+    assert names == group_names("relative") == ("head", "medium", "tail")
+    assert groups == group_classes(counts)
+    assert class_groups(dict.fromkeys(counts, 0), rule="absolute") == (
+        {},
+        ("many", "medium", "few"),
+    )
+    assert head_to_tail(["fear", "neutral", "anger"], {"neutral": 3.0}) == [
+        "neutral",
+        "fear",
+        "anger",
+    ]
+    with pytest.raises(MetricsError, match="unknown grouping rule"):
+        group_names("quantile")

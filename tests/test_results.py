@@ -23,6 +23,7 @@ from emobench.results import (
     METRICS_SCHEMA,
     PREDICTION_SCHEMA,
     SETTING_COLUMNS,
+    Manifest,
     ResultsError,
     RunFolder,
     RunFolderError,
@@ -366,3 +367,30 @@ def test_dataset_entry_from_clip_index() -> None:
 def test_setting_columns_are_in_schema() -> None:
     assert all(c in PREDICTION_SCHEMA for c in SETTING_COLUMNS)
     assert all(c in METRICS_SCHEMA for c in SETTING_COLUMNS)
+
+
+def test_typed_manifest_accessors_and_dict_access(tmp_path: Path) -> None:
+    m = _manifest()
+    m["datasets"]["synth"]["train_counts"]["2"] = {"neutral": 3, "happiness": 1}
+    m["cache"] = {"hits": 3}  # runs add fields the model does not name
+    run = RunFolder(tmp_path / "run")
+    run.write_manifest(m)
+    typed = run.manifest()
+    assert run.manifest() is typed  # read once
+    assert isinstance(typed, Manifest) and typed.run_name == "t"
+    assert typed.labels("synth") == manifest_labels(m, "synth") == LABELS
+    assert typed.labels("dfew") is None
+    assert typed.train_counts("synth", 1) == manifest_train_counts(m, "synth", 1)
+    assert typed.train_counts("synth", 3) is None
+    assert typed.train_counts_total("synth") == {"neutral": 8, "happiness": 4, "sadness": 1}
+    assert typed.train_counts_mean("synth") == {"neutral": 4.0, "happiness": 2.0, "sadness": 0.5}
+    assert typed.cell_ids() == ["c1"]
+    assert typed.dataset("synth").fingerprint == "abc"
+    # dict-style reads give the JSON as read, extras included
+    assert typed["cache"] == {"hits": 3} and typed.get("nope", 1) == 1 and "skipped" in typed
+    assert typed.as_dict() == run.read_manifest()
+    run.write_manifest(typed)  # a Manifest writes back as the same JSON
+    assert run.read_manifest() == m and run.manifest() is not typed
+    run.write_manifest({"versions": {"numpy": 2}})
+    with pytest.raises(RunFolderError, match="manifest.json: manifest field 'versions.numpy'"):
+        run.manifest()

@@ -45,13 +45,28 @@ from emobench.metrics.core import (
     overall,
     per_class,
 )
-from emobench.metrics.groups import GROUP_RULES, GroupRule, get_rule, group_classes
+from emobench.metrics.groups import (
+    GROUP_RULES,
+    GroupRule,
+    class_groups,
+    get_rule,
+    group_classes,
+    group_names,
+    head_to_tail,
+)
 from emobench.metrics.summary import fold_summary, prior_correlation
-from emobench.metrics.uncertainty import bootstrap_ci, mcnemar, paired_bootstrap
+from emobench.metrics.uncertainty import (
+    FOLD_MEAN_CI_METRICS,
+    bootstrap_ci,
+    fold_mean_ci,
+    mcnemar,
+    paired_bootstrap,
+)
 
 __all__ = [
     "CI_METRICS",
     "CLASS_METRICS",
+    "FOLD_MEAN_CI_METRICS",
     "GROUP_METRICS",
     "GROUP_ROLES",
     "GROUP_RULES",
@@ -61,11 +76,15 @@ __all__ = [
     "Labels",
     "MetricsError",
     "bootstrap_ci",
+    "class_groups",
     "compute_metrics",
     "confusion_matrix",
+    "fold_mean_ci",
     "fold_summary",
     "get_rule",
     "group_classes",
+    "group_names",
+    "head_to_tail",
     "longtail",
     "mcnemar",
     "normalize_rows",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from emobench.metrics.core import MetricsError
@@ -89,3 +89,38 @@ def group_classes(
         k: head_name if v >= hi else tail_name if v < lo else medium_name
         for k, v in train_counts.items()
     }
+
+
+def group_names(rule: str) -> tuple[str, str, str]:
+    """The group names of ``rule``, head to tail: ``(head, medium, tail)`` for ``relative``,
+    ``(many, medium, few)`` for ``absolute``."""
+    return get_rule(rule).groups
+
+
+def class_groups(
+    train_counts: Mapping[str, float],
+    rule: str = "relative",
+    head: float | None = None,
+    tail: float | None = None,
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Each class's group under ``rule`` and the rule's group names, head to tail.
+
+    The groups are :func:`group_classes` of ``train_counts`` (e.g. mean training clips per
+    fold); with no training clips at all (empty or all zero) no class has a group (``{}``).
+    The names come from :func:`group_names` whether or not every group is populated.
+    """
+    names = group_names(rule)
+    if sum(train_counts.values()) <= 0:
+        return {}, names
+    return group_classes(train_counts, rule=rule, head=head, tail=tail), names
+
+
+def head_to_tail(labels: Sequence[str], train_counts: Mapping[str, float]) -> list[str]:
+    """``labels`` ordered by training count, largest first; ties keep ``labels`` order.
+
+    A label without a count counts 0. This is the label order of the report's tables and
+    confusion matrices, and of the across-fold bootstrap (:func:`fold_mean_ci`) in the
+    metrics table, so both draw the same resamples.
+    """
+    rank = {lab: i for i, lab in enumerate(labels)}
+    return sorted(labels, key=lambda lab: (-train_counts.get(lab, 0.0), rank[lab]))

@@ -203,3 +203,41 @@ def mcnemar(y_true: Any, pred_a: Any, pred_b: Any) -> dict[str, Any]:
     stat = (abs(b - c) - 1.0) ** 2 / (b + c)
     p = float(stats.chi2.sf(stat, df=1))
     return {"b": b, "c": c, "statistic": stat, "p_value": p, "method": "chi2"}
+
+
+#: Metrics whose across-fold mean gets a bootstrap interval (:func:`fold_mean_ci`).
+FOLD_MEAN_CI_METRICS: tuple[str, ...] = ("uar", "war", "macro_f1")
+
+
+def fold_mean_ci(
+    counts: np.ndarray, *, n_resamples: int, seed: int | Sequence[int], level: float = 0.95
+) -> dict[str, tuple[float, float]]:
+    """Percentile CI of the across-fold mean of UAR, WAR and macro-F1.
+
+    ``counts`` is one cell's confusion counts per fold, shape ``(F, C, C + 1)`` (invalid
+    last). Stratified clip bootstrap: each fold's clips are resampled with replacement (a
+    multinomial draw over its confusion cells, which has the same distribution), the metric
+    is computed per fold and averaged over folds, as the reported value is. Deterministic
+    for a seed; the draws depend on the order of the classes (the metrics table and the
+    report use :func:`~emobench.metrics.head_to_tail`). Empty ``counts`` or ``n_resamples``
+    < 1 give ``{}``.
+    """
+    counts = np.asarray(counts)
+    if n_resamples < 1 or counts.size == 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    f = counts.shape[0]
+    flat = counts.reshape(f, -1).astype(np.int64)
+    draws = np.zeros((n_resamples, *flat.shape), dtype=np.float64)
+    for j in range(f):
+        n = int(flat[j].sum())
+        nz = np.flatnonzero(flat[j])
+        if n:
+            draws[:, j, nz] = rng.multinomial(n, flat[j, nz] / n, size=n_resamples)
+    values = _batch_metrics(draws.reshape(n_resamples, *counts.shape))
+    a = (1.0 - level) / 2.0
+    out = {}
+    for name in FOLD_MEAN_CI_METRICS:
+        lo, hi = np.quantile(values[name].mean(axis=1), [a, 1.0 - a])
+        out[name] = (float(lo), float(hi))
+    return out

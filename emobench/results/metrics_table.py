@@ -8,7 +8,7 @@ table (:data:`emobench.results.schema.METRICS_SCHEMA`) that a run writes to
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,8 +28,8 @@ from emobench.metrics.core import (
     _overall_from_cm,
     _scalar,
 )
-from emobench.metrics.groups import get_rule, group_classes
-from emobench.metrics.uncertainty import _bootstrap_from_cm
+from emobench.metrics.groups import get_rule, group_classes, head_to_tail
+from emobench.metrics.uncertainty import _bootstrap_from_cm, fold_mean_ci
 from emobench.results.manifest import Manifest
 from emobench.results.schema import METRICS_SCHEMA, SETTING_COLUMNS, validate_predictions
 
@@ -74,29 +74,6 @@ def _fold_rows(
     return rows
 
 
-#: The settings :func:`compute_metrics` once took as loose keywords (now ``options``).
-_OPTION_NAMES = ("rule", "head", "tail", "n_resamples", "seed")
-
-
-def metrics_options(options: MetricsConfig | None = None, **legacy: Any) -> MetricsConfig:
-    """The :class:`~emobench.config.MetricsConfig` for :func:`compute_metrics`.
-
-    ``legacy`` keywords (``rule``, ``head``, ``tail``, ``n_resamples``, ``seed``) are the
-    old loose settings, accepted while callers move to ``options``; they are checked by
-    :func:`compute_metrics` as before (:class:`MetricsError`), not by pydantic.
-    """
-    from emobench.config import MetricsConfig
-
-    unknown = sorted(set(legacy) - set(_OPTION_NAMES))
-    if unknown:
-        raise TypeError(f"compute_metrics() got unexpected keyword(s) {unknown}")
-    if options is None:
-        return MetricsConfig.model_construct(**{**MetricsConfig().model_dump(), **legacy})
-    if legacy:
-        raise TypeError("compute_metrics(): give options or the loose settings, not both")
-    return options
-
-
 def compute_metrics(
     predictions: pl.DataFrame,
     manifest: Manifest | Mapping[str, Any],
@@ -104,7 +81,6 @@ def compute_metrics(
     *,
     level: float = 0.95,
     neutral: str = "neutral",
-    **legacy: Any,
 ) -> pl.DataFrame:
     """The metrics table (long format; columns :data:`emobench.results.METRICS_SCHEMA`).
 
@@ -117,17 +93,23 @@ def compute_metrics(
     test clips in that fold), ``group`` (target = group; classes grouped by
     :func:`~emobench.metrics.group_classes` from the manifest's ``train_counts`` for that
     dataset and fold, under ``rule``), ``longtail`` (target "").
-    Per-fold rows of uar, war, macro_f1 and head_tail_gap carry bootstrap ``ci_lo``/``ci_hi``
-    (``n_resamples`` = 0 skips them); an aggregate over a single fold copies its interval.
+
+    Intervals (``n_resamples`` = 0 skips them): per-fold rows of uar, war, macro_f1 and
+    head_tail_gap carry a bootstrap ``ci_lo``/``ci_hi``; an aggregate over a single fold
+    copies its interval; the aggregate uar, war and macro_f1 over several folds carry the
+    stratified bootstrap interval of the fold mean (:func:`across_fold_cis`).
 
     Cells come in the manifest's ``cells`` order, then in order of first appearance.
     Classes come from the manifest's ``datasets[<name>].labels``; a dataset missing there
     falls back to its true labels in canonical order. Without train counts for a fold, the
     group rows and group-based long-tail rows are left out.
     """
-    opts = metrics_options(options, **legacy)
-    rule, head, tail = opts.rule, opts.head, opts.tail
-    n_resamples, seed = opts.n_resamples, opts.seed
+    if options is None:
+        from emobench.config import MetricsConfig
+
+        options = MetricsConfig()
+    rule, head, tail = options.rule, options.head, options.tail
+    n_resamples, seed = options.n_resamples, options.seed
     man = Manifest.from_dict(manifest)
     if n_resamples < 0:
         raise MetricsError(f"n_resamples must be >= 0 (got {n_resamples})")
@@ -139,46 +121,27 @@ def compute_metrics(
         subset=["cell_id"], keep="first", maintain_order=True
     )
     # Cells in the manifest's order, then any others in order of first appearance.
-    listed = man.cell_ids()
     cell_order: dict[str, int] = {}
-    for c in [*listed, *settings["cell_id"].to_list()]:
+    for c in [*man.cell_ids(), *settings["cell_id"].to_list()]:
         cell_order.setdefault(c, len(cell_order))
-
-    labels_of: dict[str, list[str]] = {}
-    for ds in preds["dataset"].unique().to_list():
-        labs = man.labels(ds)
-        if labs is None:
-            seen = set(preds.filter(pl.col("dataset") == ds)["label"].unique().to_list())
-            labs = [e for e in EMOTIONS if e in seen]
-        labels_of[ds] = _check_labels(labs)
+    labels_of = {ds: _dataset_labels(preds, man, ds) for ds in preds["dataset"].unique()}
 
     counts = preds.group_by(["cell_id", "dataset", "fold", "label", "pred"]).len()
     parts = counts.partition_by(["cell_id", "dataset", "fold"], as_dict=True)
     keys = sorted(parts, key=lambda k: (cell_order[k[0]], k[2]))
 
     rows: list[tuple[Any, ...]] = []
+    folds_of: dict[str, tuple[str, list[np.ndarray]]] = {}  # cell -> (dataset, fold matrices)
     for cell_id, ds, fold in keys:
-        part = parts[(cell_id, ds, fold)]
         labs = labels_of[ds]
-        index = {name: i for i, name in enumerate(labs)}
-        c = len(labs)
-        bad = sorted(set(part["label"].to_list()) - set(labs))
-        if bad:
-            raise MetricsError(
-                f"cell {cell_id!r} fold {fold}: true label(s) {bad} are not among dataset "
-                f"{ds!r}'s labels {labs}"
-            )
-        t = np.array([index[x] for x in part["label"].to_list()], dtype=np.int64)
-        p = np.array([index.get(x, c) for x in part["pred"].to_list()], dtype=np.int64)
-        cm = np.zeros((c, c + 1), dtype=np.int64)
-        np.add.at(cm, (t, p), part["len"].to_numpy())
-
+        cm = _confusion(parts[(cell_id, ds, fold)], labs, f"cell {cell_id!r} fold {fold}", ds)
+        folds_of.setdefault(cell_id, (ds, []))[1].append(cm)
         train = man.train_counts(ds, int(fold))
         grp = None
         if train is not None:
             full = {lab: train.get(lab, 0) for lab in labs}
             grp = _make_groups(labs, group_classes(full, rule, head, tail))
-        nidx = index.get(neutral)
+        nidx = labs.index(neutral) if neutral in labs else None
         ci: dict[str, tuple[float, float]] = {}
         if n_resamples:
             entropy = [seed, zlib.crc32(str(cell_id).encode()), int(fold)]
@@ -186,6 +149,74 @@ def compute_metrics(
         for row in _fold_rows(cm, labs, grp, nidx, ci):
             rows.append((cell_id, int(fold), *row))
 
+    fold_cis = {
+        cell_id: across_fold_cis(
+            np.stack(cms), labels_of[ds], man, ds, n_resamples=n_resamples, seed=seed, level=level
+        )
+        for cell_id, (ds, cms) in folds_of.items()
+        if len(cms) > 1
+    }
+    table = _with_aggregates(rows, fold_cis)
+    table = table.join(settings, on="cell_id", how="left", maintain_order="left")
+    table = table.with_columns(pl.lit(rule, dtype=pl.Utf8).alias("rule"))
+    return table.select([pl.col(c).cast(t) for c, t in METRICS_SCHEMA.items()])
+
+
+def _dataset_labels(preds: pl.DataFrame, man: Manifest, ds: str) -> list[str]:
+    """The manifest's labels of ``ds``, or its true labels in canonical order."""
+    labs = man.labels(ds)
+    if labs is None:
+        seen = set(preds.filter(pl.col("dataset") == ds)["label"].unique().to_list())
+        labs = [e for e in EMOTIONS if e in seen]
+    return _check_labels(labs)
+
+
+def _confusion(part: pl.DataFrame, labs: list[str], where: str, ds: str) -> np.ndarray:
+    """The (C, C+1) confusion counts of one (cell, fold) from its (label, pred, len) rows."""
+    index = {name: i for i, name in enumerate(labs)}
+    c = len(labs)
+    bad = sorted(set(part["label"].to_list()) - set(labs))
+    if bad:
+        raise MetricsError(
+            f"{where}: true label(s) {bad} are not among dataset {ds!r}'s labels {labs}"
+        )
+    t = np.array([index[x] for x in part["label"].to_list()], dtype=np.int64)
+    p = np.array([index.get(x, c) for x in part["pred"].to_list()], dtype=np.int64)
+    cm = np.zeros((c, c + 1), dtype=np.int64)
+    np.add.at(cm, (t, p), part["len"].to_numpy())
+    return cm
+
+
+def across_fold_cis(
+    counts: np.ndarray,
+    labels: Sequence[str],
+    manifest: Manifest | Mapping[str, Any],
+    dataset: str,
+    *,
+    n_resamples: int,
+    seed: int,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Bootstrap intervals of one cell's across-fold mean UAR, WAR and macro-F1.
+
+    ``counts`` (F, C, C+1) holds the cell's confusion counts per fold, classes in
+    ``labels`` order. They are reordered head to tail by the manifest's mean training
+    counts (:func:`~emobench.metrics.head_to_tail`, the report's class order) before
+    :func:`~emobench.metrics.fold_mean_ci` draws, so the interval is the one the report
+    computed itself before the metrics table carried it.
+    """
+    man = Manifest.from_dict(manifest)
+    labels = list(labels)
+    base = man.labels(dataset) or sorted(labels)
+    order = [labels.index(lab) for lab in head_to_tail(base, man.train_counts_mean(dataset))]
+    counts = np.asarray(counts)[:, order][:, :, [*order, len(labels)]]
+    return fold_mean_ci(counts, n_resamples=n_resamples, seed=seed, level=level)
+
+
+def _with_aggregates(
+    rows: list[tuple[Any, ...]], fold_cis: Mapping[str, Mapping[str, tuple[float, float]]]
+) -> pl.DataFrame:
+    """Per-fold rows, then each value's across-fold mean, std and interval (fold null)."""
     row_schema = {
         "cell_id": pl.Utf8,
         "fold": pl.Int64,
@@ -200,8 +231,18 @@ def compute_metrics(
         pl.lit(None, dtype=pl.Float64).alias("std")
     )
     n_folds = per_fold.group_by("cell_id").agg(pl.col("fold").n_unique().alias("_nf"))
+    key = ["cell_id", "scope", "target", "metric"]
+    mean_cis = pl.DataFrame(
+        [
+            (cell_id, "overall", "", metric, lo, hi)
+            for cell_id, cis in fold_cis.items()
+            for metric, (lo, hi) in cis.items()
+        ],
+        schema={**{k: pl.Utf8 for k in key}, "_lo": pl.Float64, "_hi": pl.Float64},
+        orient="row",
+    )
     agg = (
-        per_fold.group_by(["cell_id", "scope", "target", "metric"], maintain_order=True)
+        per_fold.group_by(key, maintain_order=True)
         .agg(
             pl.col("value").mean().alias("value"),
             pl.col("value").std(ddof=1).fill_null(0.0).alias("std"),
@@ -209,17 +250,12 @@ def compute_metrics(
             pl.col("ci_hi").first().alias("ci_hi"),
         )
         .join(n_folds, on="cell_id", how="left", maintain_order="left")
+        .join(mean_cis, on=key, how="left", maintain_order="left")
         .with_columns(
-            [
-                pl.when(pl.col("_nf") == 1).then(pl.col(x)).otherwise(None).alias(x)
-                for x in ("ci_lo", "ci_hi")
-            ]
+            pl.when(pl.col("_nf") == 1).then(pl.col(x)).otherwise(pl.col(f"_{x[3:]}")).alias(x)
+            for x in ("ci_lo", "ci_hi")
         )
         .with_columns(pl.lit(None, dtype=pl.Int64).alias("fold"))
-        .drop("_nf")
     )
     cols = ["cell_id", "fold", "scope", "target", "metric", "value", "std", "ci_lo", "ci_hi"]
-    table = pl.concat([per_fold.select(cols), agg.select(cols)], how="vertical")
-    table = table.join(settings, on="cell_id", how="left", maintain_order="left")
-    table = table.with_columns(pl.lit(rule, dtype=pl.Utf8).alias("rule"))
-    return table.select([pl.col(c).cast(t) for c, t in METRICS_SCHEMA.items()])
+    return pl.concat([per_fold.select(cols), agg.select(cols)], how="vertical")
