@@ -22,6 +22,9 @@ import numpy as np
 import polars as pl
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The fake-run builders are shared with the tests (tests/conftest.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import fake_predictions, fake_run  # noqa: E402
 
 LABELS = ("neutral", "happiness", "sadness", "anger", "surprise", "fear", "disgust")
 TRAIN_SHARE = np.array([0.30, 0.25, 0.17, 0.13, 0.08, 0.05, 0.02])
@@ -35,8 +38,6 @@ DENSITIES = (1.0, 2.0, 5.0, 10.0, 16.0)
 
 def synthetic_run(root: Path, clips_per_fold: int = 670, folds: int = 5, seed: int = 0) -> int:
     """Write a synthetic run folder at ``root``; return the number of predictions."""
-    from emobench.results import RunFolder, build_manifest
-
     rng = np.random.default_rng(seed)
     c = len(LABELS)
     test_share = TRAIN_SHARE * 0.7 + 0.3 / c  # test split a bit less skewed
@@ -64,26 +65,19 @@ def synthetic_run(root: Path, clips_per_fold: int = 670, folds: int = 5, seed: i
                     if fold == 1:
                         cells.append({"cell_id": cell_id, "model": model, "order": order})
                     frames.append(
-                        pl.DataFrame(
-                            {
-                                "cell_id": cell_id,
-                                "dataset": "synth",
-                                "model": model,
-                                "sampler": f"fps:{density:g}",
-                                "density": density,
-                                "density_unit": "fps",
-                                "order": order,
-                                "enrichment": "none",
-                                "rebalancing": "none",
-                                "prior_correction": "none",
-                                "seed": 0,
-                                "fold": fold,
-                                "clip_id": clip_ids,
-                                "label": np.array(LABELS)[y],
-                                "pred": pred_names.astype(str),
-                                "n_frames": int(density * 2),
-                                "latency_s": 0.01,
-                            }
+                        fake_predictions(
+                            cell_id=cell_id,
+                            model=model,
+                            fold=fold,
+                            clip_ids=clip_ids,
+                            labels=np.array(LABELS)[y],
+                            preds=pred_names.astype(str),
+                            sampler=f"fps:{density:g}",
+                            density=density,
+                            density_unit="fps",
+                            order=order,
+                            n_frames=int(density * 2),
+                            latency_s=0.01,
                         )
                     )
     predictions = pl.concat(frames)
@@ -92,24 +86,19 @@ def synthetic_run(root: Path, clips_per_fold: int = 670, folds: int = 5, seed: i
         str(f): {lab: int(round(n_train * s)) for lab, s in zip(LABELS, TRAIN_SHARE, strict=True)}
         for f in range(1, folds + 1)
     }
-    manifest = build_manifest(
+    fake_run(
+        root,
+        predictions,
+        labels=LABELS,
+        train_counts=train_counts,
+        n_clips=clips_per_fold * folds,
+        cells=cells,
         run_name="bench-report",
         config={"preset": "synthetic-benchmark", "folds": folds, "densities": list(DENSITIES)},
-        datasets={
-            "synth": {
-                "fingerprint": "bench0000",
-                "labels": list(LABELS),
-                "train_counts": train_counts,
-                "n_clips": clips_per_fold * folds,
-            }
-        },
-        cells=cells,
+        fingerprint="bench0000",
         skipped=[{"cell_id": cells[0]["cell_id"], "fold": 1, "clip_id": "x", "reason": "decode"}],
         seeds={"run": seed},
     )
-    run = RunFolder(root)
-    run.write_manifest(manifest)
-    run.write_predictions(predictions)
     return predictions.height
 
 
@@ -139,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         t_build = time.perf_counter() - t0
 
         t0, c0 = time.perf_counter(), time.process_time()
-        from emobench.report.build import report_run
+        from emobench.report.build import ReportOptions, report_run
 
-        out = report_run(root, workers=args.workers)
+        out = report_run(root, ReportOptions(workers=args.workers))
         t_report = time.perf_counter() - t0
         c_report = time.process_time() - c0
         n_figs = len(list((out / "figures").glob("*.png")))

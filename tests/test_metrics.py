@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import polars as pl
 import pytest
+from conftest import fake_predictions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
@@ -446,33 +447,27 @@ def test_prior_correlation() -> None:
 
 def _predictions() -> tuple[pl.DataFrame, dict]:
     """Two cells: c1 with folds 1 and 2, c2 with fold 1 only."""
-    rows = []
     rng = np.random.default_rng(7)
     labels = LT_LABELS
+    frames = []
     for cell, folds in (("c1", (1, 2)), ("c2", (1,))):
         for fold in folds:
-            for i in range(60):
+            true, pred = [], []
+            for _ in range(60):
                 t = labels[min(int(rng.exponential(1.2)), 4)]
-                p = t if rng.random() < 0.6 else str(rng.choice([*labels, INVALID]))
-                rows.append(
-                    {
-                        "cell_id": cell,
-                        "dataset": "synth",
-                        "model": "m" + cell,
-                        "sampler": "uniform:8",
-                        "density": 8.0,
-                        "density_unit": "frames",
-                        "order": "original",
-                        "enrichment": "none",
-                        "rebalancing": "none",
-                        "prior_correction": "none",
-                        "seed": 0,
-                        "fold": fold,
-                        "clip_id": f"clip{i}",
-                        "label": t,
-                        "pred": p,
-                    }
+                true.append(t)
+                pred.append(t if rng.random() < 0.6 else str(rng.choice([*labels, INVALID])))
+            clips = [f"clip{i}" for i in range(60)]
+            frames.append(
+                fake_predictions(
+                    cell_id=cell,
+                    model="m" + cell,
+                    fold=fold,
+                    clip_ids=clips,
+                    labels=true,
+                    preds=pred,
                 )
+            )
     counts = {"neutral": 100, "happiness": 60, "sadness": 30, "fear": 15, "disgust": 5}
     manifest = {
         "datasets": {
@@ -483,7 +478,7 @@ def _predictions() -> tuple[pl.DataFrame, dict]:
         },
         "cells": [{"cell_id": "c2"}, {"cell_id": "c1"}],
     }
-    return pl.DataFrame(rows), manifest
+    return pl.concat(frames), manifest
 
 
 def test_compute_metrics_per_fold_and_aggregate() -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 import typer
+from conftest import fake_predictions, fake_run
 from PIL import Image
 from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import f1_score, recall_score
@@ -23,9 +24,9 @@ from typer.testing import CliRunner
 
 from emobench.config import MetricsConfig
 from emobench.report import analysis as an
-from emobench.report.build import parse_formats, parse_reference, report_run
+from emobench.report.build import ReportOptions, parse_formats, parse_reference, report_run
 from emobench.report.cli import report
-from emobench.results import RunFolder, build_manifest
+from emobench.results import RunFolder
 
 LABELS = ["neutral", "happiness", "sadness", "anger", "surprise", "fear", "disgust"]
 TRAIN = {"neutral": 300, "happiness": 220, "sadness": 150, "anger": 90, "surprise": 50}
@@ -55,44 +56,31 @@ def _predictions(rng: np.random.Generator) -> pl.DataFrame:
                     if model.startswith("hf:"):
                         names[rng.random(CLIPS_PER_FOLD) < 0.1] = "invalid"
                     frames.append(
-                        pl.DataFrame(
-                            {
-                                "cell_id": f"{model}/uniform:{int(density)}/{order}",
-                                "dataset": "synth",
-                                "model": model,
-                                "sampler": f"uniform:{int(density)}",
-                                "density": density,
-                                "density_unit": "frames",
-                                "order": order,
-                                "enrichment": "none",
-                                "rebalancing": "none",
-                                "prior_correction": "none",
-                                "seed": 0,
-                                "fold": fold,
-                                "clip_id": clips,
-                                "label": np.array(LABELS)[y],
-                                "pred": names.astype(str),
-                            }
+                        fake_predictions(
+                            cell_id=f"{model}/uniform:{int(density)}/{order}",
+                            model=model,
+                            fold=fold,
+                            clip_ids=clips,
+                            labels=np.array(LABELS)[y],
+                            preds=names.astype(str),
+                            sampler=f"uniform:{int(density)}",
+                            density=density,
+                            order=order,
                         )
                     )
     return pl.concat(frames)
 
 
 def _write_run(root: Path, predictions: pl.DataFrame, *, train: bool = True) -> RunFolder:
-    datasets = {
-        "synth": {
-            "fingerprint": "f00d",
-            "labels": LABELS,
-            "train_counts": {"1": TRAIN, "2": TRAIN} if train else {},
-            "n_clips": 2 * CLIPS_PER_FOLD,
-        }
-    }
     cells = predictions.select("cell_id", "model").unique().sort("cell_id").to_dicts()
-    manifest = build_manifest(
-        run_name="test-run",
-        config={"preset": "test", "folds": 2},
-        datasets=datasets,
+    return fake_run(
+        root,
+        predictions,
+        labels=LABELS,
+        train_counts={"1": TRAIN, "2": TRAIN} if train else {},
+        n_clips=2 * CLIPS_PER_FOLD,
         cells=cells,
+        config={"preset": "test", "folds": 2},
         skipped=[
             {"cell_id": cells[0]["cell_id"], "fold": 1, "clip_id": "zz1", "reason": "unreadable"},
             {"cell_id": cells[0]["cell_id"], "fold": 2, "clip_id": "zz2", "reason": "unreadable"},
@@ -100,17 +88,13 @@ def _write_run(root: Path, predictions: pl.DataFrame, *, train: bool = True) -> 
         seeds={"run": 0},
         packages=("numpy", "polars"),
     )
-    run = RunFolder(root)
-    run.write_manifest(manifest)
-    run.write_predictions(predictions)
-    return run
 
 
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunFolder, pl.DataFrame, Path]:
     predictions = _predictions(np.random.default_rng(7))
     run = _write_run(tmp_path_factory.mktemp("run") / "r1", predictions)
-    out = report_run(run.path, n_resamples=200)
+    out = report_run(run.path, ReportOptions(n_resamples=200))
     return run, predictions, out
 
 
@@ -302,7 +286,7 @@ def test_tiny_run_without_train_counts_does_not_crash(tmp_path):
         (pl.col("model") == "hf:tiny-vlm") & (pl.col("order") == "original")
     )
     run = _write_run(tmp_path / "tiny", predictions, train=False)
-    out = report_run(run.path, out=tmp_path / "rep", formats="md", n_resamples=50)
+    out = report_run(run.path, ReportOptions(out=tmp_path / "rep", formats="md", n_resamples=50))
     assert out == tmp_path / "rep"
     assert (out / "summary.md").is_file() and not (out / "report.html").exists()
     summary = (out / "summary.md").read_text()
@@ -316,9 +300,8 @@ def test_tiny_run_without_train_counts_does_not_crash(tmp_path):
 def test_rule_change_recomputes_without_touching_file(reported, tmp_path):
     run, _, _ = reported
     before = run.metrics_path.stat().st_mtime_ns
-    out = report_run(
-        run.path, out=tmp_path / "abs", rule="absolute", n_resamples=50, max_confusion=0
-    )
+    options = ReportOptions(out=tmp_path / "abs", rule="absolute", n_resamples=50, max_confusion=0)
+    out = report_run(run.path, options)
     summary = (out / "summary.md").read_text()
     assert "Grouping rule `absolute`" in summary and "many recall" in summary
     assert "left unchanged" in summary
@@ -408,7 +391,7 @@ def test_stale_metrics_are_recomputed_not_overwritten(tmp_path):
     one_cell = predictions.filter(pl.col("order") == "original")
     run.write_metrics(compute_metrics(one_cell, run.read_manifest(), MetricsConfig(n_resamples=20)))
     before = run.metrics_path.read_bytes()
-    out = report_run(run.path, formats=["md"], n_resamples=20, max_confusion=0)
+    out = report_run(run.path, ReportOptions(formats=["md"], n_resamples=20, max_confusion=0))
     summary = (out / "summary.md").read_text()
     assert "stale?" in summary
     assert set(_overall_rows(summary)) == set(predictions["cell_id"].unique().to_list())
@@ -529,7 +512,7 @@ def test_switch_section_deltas_equal_sklearn(tmp_path):
     rebal = variant("/cb", 0.3, rebalancing="class-balanced")
     predictions = pl.concat([base, prior, rebal])
     run = _write_run(tmp_path / "switch", predictions)
-    out = report_run(run.path, formats="md", n_resamples=20, max_confusion=0)
+    out = report_run(run.path, ReportOptions(formats="md", n_resamples=20, max_confusion=0))
     summary = (out / "summary.md").read_text()
     assert "## Long-tail switches: effect of prior correction and re-balancing" in summary
     rows = _switch_rows(summary)

@@ -13,6 +13,7 @@ from typing import IO
 import numpy as np
 import polars as pl
 import pytest
+from conftest import fake_predictions
 from polars.testing import assert_frame_equal
 
 from emobench.config import MetricsConfig
@@ -48,29 +49,18 @@ LABELS = ["neutral", "happiness", "sadness"]
 
 def _preds(n: int = 6) -> pl.DataFrame:
     rng = np.random.default_rng(0)
-    return pl.DataFrame(
-        {
-            "cell_id": ["c1"] * n,
-            "dataset": "synth",
-            "model": "openclip:tiny",
-            "sampler": "uniform:8",
-            "density": 8.0,
-            "density_unit": "frames",
-            "order": "original",
-            "enrichment": "none",
-            "rebalancing": "none",
-            "prior_correction": "none",
-            "seed": 0,
-            "fold": 1,
-            "clip_id": [f"clip{i}" for i in range(n)],
-            "label": [LABELS[i % 3] for i in range(n)],
-            "pred": [LABELS[(i + 1) % 3] if i else INVALID for i in range(n)],
-            "raw_text": [None, *["a face"] * (n - 1)],
-            "n_frames": 8,
-            "n_unique_frames": 8,
-            "latency_s": rng.random(n),
-            **{f"score:{lab}": rng.random(n) for lab in LABELS},
-        }
+    return fake_predictions(
+        cell_id="c1",
+        model="openclip:tiny",
+        fold=1,
+        clip_ids=[f"clip{i}" for i in range(n)],
+        labels=[LABELS[i % 3] for i in range(n)],
+        preds=[LABELS[(i + 1) % 3] if i else INVALID for i in range(n)],
+        raw_text=[None, *["a face"] * (n - 1)],
+        n_frames=8,
+        n_unique_frames=8,
+        latency_s=rng.random(n),
+        **{f"score:{lab}": rng.random(n) for lab in LABELS},
     )
 
 
