@@ -23,6 +23,7 @@ from emobench.longtail.prior_estimated import estimate_prior  # noqa: E402
 from emobench.longtail.rebalance import REBALANCING  # noqa: E402
 from emobench.models.base import FitContext  # noqa: E402
 from emobench.models.openclip import adapter as oc  # noqa: E402
+from emobench.models.openclip import weights as ocw  # noqa: E402
 from emobench.models.openclip.prompts import (  # noqa: E402
     DEFAULT_TEMPLATES,
     EMOTION_WORDS,
@@ -156,7 +157,7 @@ def test_unknown_tag_lists_known_tags():
 
 
 def test_missing_shipped_weights_says_how_to_regenerate(monkeypatch, tmp_path):
-    monkeypatch.setattr(oc, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(ocw, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(oc.WeightsNotFoundError, match="emobench pretrain synth-web"):
         oc.OpenClipModel("emobench-tiny@synth-web", {})
 

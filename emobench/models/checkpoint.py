@@ -10,21 +10,30 @@ or removes a damaged one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from emobench.errors import EmobenchError
 from emobench.io import atomic_path, atomic_write_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 _FORMAT = "emobench-module/1"
 
 
 class ModuleFileError(EmobenchError):
     """A saved module that cannot be read back (missing sidecar, unknown kind, bad weights)."""
+
+
+def recipe_hash(recipe: Any) -> str:
+    """12 hex digits of SHA-256 over ``recipe`` as sorted-key JSON: the part of a
+    checkpoint's file name that changes with anything that changes its weights."""
+    text = json.dumps(recipe, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -125,6 +134,7 @@ __all__ = [
     "load_checkpoint",
     "load_module",
     "read_module_config",
+    "recipe_hash",
     "save_module",
     "sidecar_path",
 ]

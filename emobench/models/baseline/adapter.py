@@ -17,16 +17,16 @@ arguments of :class:`~emobench.models.baseline.encoder.FrameEncoder`, e.g. ``wid
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from emobench.config import PositiveInt, StrictModel, check_train
 from emobench.models.base import FitContext, FrameFeatureModel
+from emobench.models.checkpoint import recipe_hash
 from emobench.models.registry import parse_options, register_model
+from emobench.settings import PositiveInt, StrictModel, check_train
 
 HEAD_NAMES = ("mean", "gru", "transformer")
 
@@ -73,10 +73,6 @@ def _create(head: str, options: dict[str, Any]) -> BaselineModel:
     return BaselineModel(head, options)
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -101,13 +97,9 @@ class BaselineModel(FrameFeatureModel):
     def fit(self, ctx: FitContext) -> None:
         from emobench.data.index import fingerprint
         from emobench.models.baseline.encoder import FrameEncoder
-        from emobench.models.baseline.train import (
-            TrainConfig,
-            load_checkpoint,
-            save_module,
-            train_encoder,
-            train_head,
-        )
+        from emobench.models.baseline.train import train_encoder
+        from emobench.models.checkpoint import load_checkpoint, save_module
+        from emobench.models.training import TrainConfig, train_head
 
         self.labels = list(ctx.labels)
         self._device = ctx.device
@@ -126,7 +118,7 @@ class BaselineModel(FrameFeatureModel):
             "train": cfg.to_dict(),
             "labels": self.labels,
         }
-        enc_path = ckpt / f"encoder-{_hash(enc_recipe)}.safetensors"
+        enc_path = ckpt / f"encoder-{recipe_hash(enc_recipe)}.safetensors"
         self._encoder = load_checkpoint(enc_path, ctx.warn)
         if self._encoder is None:
             frames, kept = ctx.load_frames(self, train)
@@ -152,7 +144,7 @@ class BaselineModel(FrameFeatureModel):
             "train": enc_recipe["train"],
         }
         head_path = (
-            ckpt / f"head-{self.head_name}-{ctx.rebalancing}-{_hash(head_recipe)}.safetensors"
+            ckpt / f"head-{self.head_name}-{ctx.rebalancing}-{recipe_hash(head_recipe)}.safetensors"
         )
         self._head = load_checkpoint(head_path, ctx.warn)
         if self._head is None:
@@ -186,7 +178,7 @@ class BaselineModel(FrameFeatureModel):
         return centre_crop(frames, int(self.crop or 0))
 
     def score(self, clips: list[np.ndarray]) -> np.ndarray:
-        from emobench.models.baseline.train import predict_head
+        from emobench.models.training import predict_head
 
         return predict_head(self._head, clips, device=self._device)
 

@@ -36,19 +36,30 @@ encoder call), ``seed`` (random initialisation), ``cache_dir`` (open_clip downlo
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from emobench.config import Int, PositiveInt, Seed, StrictModel, check_train
 from emobench.errors import EmobenchError
 from emobench.models.base import FitContext, FrameFeatureModel
+from emobench.models.checkpoint import recipe_hash
+from emobench.models.openclip.weights import (
+    CONFIG_DIR,
+    SHIPPED,
+    WEIGHTS_DIR,
+    OpenClipError,
+    WeightsNotFoundError,
+    file_hash,
+    load_openclip,
+    parse_argument,
+    register_configs,
+    resolve_weights,
+    weights_preprocess,
+)
 from emobench.models.registry import UnknownModelError, parse_options, register_model
+from emobench.settings import Int, PositiveInt, Seed, StrictModel, check_train
 
 POOLS = ("mean", "max", "mean-logit")
 PROBES = ("none", "linear")
@@ -92,23 +103,6 @@ class OpenClipOptions(StrictModel):
 #: The option names (kept for callers that listed them).
 OPTIONS = tuple(OpenClipOptions.model_fields)
 
-PACKAGE_MODELS = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PACKAGE_MODELS / "configs"
-WEIGHTS_DIR = PACKAGE_MODELS / "weights"
-#: Weights that ship with emobench: (arch, tag) → file name in :data:`WEIGHTS_DIR`.
-SHIPPED: dict[tuple[str, str], str] = {
-    ("emobench-tiny", "synth-web"): "emobench-tiny-synth-web.safetensors",
-}
-_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".npz")
-
-
-class WeightsNotFoundError(EmobenchError):
-    """Weights that cannot be found offline (the message says which file and how to get it)."""
-
-
-class OpenClipError(EmobenchError):
-    """An open_clip model that cannot be built or used here (bad arch, tokenizer needs hub)."""
-
 
 @register_model(
     "openclip",
@@ -118,187 +112,6 @@ class OpenClipError(EmobenchError):
 )
 def _create(argument: str, options: dict[str, Any]) -> OpenClipModel:
     return OpenClipModel(argument, options)
-
-
-# --------------------------------------------------------------------------- resolving
-
-
-_CONFIGS_ADDED = False
-
-
-def register_configs() -> None:
-    """Make emobench's JSON model configs (``emobench-tiny``) known to open_clip (once)."""
-    global _CONFIGS_ADDED
-    if not _CONFIGS_ADDED:
-        import open_clip
-
-        open_clip.add_model_config(CONFIG_DIR)
-        _CONFIGS_ADDED = True
-
-
-def parse_argument(argument: str) -> tuple[str, str | None]:
-    """``"ViT-B-32@laion2b_s34b_b79k"`` → ``("ViT-B-32", "laion2b_s34b_b79k")``."""
-    arch, sep, weights = argument.partition("@")
-    if not arch or (sep and not weights):
-        raise UnknownModelError(
-            f"openclip:{argument}: expected openclip:<arch>[@<pretrained tag or weights file>]"
-        )
-    return arch, (weights or None)
-
-
-def _looks_like_path(spec: str) -> bool:
-    return "/" in spec or os.sep in spec or spec.lower().endswith(_WEIGHT_SUFFIXES)
-
-
-def _cached_tag_file(arch: str, tag: str, cache_dir: str | None) -> tuple[str | None, list[str]]:
-    """The local file of a pretrained tag, if cached; plus the places looked at."""
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
-    looked: list[str] = []
-    if "file" in cfg:
-        looked.append(cfg["file"])
-        return (cfg["file"] if os.path.isfile(cfg["file"]) else None), looked
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
-
-        repo, filename = (hub[:-1], "") if hub.endswith("/") else os.path.split(hub)
-        names = [filename] if filename else []
-        names = [n.replace(".bin", ".safetensors") for n in names if n.endswith(".bin")] + names
-        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        for name in dict.fromkeys(names):
-            looked.append(f"{repo}/{name} (Hugging Face cache)")
-            got = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
-            if isinstance(got, str) and os.path.isfile(got):
-                return got, looked
-    url = cfg.get("url", "")
-    if url:
-        root = cache_dir or os.path.expanduser("~/.cache/clip")
-        path = os.path.join(root, os.path.basename(url))
-        looked.append(path)
-        if os.path.isfile(path):
-            return path, looked
-    return None, looked
-
-
-def resolve_weights(
-    arch: str, spec: str | None, cache_dir: str | None = None
-) -> tuple[str | None, str]:
-    """Where the weights of ``openclip:<arch>@<spec>`` are on this machine.
-
-    Returns ``(path or None for random init, tag recorded in the manifest)``; raises
-    :class:`WeightsNotFoundError` naming the missing file and how to provide it.
-    """
-    import open_clip
-
-    register_configs()
-    if arch not in open_clip.list_models():
-        raise UnknownModelError(
-            f"openclip:{arch}: unknown open_clip architecture; see open_clip.list_models() "
-            "or add a JSON config with open_clip.add_model_config"
-        )
-    if spec is None or spec == "random":
-        return None, "random"
-    if (arch, spec) in SHIPPED:
-        path = WEIGHTS_DIR / SHIPPED[(arch, spec)]
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"openclip:{arch}@{spec}: shipped weights file {path} is missing; "
-                f"regenerate it with `emobench pretrain {spec} --out {WEIGHTS_DIR}`"
-            )
-        return str(path), spec
-    tags = open_clip.list_pretrained_tags_by_model(arch)
-    if spec in tags:
-        path, looked = _cached_tag_file(arch, spec, cache_dir)
-        if path is None:
-            raise WeightsNotFoundError(
-                f"openclip:{arch}@{spec}: weights are not in the local cache (looked for "
-                f"{'; '.join(looked)}) and emobench never downloads; on a machine with network "
-                f"run python -c \"import open_clip; open_clip.create_model('{arch}', "
-                f"pretrained='{spec}')\" and copy the cache, or give the file: "
-                f"openclip:{arch}@/path/to/weights.safetensors"
-            )
-        return path, spec
-    if _looks_like_path(spec) or os.path.exists(spec):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"openclip:{arch}@{spec}: weights file {path} not found; give the path of an "
-                "open_clip state dict (.safetensors, .pt or .bin) or a cached pretrained tag"
-            )
-        return str(path), f"file:{path.name}"
-    known = ", ".join(tags) if tags else "none"
-    raise UnknownModelError(
-        f"openclip:{arch}@{spec}: {spec!r} is neither a pretrained tag of {arch} "
-        f"(known: {known}) nor a weights file path"
-    )
-
-
-def weights_preprocess(path: str | None) -> dict[str, int]:
-    """``preprocess`` metadata of a safetensors weights file (``{}`` if none or not
-    safetensors): how the model's training images were cut from rendered frames."""
-    if not path or not str(path).endswith(".safetensors"):
-        return {}
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as fh:
-            raw = (fh.metadata() or {}).get("preprocess")
-        value = json.loads(raw) if raw else {}
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise OpenClipError(f"{path}: unreadable safetensors header: {exc}") from None
-    return {k: int(v) for k, v in value.items() if k in ("frame_size", "crop")}
-
-
-_HASHES: dict[tuple[str, int, float], str] = {}
-
-
-def file_hash(path: str) -> str:
-    """SHA-256 prefix of a weights file (memoised by path, size and mtime)."""
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()[:16]
-    return _HASHES[key]
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def load_openclip(
-    arch: str, path: str | None, device: Any = "cpu", seed: int = 0
-) -> tuple[Any, Any]:
-    """Build the open_clip model (eval mode) and its tokenizer, offline.
-
-    Random initialisation (``path`` None) is seeded with ``seed`` without touching the
-    caller's global torch RNG.
-    """
-    import torch
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import open_clip
-
-    register_configs()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        try:
-            model = open_clip.create_model(arch, pretrained=path, device=device)
-        except (RuntimeError, OSError, ValueError, KeyError) as exc:
-            raise OpenClipError(f"openclip:{arch}: could not build the model: {exc}") from None
-    try:
-        tokenizer = open_clip.get_tokenizer(arch)
-    except Exception as exc:  # HF tokenizers need the hub: one clear line
-        raise OpenClipError(
-            f"openclip:{arch}: its tokenizer cannot be loaded offline ({type(exc).__name__}: "
-            f"{exc}); use an architecture with open_clip's built-in tokenizer"
-        ) from None
-    return model.eval(), tokenizer
 
 
 # --------------------------------------------------------------------------- pooling
@@ -452,11 +265,8 @@ class OpenClipModel(FrameFeatureModel):
 
     def _fit_probe(self, ctx: FitContext) -> None:
         from emobench.data.index import fingerprint
-        from emobench.models.baseline.train import (
-            TrainConfig,
-            load_checkpoint,
-            save_module,
-        )
+        from emobench.models.checkpoint import load_checkpoint, save_module
+        from emobench.models.training import TrainConfig, train_probe
 
         opts = {**ctx.train_options, **self.options.get("train", {})}
         cfg = TrainConfig(**{**opts, "seed": ctx.seed, "device": str(ctx.device)})
@@ -471,7 +281,7 @@ class OpenClipModel(FrameFeatureModel):
             "train": cfg.to_dict(),
         }
         path = Path(ctx.checkpoint_dir) / (
-            f"openclip-probe-{ctx.rebalancing}-{_hash(recipe)}.safetensors"
+            f"openclip-probe-{ctx.rebalancing}-{recipe_hash(recipe)}.safetensors"
         )
         self._head = load_checkpoint(path, ctx.warn)
         if self._head is not None:
@@ -536,7 +346,7 @@ class OpenClipModel(FrameFeatureModel):
 
     def score(self, clips: list[np.ndarray]) -> np.ndarray:
         if self._head is not None:
-            from emobench.models.baseline.train import predict_head
+            from emobench.models.training import predict_head
 
             return predict_head(self._head, clips, device=self._device)
         if self._classifier is None:
@@ -555,33 +365,16 @@ class OpenClipModel(FrameFeatureModel):
             "frame_size": self.frame_size,
             "crop": self.crop or None,
             "n_templates": len(prompts.templates),
-            "prompts_hash": _hash(prompts.as_dict()),
+            "prompts_hash": recipe_hash(prompts.as_dict()),
         }
 
 
-def train_probe(
-    features: list[np.ndarray],
-    labels: np.ndarray,
-    n_classes: int,
-    rebalancing: str = "instance-balanced",
-    cfg: Any = None,
-    progress: Any = None,
-) -> tuple[Any, dict[str, Any]]:
-    """Linear probe on frozen per-frame CLIP features: the baseline's ``mean`` head with no
-    hidden layer (LayerNorm → temporal mean → linear), trained by ``train_head`` with the
-    named re-balancing recipe (``decoupled-crt`` re-trains the linear layer class-balanced)."""
-    from emobench.models.baseline.train import train_head
+def __getattr__(name: str) -> Any:
+    if name == "train_probe":  # moved to emobench.models.training (imports torch: lazily)
+        from emobench.models.training import train_probe
 
-    return train_head(
-        features,
-        labels,
-        n_classes,
-        "mean",
-        rebalancing,
-        cfg,
-        progress=progress,
-        head_kwargs={"hidden": 0, "dropout": 0.0},
-    )
+        return train_probe
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -597,5 +390,4 @@ __all__ = [
     "pool_scores",
     "register_configs",
     "resolve_weights",
-    "train_probe",
 ]
