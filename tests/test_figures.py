@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 
 from emobench.report import figures as fg
-from emobench.report.build import report_run
+from emobench.report.build import ReportOptions, report_run
 from emobench.report.figure_layout import (
     compact_number,
     compact_percent,
@@ -138,7 +138,8 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fg, "save", keep)
-        out = report_run(run.path, formats="md", n_resamples=30, prior=PRIORS, workers=0)
+        options = ReportOptions(formats="md", n_resamples=30, prior=PRIORS, workers=0)
+        out = report_run(run.path, options)
     return kept, out
 
 

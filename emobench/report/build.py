@@ -15,57 +15,22 @@ Every cell's numbers are in the tables whatever gets a figure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_PRIORS, DEFAULT_REPORT_RESAMPLES
+from emobench.report import FIGURES_DIR, HTML_FILE, SUMMARY_FILE
 from emobench.report import analysis as an
 from emobench.report import figures as fg
 from emobench.report.analysis import ReportError
 from emobench.report.document import Document
 from emobench.report.jobs import FigureJobs, timed
-from emobench.report.priors import get_prior
-from emobench.report.sections import FIGURES_DIR, ReportContext, build_document
+from emobench.report.options import FORMATS, ReportOptions, parse_formats, parse_reference
+from emobench.report.sections import ReportContext, build_document
 
-FORMATS: tuple[str, ...] = ("md", "html")
-SUMMARY_FILE = "summary.md"
-HTML_FILE = "report.html"
-
-
-def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
-    """``"md,html"`` or ``("md", "html")`` -> validated tuple; raises :class:`ReportError`."""
-    items = formats.split(",") if isinstance(formats, str) else list(formats)
-    out = tuple(dict.fromkeys(f.strip().lower() for f in items if f and f.strip()))
-    bad = [f for f in out if f not in FORMATS]
-    if bad or not out:
-        raise ReportError(
-            f"unknown report format(s) {bad or list(items)}; choose from {', '.join(FORMATS)}"
-        )
-    return out
-
-
-def parse_reference(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
-    """``["density=8", "order=original"]`` -> ``{"density": "8", ...}`` (settings checked)."""
-    if items is None:
-        return {}
-    pairs = list(items.items()) if isinstance(items, Mapping) else []
-    if not isinstance(items, Mapping):
-        for item in items:
-            key, sep, value = str(item).partition("=")
-            if not sep or not key.strip():
-                raise ReportError(f"reference setting {item!r} is not KEY=VALUE")
-            pairs.append((key.strip(), value.strip()))
-    known = set(an.setting_columns()) - {"dataset", "model"}
-    bad = sorted(k for k, _ in pairs if k not in known)
-    if bad:
-        raise ReportError(
-            f"unknown reference setting(s) {bad}; use one of {', '.join(sorted(known))}"
-        )
-    return {k: str(v) for k, v in pairs}
+__all__ = ["FORMATS", "ReportOptions", "parse_formats", "parse_reference", "report_run"]
 
 
 def _load_metrics(
@@ -138,93 +103,28 @@ def _clear_figures(fig_dir: Path) -> None:
                 p.unlink()
 
 
-def report_run(
-    run_dir: Path | str,
-    out: Path | str | None = None,
-    formats: str | Iterable[str] = FORMATS,
-    *,
-    n_resamples: int = DEFAULT_REPORT_RESAMPLES,
-    rule: str | None = None,
-    head: float | None = None,
-    tail: float | None = None,
-    prior: str | Sequence[str] = DEFAULT_PRIORS,
-    reference: Iterable[str] | Mapping[str, str] | None = None,
-    max_confusion: int = DEFAULT_MAX_CONFUSION,
-    seed: int = 0,
-    recompute: bool = False,
-    workers: int = 0,
-) -> Path:
+def report_run(run_dir: Path | str, options: ReportOptions | None = None) -> Path:
     """Write figures (PNG + SVG), ``summary.md`` and ``report.html`` for a run folder.
 
-    ``out`` defaults to ``<run>/report``. ``rule``/``head``/``tail`` choose the head /
-    medium / tail grouping (None: what metrics.parquet used, else ``relative`` with the
-    rule's default thresholds). ``prior`` names one or more registered class priors
-    (:mod:`emobench.report.priors`): one F1-vs-prior plot and correlation table each.
-    ``reference`` (``["density=8"]``) narrows which cell represents each model in the model
-    comparisons. ``workers`` > 0 draws the figures in that many helper processes (``spawn``)
-    while statistics are computed: faster on idle cores, but a script calling this must
-    guard its top level with ``if __name__ == "__main__":`` (the CLI does; 0, the default,
-    draws here).
-    Returns the report folder.
+    ``options`` (:class:`~emobench.report.options.ReportOptions`, checked when built;
+    None: the defaults) say where and what to write. Returns the report folder.
     """
 
     from emobench.results import open_run
 
-    priors = (prior,) if isinstance(prior, str) else tuple(dict.fromkeys(prior))
-    if not priors:
-        raise ReportError("at least one class prior is needed (e.g. train_freq)")
-    opts = ReportOptions(
-        formats=parse_formats(formats),
-        reference=parse_reference(reference),
-        n_resamples=n_resamples,
-        rule=rule,
-        head=head,
-        tail=tail,
-        prior=priors,
-        max_confusion=max_confusion,
-        seed=seed,
-        recompute=recompute,
-    )
-    for name in priors:
-        get_prior(name)
-    if rule is not None:
-        from emobench.metrics import get_rule
-
-        get_rule(rule)
-    if n_resamples < 1:
-        raise ReportError(f"n_resamples must be >= 1 (got {n_resamples})")
-    if max_confusion < 0:
-        raise ReportError(f"max_confusion must be >= 0 (got {max_confusion})")
+    opts = options if options is not None else ReportOptions()
     run = open_run(run_dir)
     manifest = run.read_manifest()
     # Start the figure worker now: its matplotlib import overlaps the metrics computation.
-    jobs = FigureJobs(workers)
+    jobs = FigureJobs(opts.workers)
     try:
-        return _report(run, manifest, Path(out) if out is not None else None, opts, jobs)
+        return _report(run, manifest, opts, jobs)
     except BaseException:
         jobs.close()
         raise
 
 
-@dataclass(frozen=True)
-class ReportOptions:
-    """The validated options of one report (see :func:`report_run`)."""
-
-    formats: tuple[str, ...]
-    reference: dict[str, str]
-    n_resamples: int
-    rule: str | None
-    head: float | None
-    tail: float | None
-    prior: tuple[str, ...]
-    max_confusion: int
-    seed: int
-    recompute: bool
-
-
-def _report(
-    run: Any, manifest: dict[str, Any], out: Path | None, opts: ReportOptions, jobs: FigureJobs
-) -> Path:
+def _report(run: Any, manifest: dict[str, Any], opts: ReportOptions, jobs: FigureJobs) -> Path:
     """The body of :func:`report_run` once the run folder is open."""
     with timed("read predictions"):
         predictions = run.read_predictions()
@@ -257,7 +157,7 @@ def _report(
         an.fill_fold_mean_cis(lookup, confusions, n_resamples=opts.n_resamples, seed=opts.seed)
     models = sorted(cells.get_column("model").unique().to_list())
     palette = fg.OKABE_ITO[:7]
-    out_dir = out if out is not None else run.report_dir
+    out_dir = Path(opts.out) if opts.out is not None else run.report_dir
     ctx = ReportContext(
         run_path=run.path,
         out_dir=out_dir,

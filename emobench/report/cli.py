@@ -10,7 +10,14 @@ from pathlib import Path
 
 import typer
 
-from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_PRIORS, DEFAULT_REPORT_RESAMPLES
+from emobench.report import (
+    DEFAULT_MAX_CONFUSION,
+    DEFAULT_PRIORS,
+    DEFAULT_REPORT_RESAMPLES,
+    FIGURES_DIR,
+    HTML_FILE,
+    SUMMARY_FILE,
+)
 
 
 def report(
@@ -102,11 +109,11 @@ def report(
     def body() -> None:
         from emobench.report.build import report_run
         from emobench.report.jobs import default_workers
+        from emobench.report.options import ReportOptions
 
-        folder = report_run(
-            run_dir,
-            out,
-            formats,
+        options = ReportOptions(
+            out=out,
+            formats=formats,
             n_resamples=n_resamples,
             rule=rule,
             head=head,
@@ -118,7 +125,8 @@ def report(
             recompute=recompute,
             workers=default_workers() if workers is None else workers,
         )
-        written = [p.name for p in (folder / "summary.md", folder / "report.html") if p.exists()]
-        typer.echo(f"report written to {folder} ({', '.join(written)}, figures/)")
+        folder = report_run(run_dir, options)
+        written = [name for name in (SUMMARY_FILE, HTML_FILE) if (folder / name).exists()]
+        typer.echo(f"report written to {folder} ({', '.join(written)}, {FIGURES_DIR}/)")
 
     run_cli(body)

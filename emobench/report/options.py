@@ -1,0 +1,114 @@
+"""The options of one report: :class:`ReportOptions`, built once by the CLI or a script.
+
+Only the standard library loads at import time (the CLI builds the options inside its
+command body); checks that need the metrics or priors import them when they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_PRIORS, DEFAULT_REPORT_RESAMPLES
+
+#: Report outputs besides the figures: ``md`` (summary.md) and ``html`` (report.html).
+FORMATS: tuple[str, ...] = ("md", "html")
+
+
+def _error(message: str) -> Exception:
+    from emobench.report.cells import ReportError
+
+    return ReportError(message)
+
+
+def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    """``"md,html"`` or ``("md", "html")`` -> validated tuple; raises ``ReportError``."""
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    out = tuple(dict.fromkeys(f.strip().lower() for f in items if f and f.strip()))
+    bad = [f for f in out if f not in FORMATS]
+    if bad or not out:
+        raise _error(
+            f"unknown report format(s) {bad or list(items)}; choose from {', '.join(FORMATS)}"
+        )
+    return out
+
+
+def parse_reference(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """``["density=8", "order=original"]`` -> ``{"density": "8", ...}`` (settings checked)."""
+    from emobench.report.cells import setting_columns
+
+    if items is None:
+        return {}
+    pairs = list(items.items()) if isinstance(items, Mapping) else []
+    if not isinstance(items, Mapping):
+        for item in items:
+            key, sep, value = str(item).partition("=")
+            if not sep or not key.strip():
+                raise _error(f"reference setting {item!r} is not KEY=VALUE")
+            pairs.append((key.strip(), value.strip()))
+    known = set(setting_columns()) - {"dataset", "model"}
+    bad = sorted(k for k, _ in pairs if k not in known)
+    if bad:
+        raise _error(f"unknown reference setting(s) {bad}; use one of {', '.join(sorted(known))}")
+    return {k: str(v) for k, v in pairs}
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Everything :func:`~emobench.report.build.report_run` needs besides the run folder.
+
+    ``out`` defaults to ``<run>/report``. ``formats``: ``"md,html"`` or a sequence of
+    :data:`FORMATS` (figures are always written). ``rule``/``head``/``tail`` choose the
+    head / medium / tail grouping (None: what metrics.parquet used, else ``relative`` with
+    the rule's default thresholds). ``prior`` names one or more registered class priors
+    (:mod:`emobench.report.priors`): one F1-vs-prior plot and correlation table each.
+    ``reference`` (``["density=8"]`` or a mapping) narrows which cell represents each model
+    in the model comparisons. ``max_confusion`` caps the per-cell confusion figures,
+    ``n_resamples``/``seed`` drive the bootstraps, ``recompute`` recomputes the metrics
+    even when metrics.parquet exists (the file is left unchanged). ``workers`` > 0 draws
+    the figures in that many helper processes (``spawn``) while statistics are computed: a
+    script doing so must guard its top level with ``if __name__ == "__main__":`` (the CLI
+    does; 0, the default, draws here).
+
+    Construction normalises ``formats`` / ``prior`` to tuples and ``reference`` to a dict,
+    and checks every value (unknown format, prior, rule or setting, counts below their
+    minimum) with a ``ReportError`` naming it.
+    """
+
+    out: Path | str | None = None
+    formats: str | Iterable[str] = FORMATS
+    n_resamples: int = DEFAULT_REPORT_RESAMPLES
+    rule: str | None = None
+    head: float | None = None
+    tail: float | None = None
+    prior: str | Sequence[str] = DEFAULT_PRIORS
+    reference: Iterable[str] | Mapping[str, str] | None = None
+    max_confusion: int = DEFAULT_MAX_CONFUSION
+    seed: int = 0
+    recompute: bool = False
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        from emobench.report.priors import get_prior
+
+        prior = self.prior
+        priors = (prior,) if isinstance(prior, str) else tuple(dict.fromkeys(prior))
+        if not priors:
+            raise _error("at least one class prior is needed (e.g. train_freq)")
+        set_ = object.__setattr__  # frozen: normalised values are set once, here
+        set_(self, "prior", priors)
+        set_(self, "formats", parse_formats(self.formats))
+        set_(self, "reference", parse_reference(self.reference))
+        if self.out is not None:
+            set_(self, "out", Path(self.out))
+        for name in priors:
+            get_prior(name)
+        if self.rule is not None:
+            from emobench.metrics import get_rule
+
+            get_rule(self.rule)
+        if self.n_resamples < 1:
+            raise _error(f"n_resamples must be >= 1 (got {self.n_resamples})")
+        if self.max_confusion < 0:
+            raise _error(f"max_confusion must be >= 0 (got {self.max_confusion})")
