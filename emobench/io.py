@@ -49,19 +49,6 @@ class JsonValueError(EmobenchError, ValueError):
     """A value cannot be written as JSON (NaN/inf, or a type JSON does not hold)."""
 
 
-def _temp_in(target: Path) -> tuple[int, str, int]:
-    """Create the parent folder and a temp file beside ``target``: (fd, temp path, mode)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    return fd, tmp, mode
-
-
-def _commit(tmp: str, target: Path, mode: int) -> None:
-    os.chmod(tmp, mode)
-    os.replace(tmp, target)
-
-
 def _fsync_dir(folder: Path) -> None:
     """Persist a rename by fsyncing its folder (best effort; not possible everywhere)."""
     try:
@@ -77,21 +64,35 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
-    """Yield a binary file that replaces ``path`` only when the block ends without error."""
+def _replacing(path: PathLike) -> Iterator[tuple[int, Path]]:
+    """Yield (open fd, path) of a temp file beside ``path``; it replaces ``path`` on success.
+
+    The caller writes and fsyncs the temp file (and closes the fd) inside the block; then
+    it gets ``path``'s mode (0o644 for a new file) and is renamed over ``path``, and the
+    folder is fsynced. On any error the temp file is removed.
+    """
     target = Path(path)
-    fd, tmp, mode = _temp_in(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        _commit(tmp, target, mode)
+        yield fd, Path(tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
+    """Yield a binary file that replaces ``path`` only when the block ends without error."""
+    with _replacing(path) as (fd, _), os.fdopen(fd, "wb") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 @contextlib.contextmanager
@@ -101,19 +102,11 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     For writers that take a file name. The temp file exists (empty) when the block starts;
     the writer may overwrite it. After the block it is fsynced and renamed over ``path``.
     """
-    target = Path(path)
-    fd, tmp, mode = _temp_in(target)
-    os.close(fd)
-    try:
-        yield Path(tmp)
+    with _replacing(path) as (fd, tmp):
+        os.close(fd)
+        yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        _commit(tmp, target, mode)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

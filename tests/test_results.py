@@ -28,6 +28,7 @@ from emobench.results import (
     ResultsError,
     RunFolder,
     RunFolderError,
+    atomic_path,
     atomic_write_bytes,
     atomic_write_text,
     build_manifest,
@@ -173,6 +174,18 @@ def test_failed_json_write_keeps_old_file(tmp_path: Path) -> None:
         write_json_atomic(target, {"a": object()})
     assert json.loads(target.read_text()) == {"a": 1}
     assert _leftovers(tmp_path) == []
+
+
+def test_atomic_path_for_writers_that_need_a_file_name(tmp_path: Path) -> None:
+    target = tmp_path / "w.csv"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and not target.exists()
+        pl.DataFrame({"a": [1]}).write_csv(tmp)
+    assert target.read_text() == "a\n1\n"
+    with pytest.raises(RuntimeError, match="half"), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("half written")
+    assert target.read_text() == "a\n1\n" and _leftovers(tmp_path) == []
 
 
 def test_interrupt_mid_write_removes_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
