@@ -64,19 +64,24 @@ def unknown_message(kind: str, name: object, allowed: Iterable[str]) -> str:
 
 
 def find_modules(
-    package: str, *, submodule: str | None = None, marker: str | None = None
+    package: str,
+    *,
+    submodule: str | None = None,
+    marker: str | None = None,
+    exclude: Iterable[str] = (),
 ) -> list[str]:
     """Names of ``package``'s modules that register, found without importing them.
 
     With ``submodule`` (e.g. ``"adapter"``): ``package.<sub>.<submodule>`` for each
     subpackage that has such a module. With ``marker`` (e.g. ``"@register_dataset("``): each
     direct submodule or subpackage whose source (``__init__.py`` for a package) contains
-    the marker, so helper modules (and their heavy imports) are left alone.
+    the marker, so helper modules (and their heavy imports) are left alone. Module names
+    in ``exclude`` (e.g. the registry's own module, which names the marker) are skipped.
     """
     pkg = importlib.import_module(package)
     out: list[str] = []
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or f"{package}.{info.name}" in exclude:
             continue
         base = Path(getattr(info.module_finder, "path", ""))
         if submodule is not None:

@@ -45,7 +45,9 @@ class UnknownDatasetError(RegistryError):
 DATASETS: Registry[DatasetInfo] = Registry(
     "dataset",
     error=UnknownDatasetError,
-    discover=lambda: find_modules("emobench.data", marker="@register_dataset("),
+    discover=lambda: find_modules(
+        "emobench.data", marker="@register_dataset(", exclude=(__name__,)
+    ),
     entry_points="emobench.datasets",
 )
 
