@@ -59,19 +59,13 @@ class TrainDataError(EmobenchError):
 
 
 class TrainConfig(TrainSettings):
-    """Settings of one training run (encoder or head).
-
-    ``batch_size`` counts clips; ``train_frames`` are the K values drawn per batch when
-    training heads (see the module docstring); ``encoder_frames`` is the fixed K per clip
-    when training the encoder (cost grows linearly with it); ``eval_frames`` is the K of
-    validation. ``crt_epochs`` bounds the classifier re-training of ``decoupled-crt``.
-    ``crop_pad`` (pixels) and ``jitter`` (relative) set the encoder augmentation;
-    ``encoder_probe`` (``delta`` or ``mean``) the encoder's training read-out (module
-    docstring).
-
-    The settings, their types and ranges are :class:`emobench.config.TrainSettings` (the
-    ``[train]`` table of a run config, checked at config load); ``seed`` and ``device``
-    are the run's. A bad value is a :class:`TrainConfigError` naming the setting.
+    """Settings of one training run (encoder or head): :class:`emobench.settings.TrainSettings`
+    (the ``[train]`` table of a run config, checked at config load) plus the run's ``seed``
+    and resolved ``device``. ``batch_size`` counts clips; ``train_frames`` are the K values
+    drawn per batch when training heads, ``eval_frames`` the K of validation;
+    ``crt_epochs`` bounds the classifier re-training of ``decoupled-crt``; the encoder's
+    settings are explained in :mod:`emobench.models.baseline.train`. A bad value is a
+    :class:`TrainConfigError` naming the setting.
     """
 
     seed: Seed = 0
@@ -196,16 +190,31 @@ def make_optimizer(
     return opt, sched
 
 
+def optimizer_step(
+    opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, loss: torch.Tensor
+) -> float:
+    """Back-propagate ``loss``, step the optimizer and its schedule; the loss as a float."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
+
+
+#: Validation metrics of every epoch (history lists of these names).
+_VAL_METRICS = ("val_uar", "val_acc", "val_loss")
 
 
 def validate(
     logits_fn: Callable[[np.ndarray], np.ndarray], labels: np.ndarray, val_idx: np.ndarray
 ) -> dict[str, float]:
     if len(val_idx) == 0:
-        return {"val_uar": float("nan"), "val_acc": float("nan"), "val_loss": float("nan")}
+        return dict.fromkeys(_VAL_METRICS, float("nan"))
     logits = logits_fn(val_idx).astype(np.float64)
     pred = logits.argmax(1)
     y = labels[val_idx]
@@ -226,22 +235,16 @@ def record_epoch(
 ) -> bool:
     history["epoch"].append(epoch)
     history["train_loss"].append(loss)
-    history["val_uar"].append(metrics["val_uar"])
-    history["val_acc"].append(metrics["val_acc"])
-    history["val_loss"].append(metrics["val_loss"])
+    for key in _VAL_METRICS:
+        history[key].append(metrics[key])
     if phase is not None:
         history["phase"].append(phase)
     return stopper.update(epoch, metrics["val_uar"], metrics["val_loss"])
 
 
 def last_metrics(history: dict[str, Any], stopper: EarlyStopper) -> dict[str, Any]:
-    return {
-        "loss": history["train_loss"][-1],
-        "val_uar": history["val_uar"][-1],
-        "val_acc": history["val_acc"][-1],
-        "val_loss": history["val_loss"][-1],
-        "best_val_uar": stopper.best,
-    }
+    last = {key: history[key][-1] for key in _VAL_METRICS}
+    return {"loss": history["train_loss"][-1], **last, "best_val_uar": stopper.best}
 
 
 def run_summary(
@@ -347,11 +350,7 @@ def _fit_head(
             y = torch.from_numpy(labels[clips]).to(device)
             with autocast(device):
                 loss = loss_fn(head(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimizer_step(opt, sched, loss))
         metrics = validate(
             lambda clips: _head_logits(head, store, clips, cfg.eval_frames), labels, val_idx
         )

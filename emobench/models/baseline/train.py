@@ -54,6 +54,7 @@ from emobench.models.training import (
     check_labels,
     last_metrics,
     make_optimizer,
+    optimizer_step,
     predict_head,
     record_epoch,
     run_summary,
@@ -211,11 +212,7 @@ def train_encoder(
                 with autocast(device):
                     feats = encoder(x).float().view(b, k, -1)
                     loss = loss_fn(probe(feats), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
+                losses.append(optimizer_step(opt, sched, loss))
             metrics = validate(
                 lambda clips: _encoder_logits(
                     encoder, probe, frames, clips, cfg.eval_frames, device
