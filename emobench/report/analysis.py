@@ -7,12 +7,14 @@ lives in three modules by concern; this one re-exports their names:
 
 * :mod:`emobench.report.cells` -- settings, "off" values, the cell table, reference cells;
 * :mod:`emobench.report.scores` -- class groups, confusions per (cell, fold), across-fold
-  CIs and the metric look-up;
+  CIs and the metric look-up (group rules and the fold-mean bootstrap,
+  :func:`fold_mean_ci`, come from :mod:`emobench.metrics`);
 * :mod:`emobench.report.comparisons` -- density sweeps, frame-order and switch pairs.
 """
 
 from __future__ import annotations
 
+from emobench.metrics import fold_mean_ci
 from emobench.report.cells import (
     DEFAULT_SETTING_COLUMNS,
     SWITCH_REFERENCE,
@@ -37,22 +39,18 @@ from emobench.report.comparisons import (
     switch_pairs,
 )
 from emobench.report.scores import (
-    GROUP_ORDERS,
     CellConfusion,
     DatasetInfo,
     MetricLookup,
     cell_confusions,
     dataset_infos,
     fill_fold_mean_cis,
-    fold_mean_ci,
     metric_lookup,
-    stack_metrics,
 )
 from emobench.report.values import Stat
 
 __all__ = [
     "DEFAULT_SETTING_COLUMNS",
-    "GROUP_ORDERS",
     "SWITCH_REFERENCE",
     "CellConfusion",
     "DatasetInfo",
@@ -78,7 +76,6 @@ __all__ = [
     "reference_cells",
     "setting_columns",
     "slug",
-    "stack_metrics",
     "switch_pairs",
     "varying_settings",
 ]

@@ -29,6 +29,7 @@ from emobench.report.document import Document
 from emobench.report.jobs import FigureJobs, timed
 from emobench.report.options import FORMATS, ReportOptions, parse_formats, parse_reference
 from emobench.report.sections import ReportContext, build_document
+from emobench.results import Manifest
 
 __all__ = ["FORMATS", "ReportOptions", "parse_formats", "parse_reference", "report_run"]
 
@@ -114,7 +115,7 @@ def report_run(run_dir: Path | str, options: ReportOptions | None = None) -> Pat
 
     opts = options if options is not None else ReportOptions()
     run = open_run(run_dir)
-    manifest = run.read_manifest()
+    manifest = run.manifest()
     # Start the figure worker now: its matplotlib import overlaps the metrics computation.
     jobs = FigureJobs(opts.workers)
     try:
@@ -124,7 +125,7 @@ def report_run(run_dir: Path | str, options: ReportOptions | None = None) -> Pat
         raise
 
 
-def _report(run: Any, manifest: dict[str, Any], opts: ReportOptions, jobs: FigureJobs) -> Path:
+def _report(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs) -> Path:
     """The body of :func:`report_run` once the run folder is open."""
     with timed("read predictions"):
         predictions = run.read_predictions()

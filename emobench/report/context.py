@@ -13,6 +13,7 @@ from emobench.report import FIGURES_DIR
 from emobench.report import analysis as an
 from emobench.report.document import Figure
 from emobench.report.jobs import FigureJobs
+from emobench.results import Manifest
 
 
 @dataclass
@@ -22,7 +23,7 @@ class ReportContext:
     run_path: Path
     out_dir: Path
     fig_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     predictions: pl.DataFrame
     settings: tuple[str, ...]
     cells: pl.DataFrame

@@ -66,12 +66,9 @@ def get_prior(name: str) -> PriorInfo:
 
 def train_counts_total(manifest: Mapping[str, Any], dataset: str) -> dict[str, int]:
     """Training clip count per label for ``dataset``, summed over the manifest's folds."""
-    info = (manifest.get("datasets") or {}).get(dataset) or {}
-    totals: dict[str, int] = {}
-    for counts in (info.get("train_counts") or {}).values():
-        for label, n in (counts or {}).items():
-            totals[label] = totals.get(label, 0) + int(n)
-    return totals
+    from emobench.results import Manifest
+
+    return Manifest.from_dict(manifest).train_counts_total(dataset)
 
 
 def train_counts_mean(manifest: Mapping[str, Any], dataset: str) -> dict[str, float]:
@@ -80,11 +77,9 @@ def train_counts_mean(manifest: Mapping[str, Any], dataset: str) -> dict[str, fl
     The per-fold mean (not the sum) is what a reader expects in a table: in k-fold
     cross-validation each clip is a training clip in k - 1 folds.
     """
-    info = (manifest.get("datasets") or {}).get(dataset) or {}
-    n_folds = len(info.get("train_counts") or {})
-    if n_folds == 0:
-        return {}
-    return {k: v / n_folds for k, v in train_counts_total(manifest, dataset).items()}
+    from emobench.results import Manifest
+
+    return Manifest.from_dict(manifest).train_counts_mean(dataset)
 
 
 @register_reference_prior("train_freq", "training-split class frequency")

@@ -1,5 +1,5 @@
-"""Metric tables of a report: class groups per dataset, confusion counts per (cell, fold),
-across-fold CIs and the look-up of the long metrics table.
+"""Metric tables of a report: class groups per dataset (the metrics' group rules),
+confusion counts per (cell, fold), across-fold CIs and the look-up of the metrics table.
 
 Plain polars / numpy (no matplotlib, no torch); see :mod:`emobench.report.analysis`.
 """
@@ -14,15 +14,10 @@ import numpy as np
 import polars as pl
 
 from emobench.labels import INVALID
+from emobench.metrics import fold_mean_ci
 from emobench.report.cells import ReportError
 from emobench.report.values import Stat, opt_float
-
-#: Group names per grouping rule, ordered head -> tail.
-GROUP_ORDERS: dict[str, tuple[str, ...]] = {
-    "relative": ("head", "medium", "tail"),
-    "absolute": ("many", "medium", "few"),
-}
-
+from emobench.results import Manifest
 
 # ---------------------------------------------------------------------------------------
 # Datasets: labels ordered head -> tail, groups
@@ -51,7 +46,7 @@ class DatasetInfo:
 
 
 def dataset_infos(
-    manifest: Mapping[str, Any],
+    manifest: Manifest | Mapping[str, Any],
     predictions: pl.DataFrame,
     *,
     rule: str,
@@ -61,39 +56,32 @@ def dataset_infos(
     """Build a :class:`DatasetInfo` for every dataset in the predictions.
 
     Labels come from the manifest (plus any label seen in the predictions but missing
-    there), ordered by training count (mean over folds; descending, ties in manifest
-    order). Groups come from those mean counts (for display; the metrics table groups each
-    fold by that fold's own counts). ``head``/``tail`` None take the rule's defaults.
+    there), ordered head to tail by training count (mean over folds; ties in manifest
+    order; :func:`~emobench.metrics.head_to_tail`, as the metrics table orders them).
+    Groups come from those mean counts (:func:`~emobench.metrics.class_groups`, for
+    display; the metrics table groups each fold by that fold's own counts).
+    ``head``/``tail`` None take the rule's defaults.
     """
-    from emobench.metrics import group_classes
-    from emobench.report.priors import train_counts_mean
+    from emobench.metrics import class_groups, head_to_tail
 
-    datasets_meta = manifest.get("datasets") or {}
+    man = Manifest.from_dict(manifest)
     out: dict[str, DatasetInfo] = {}
     for name in sorted(predictions.get_column("dataset").unique().drop_nulls().to_list()):
-        meta = datasets_meta.get(name) or {}
-        labels = list(meta.get("labels") or [])
+        labels = man.labels(name) or []
         sub = predictions.filter(pl.col("dataset") == name)
         seen = sorted(set(sub.get_column("label").unique().drop_nulls().to_list()) - set(labels))
         labels += [lab for lab in seen if lab != INVALID]
-        counts = train_counts_mean(manifest, name)
-        counts = {lab: counts.get(lab, 0.0) for lab in labels}
-        rank = {lab: i for i, lab in enumerate(labels)}
-        ordered = tuple(sorted(labels, key=lambda lab: (-counts[lab], rank[lab])))
-        group_order = GROUP_ORDERS.get(rule, GROUP_ORDERS["relative"])
-        if sum(counts.values()) > 0:
-            groups = dict(group_classes(counts, rule=rule, head=head, tail=tail))
-        else:
-            groups = {}
-        present = {g for g in groups.values()}
-        extra = tuple(sorted(present - set(group_order)))
+        mean = man.train_counts_mean(name)
+        counts = {lab: mean.get(lab, 0.0) for lab in labels}
+        groups, names = class_groups(counts, rule=rule, head=head, tail=tail)
+        entry = man.dataset(name)
         out[name] = DatasetInfo(
             name=name,
-            labels=ordered,
+            labels=tuple(head_to_tail(labels, counts)),
             train_counts=counts,
             groups=groups,
-            group_names=group_order + extra,
-            fingerprint=meta.get("fingerprint"),
+            group_names=names,
+            fingerprint=None if entry is None else entry.fingerprint,
         )
     return out
 
@@ -161,59 +149,6 @@ def cell_confusions(
     return out
 
 
-def stack_metrics(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """UAR, WAR and macro-F1 of a stack of confusion matrices ``(..., C, C + 1)``.
-
-    Same conventions as :mod:`emobench.metrics`: macro means over classes with test
-    support, invalid answers wrong, zero division gives 0. Vectorised for bootstraps.
-    """
-    cm = np.asarray(cm, dtype=np.float64)
-    c = cm.shape[-2]
-    support = cm.sum(-1)
-    tp = np.diagonal(cm[..., :c], axis1=-2, axis2=-1)
-    n_pred = cm[..., :c].sum(-2)
-    present = support > 0
-    n_present = np.maximum(present.sum(-1), 1)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=present)
-    denom = support + n_pred
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    n = support.sum(-1)
-    return {
-        "uar": np.where(present, recall, 0).sum(-1) / n_present,
-        "macro_f1": np.where(present, f1, 0).sum(-1) / n_present,
-        "war": np.divide(tp.sum(-1), n, out=np.zeros_like(n), where=n > 0),
-    }
-
-
-def fold_mean_ci(
-    counts: np.ndarray, *, n_resamples: int, seed: int, level: float = 0.95
-) -> dict[str, tuple[float, float]]:
-    """Percentile CI of the across-fold mean of UAR, WAR and macro-F1.
-
-    Stratified clip bootstrap: each fold's clips are resampled with replacement (a
-    multinomial draw over its confusion cells, which has the same distribution), the
-    metric is computed per fold and averaged over folds, as the reported value is.
-    """
-    if n_resamples < 1 or counts.size == 0:
-        return {}
-    rng = np.random.default_rng(seed)
-    f = counts.shape[0]
-    flat = counts.reshape(f, -1).astype(np.int64)
-    draws = np.zeros((n_resamples, *flat.shape), dtype=np.float64)
-    for j in range(f):
-        n = int(flat[j].sum())
-        nz = np.flatnonzero(flat[j])
-        if n:
-            draws[:, j, nz] = rng.multinomial(n, flat[j, nz] / n, size=n_resamples)
-    values = stack_metrics(draws.reshape(n_resamples, *counts.shape))
-    a = (1.0 - level) / 2.0
-    out = {}
-    for name, v in values.items():
-        lo, hi = np.quantile(v.mean(axis=1), [a, 1.0 - a])
-        out[name] = (float(lo), float(hi))
-    return out
-
-
 # ---------------------------------------------------------------------------------------
 # Metric look-ups from the long metrics table
 
@@ -261,9 +196,10 @@ def fill_fold_mean_cis(
 ) -> int:
     """Give every cell's across-fold UAR / WAR / macro-F1 a CI when the table has none.
 
-    The metrics table carries bootstrap CIs per fold; its across-fold mean of several folds
-    has only a std. This adds the stratified bootstrap CI of the fold mean
-    (:func:`fold_mean_ci`). Returns how many cells were filled.
+    A metrics table written by this version carries the across-fold interval already (the
+    stratified bootstrap of the fold mean, :func:`emobench.metrics.fold_mean_ci`, classes
+    head to tail); one written before did not. This fills the gaps with the same bootstrap
+    so older run folders still get the CI column. Returns how many cells were filled.
     """
     filled = 0
     for cid, conf in confusions.items():

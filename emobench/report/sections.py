@@ -25,7 +25,7 @@ __all__ = ["FIGURES_DIR", "ReportContext", "build_document"]
 
 def build_document(ctx: ReportContext) -> Document:
     """Compute the figures and assemble the whole report."""
-    name = ctx.manifest.get("run_name") or ctx.run_path.name
+    name = ctx.manifest.run_name or ctx.run_path.name
     doc = Document(title=f"emobench report: {name}")
     for section in (
         intro,
@@ -52,7 +52,7 @@ def intro(ctx: ReportContext, doc: Document) -> None:
     folds = ctx.predictions.get_column("fold").n_unique()
     doc.add(
         Paragraph(
-            f"Run folder `{ctx.run_path}` (created {ctx.manifest.get('created', 'unknown')}): "
+            f"Run folder `{ctx.run_path}` (created {ctx.manifest.created or 'unknown'}): "
             f"{ctx.predictions.height} predictions in {ctx.cells.height} cells, "
             f"{n_models} model(s), dataset(s) {datasets}, {folds} fold(s)."
         ),
@@ -95,7 +95,7 @@ def overall_section(ctx: ReportContext, doc: Document) -> None:
 
 def skipped_section(ctx: ReportContext, doc: Document) -> None:
     doc.add(Heading("Skipped clips"))
-    skipped = ctx.manifest.get("skipped") or []
+    skipped = ctx.manifest.skipped
     if not skipped:
         doc.add(Paragraph("No clip was skipped."))
         return

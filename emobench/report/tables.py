@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emobench.report.analysis import (
     DatasetInfo,
@@ -20,6 +20,9 @@ from emobench.report.analysis import (
     describe_cell,
 )
 from emobench.report.document import Block, Code, Paragraph, Table
+
+if TYPE_CHECKING:
+    from emobench.results import Manifest
 
 #: Display names of known metrics (others are shown by their raw name).
 METRIC_NAMES: dict[str, str] = {
@@ -348,12 +351,12 @@ def skipped_table(skipped: Sequence[Mapping[str, Any]], cell_models: Mapping[str
     )
 
 
-def dataset_table(infos: Mapping[str, DatasetInfo], manifest: Mapping[str, Any]) -> Table:
+def dataset_table(infos: Mapping[str, DatasetInfo], manifest: Manifest) -> Table:
     """Datasets: fingerprint, clip count, labels head -> tail with their groups."""
     rows = []
-    meta = manifest.get("datasets") or {}
     for name, info in infos.items():
-        n = (meta.get(name) or {}).get("n_clips")
+        entry = manifest.dataset(name)
+        n = None if entry is None else entry.n_clips
         labels = ", ".join(
             f"{lab} ({_count(info.train_counts.get(lab, 0))}, {info.groups.get(lab, '–')})"
             for lab in info.labels
@@ -368,14 +371,14 @@ def dataset_table(infos: Mapping[str, DatasetInfo], manifest: Mapping[str, Any])
     )
 
 
-def settings_blocks(manifest: Mapping[str, Any]) -> list[Block]:
+def settings_blocks(manifest: Manifest) -> list[Block]:
     """What a reader needs to reproduce the run: commit, versions, hardware, seeds, config."""
     blocks: list[Block] = []
     facts = [
-        ("run name", manifest.get("run_name")),
-        ("created", manifest.get("created")),
-        ("emobench version", manifest.get("emobench_version")),
-        ("git commit", manifest.get("git_commit")),
+        ("run name", manifest.run_name),
+        ("created", manifest.created),
+        ("emobench version", manifest.emobench_version),
+        ("git commit", manifest.git_commit),
     ]
     blocks.append(
         Table(
@@ -383,7 +386,7 @@ def settings_blocks(manifest: Mapping[str, Any]) -> list[Block]:
             tuple((k, f"`{v}`" if v is not None else "–") for k, v in facts),
         )
     )
-    versions = manifest.get("versions") or {}
+    versions = manifest.versions
     if versions:
         blocks.append(
             Table(
@@ -392,7 +395,7 @@ def settings_blocks(manifest: Mapping[str, Any]) -> list[Block]:
                 caption="Package versions",
             )
         )
-    hardware = manifest.get("hardware") or {}
+    hardware = manifest.hardware
     if hardware:
         blocks.append(
             Table(
@@ -401,9 +404,9 @@ def settings_blocks(manifest: Mapping[str, Any]) -> list[Block]:
                 caption="Hardware",
             )
         )
-    if manifest.get("seeds") is not None:
-        blocks.append(Paragraph(f"Seeds: `{_short_json(manifest.get('seeds'))}`"))
-    config = manifest.get("config")
+    if manifest.seeds is not None:
+        blocks.append(Paragraph(f"Seeds: `{_short_json(manifest.seeds)}`"))
+    config = manifest.config
     blocks.append(Paragraph("Configuration as recorded in `manifest.json`:"))
     blocks.append(Code(json.dumps(config, indent=2, sort_keys=True, default=str), "json"))
     return blocks
