@@ -55,6 +55,17 @@ def _batch_calibration(scores: np.ndarray, train_prior: np.ndarray, **_: float) 
     return scores - scores.mean(axis=0, keepdims=True)
 
 
+def finite_columns(scores: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A float64 copy of (N, C) ``scores`` and the columns finite for every clip (none when
+    N is 0): the labels a correction that estimates from the scores can use."""
+    z = np.array(scores, dtype=np.float64, copy=True)
+    if z.ndim != 2:
+        raise PriorCorrectionError(f"{name} needs (N, C) scores, got {z.shape}")
+    if z.shape[0] == 0:
+        return z, np.empty(0, dtype=np.intp)
+    return z, np.flatnonzero(np.all(np.isfinite(z), axis=0))
+
+
 def apply_prior(
     name: str, scores: np.ndarray, train_prior: np.ndarray, **params: float
 ) -> np.ndarray:

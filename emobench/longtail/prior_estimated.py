@@ -37,7 +37,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from emobench.longtail.prior import PriorCorrectionError, register_prior_correction
+from emobench.longtail.prior import (
+    PriorCorrectionError,
+    finite_columns,
+    register_prior_correction,
+)
 
 METHODS = ("em", "mean-softmax")
 
@@ -86,12 +90,7 @@ def estimated_prior(
 ) -> np.ndarray:
     """Subtract ``τ · log q̂`` with ``q̂`` estimated from ``scores`` themselves (module
     docstring); ``train_prior`` is not used (the model's own prior is unknown)."""
-    z = np.array(scores, dtype=np.float64, copy=True)
-    if z.ndim != 2:
-        raise PriorCorrectionError(f"estimated-prior needs (N, C) scores, got {z.shape}")
-    if z.shape[0] == 0:
-        return z
-    cols = np.flatnonzero(np.all(np.isfinite(z), axis=0))
+    z, cols = finite_columns(scores, "estimated-prior")
     if cols.size == 0:
         return z
     q = estimate_prior(z[:, cols], method=method, iters=iters)

@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from emobench.longtail.prior import PriorCorrectionError, register_prior_correction
+from emobench.longtail.prior import (
+    PriorCorrectionError,
+    finite_columns,
+    register_prior_correction,
+)
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -76,12 +80,7 @@ def em_test_prior(
     tol: float = 1e-10,
 ) -> np.ndarray:
     """Shift ``scores`` by ``log π̂ − log π_t`` (module docstring)."""
-    z = np.array(scores, dtype=np.float64, copy=True)
-    if z.ndim != 2:
-        raise PriorCorrectionError(f"em-test-prior needs (N, C) scores, got {z.shape}")
-    if z.shape[0] == 0:
-        return z
-    cols = np.flatnonzero(np.all(np.isfinite(z), axis=0))
+    z, cols = finite_columns(scores, "em-test-prior")
     if cols.size == 0:
         return z
     pt = None if train_prior is None else np.asarray(train_prior, dtype=np.float64)[cols]
