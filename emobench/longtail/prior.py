@@ -66,6 +66,16 @@ def finite_columns(scores: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarra
     return z, np.flatnonzero(np.all(np.isfinite(z), axis=0))
 
 
+def finite_scores(scores: np.ndarray, name: str) -> np.ndarray:
+    """``scores`` as float64 (N>0, C>0) finite logits, else one :class:`PriorCorrectionError`."""
+    z = np.asarray(scores, dtype=np.float64)
+    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
+        raise PriorCorrectionError(f"{name} needs (N>0, C>0) scores, got {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise PriorCorrectionError(f"{name}: scores must be finite")
+    return z
+
+
 def apply_prior(
     name: str, scores: np.ndarray, train_prior: np.ndarray, **params: float
 ) -> np.ndarray:

@@ -40,6 +40,7 @@ import numpy as np
 from emobench.longtail.prior import (
     PriorCorrectionError,
     finite_columns,
+    finite_scores,
     register_prior_correction,
 )
 
@@ -56,11 +57,7 @@ def estimate_prior(
     scores: np.ndarray, method: str = "em", iters: int = 200, tol: float = 1e-10
 ) -> np.ndarray:
     """The implicit label prior ``q̂`` (C,) of finite logits ``scores`` (N, C); sums to 1."""
-    z = np.asarray(scores, dtype=np.float64)
-    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
-        raise PriorCorrectionError(f"estimated-prior needs (N>0, C>0) scores, got {z.shape}")
-    if not np.all(np.isfinite(z)):
-        raise PriorCorrectionError("estimated-prior: scores must be finite")
+    z = finite_scores(scores, "estimated-prior")
     if method == "mean-softmax":
         q = _softmax(z).mean(axis=0)
         return q / q.sum()

@@ -25,6 +25,7 @@ import numpy as np
 from emobench.longtail.prior import (
     PriorCorrectionError,
     finite_columns,
+    finite_scores,
     register_prior_correction,
 )
 
@@ -41,11 +42,7 @@ def em_test_prior_estimate(
     tol: float = 1e-10,
 ) -> np.ndarray:
     """The test label prior ``π̂`` (C,) of finite logits ``scores`` (N, C) by Saerens' EM."""
-    z = np.asarray(scores, dtype=np.float64)
-    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
-        raise PriorCorrectionError(f"em-test-prior needs (N>0, C>0) scores, got {z.shape}")
-    if not np.all(np.isfinite(z)):
-        raise PriorCorrectionError("em-test-prior: scores must be finite")
+    z = finite_scores(scores, "em-test-prior")
     log_pt = _log_train_prior(train_prior, z.shape[1])
     log_p = _log_softmax(z)
     log_q = log_pt.copy()
