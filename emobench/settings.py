@@ -106,7 +106,7 @@ class TrainSettings(StrictModel):
     """Training settings of the vision-only baselines and the linear probes: the ``[train]``
     table and each ``models.N.options.train`` (which overrides it for one model).
 
-    :class:`emobench.models.baseline.train.TrainConfig` is these settings plus the run's
+    :class:`emobench.models.training.TrainConfig` is these settings plus the run's
     ``seed`` and ``device``; see its docstring for what each setting does.
     """
 
