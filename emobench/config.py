@@ -46,8 +46,9 @@ from emobench.settings import (  # noqa: F401  (re-exported: the run config's bu
 from emobench.settings import no_repeats as _unique
 from emobench.settings import value_error as _one_line
 
-ORDERS = ("original", "shuffle", "reverse")
-ENRICHMENTS = ("none",)  # the enrichment issue adds MSCE settings here
+#: Context-enrichment values of the sweep; ``none`` only until an enrichment (e.g. MSCE)
+#: is implemented.
+ENRICHMENTS = ("none",)
 
 
 class ConfigError(EmobenchError):
@@ -214,8 +215,9 @@ class ModelConfig(_Strict):
 
 class SweepConfig(_Strict):
     sampler: list[str] = Field(default_factory=lambda: ["uniform:16"])
-    order: Annotated[list[Literal["original", "shuffle", "reverse"]], Field(min_length=1)] = Field(
-        default_factory=lambda: ["original"]
+    order: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["original"],
+        description="frame orders (emobench.video.sampling.ORDERS): original, shuffle, reverse",
     )
     enrichment: Annotated[list[Literal["none"]], Field(min_length=1)] = Field(
         default_factory=lambda: ["none"]
@@ -248,6 +250,16 @@ class SweepConfig(_Strict):
     @classmethod
     def _no_repeats(cls, v: list[Any]) -> list[Any]:
         return _unique(v)
+
+    @field_validator("order")
+    @classmethod
+    def _known_order(cls, v: list[str]) -> list[str]:
+        from emobench.video.sampling import ORDERS
+
+        for name in v:
+            if name not in ORDERS:
+                raise ValueError(ORDERS.message(name))
+        return v
 
     @field_validator("rebalancing")
     @classmethod

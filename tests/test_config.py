@@ -64,7 +64,7 @@ def test_grid_expansion_and_groups():
 @pytest.mark.parametrize(
     "patch, fragment",
     [
-        ({"sweep": {"order": ["sideways"]}}, "sweep.order.0"),
+        ({"sweep": {"order": ["sideways"]}}, "sweep.order: unknown frame order 'sideways'"),
         ({"sweep": {"sampler": ["uniform:0"]}}, "sweep.sampler"),
         ({"sweep": {"rebalancing": ["magic"]}}, "allowed: instance-balanced"),
         ({"sweep": {"prior_correction": ["psychic"]}}, "allowed: none"),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from emobench.report.build import report_run
     from emobench.report.cells import ReportError
-    from emobench.report.priors import register_prior
+    from emobench.report.priors import register_reference_prior
 
 __all__ = [
     "DEFAULT_MAX_CONFUSION",
@@ -22,7 +22,7 @@ __all__ = [
     "HTML_FILE",
     "SUMMARY_FILE",
     "ReportError",
-    "register_prior",
+    "register_reference_prior",
     "report_run",
 ]
 
@@ -46,7 +46,7 @@ FIGURES_DIR = "figures"
 _LAZY = {
     "report_run": "emobench.report.build",
     "ReportError": "emobench.report.cells",
-    "register_prior": "emobench.report.priors",
+    "register_reference_prior": "emobench.report.priors",
 }
 
 

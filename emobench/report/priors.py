@@ -50,10 +50,6 @@ def register_reference_prior(
     return deco
 
 
-#: The former name, kept for :mod:`emobench.report`'s lazy export.
-register_prior = register_reference_prior
-
-
 def list_priors() -> list[str]:
     """Names of the registered priors, sorted."""
     return _PRIORS.names()

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from emobench.labels import INVALID
+from emobench.registry import Registry
 from emobench.runner.plan import Cell
 
 
@@ -84,33 +85,22 @@ class Scorer(Protocol):
     def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame]]: ...
 
 
-#: model kind → scorer factory ``(services) -> Scorer``; see :mod:`emobench.models.base`
-SCORERS: dict[str, Callable[..., Scorer]] = {}
+#: model kind → scorer class ``(services) -> Scorer``; see :mod:`emobench.models.base`.
+#: The built-in scorers' modules are imported on the first lookup.
+SCORERS: Registry[Callable[..., Scorer]] = Registry(
+    "model kind",
+    modules=("emobench.runner.frame_features", "emobench.runner.clip_scorer"),
+)
 
 
 def register_scorer(kind: str) -> Callable[[type], type]:
     """Class decorator: the scorer for models of ``kind``."""
-
-    def deco(cls: type) -> type:
-        SCORERS[kind] = cls
-        return cls
-
-    return deco
+    return SCORERS.register(kind)
 
 
 def scorer_for(model: Any, services: Any) -> Scorer:
-    """The scorer of a model's kind (imports the built-in scorers on first use)."""
-    import emobench.runner.clip_scorer
-    import emobench.runner.frame_features  # noqa: F401  (register their kinds)
-
-    kind = getattr(model, "kind", "frame-features")
-    if kind not in SCORERS:
-        from emobench.errors import EmobenchError
-
-        raise EmobenchError(
-            f"model kind {kind!r} has no scorer; known kinds: {', '.join(sorted(SCORERS))}"
-        )
-    return SCORERS[kind](services)
+    """The scorer of a model's kind."""
+    return SCORERS[getattr(model, "kind", "frame-features")](services)
 
 
 def to_dataset_order(raw: np.ndarray, columns: list[int | None]) -> np.ndarray:

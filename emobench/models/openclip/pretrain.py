@@ -1,6 +1,7 @@
 """Synthetic "web" pre-training of ``emobench-tiny``: emobench's default contrastive VLM.
 
-Recipe (``synthetic.md``, "Synthetic web pre-training"):
+Recipe (the model card ``emobench/models/weights/emobench-tiny-synth-web.md`` gives its
+figures):
 
 * **Images**: a pool of generated faces (:mod:`emobench.data.synth.faces`) whose identities
   come from their own seed stream (``[WEB_STREAM, 1, seed, identity]``; the benchmark uses
