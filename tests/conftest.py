@@ -100,3 +100,20 @@ def fake_run(
     run.write_manifest(manifest)
     run.write_predictions(predictions)
     return run
+
+
+def make_synth(root: Path, **overrides: Any) -> Path:
+    """Generate a tiny synth set (32 px, 1 s clips) into ``root``; ``overrides`` change
+    the :class:`~emobench.data.synth.generate.SynthConfig` fields (sizes, profile, seed)."""
+    from emobench.data.synth.generate import SynthConfig, generate
+
+    settings: dict[str, Any] = {
+        "size": 32,
+        "min_seconds": 1.0,
+        "max_seconds": 1.0,
+        "n_train_subjects": 4,
+        "n_test_subjects": 2,
+        **overrides,
+    }
+    generate(SynthConfig(**settings), root, progress=False, workers=1)
+    return root

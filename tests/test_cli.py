@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from conftest import make_synth
 from typer.testing import CliRunner
 
 from emobench.cli import app
@@ -47,24 +48,7 @@ def test_every_command_has_help(args):
 
 
 def test_data_list_and_show_on_generated_set(tmp_path):
-    from emobench.data.synth.generate import SynthConfig, generate
-
-    root = tmp_path / "d"
-    generate(
-        SynthConfig(
-            n_train=14,
-            n_test=7,
-            size=32,
-            min_seconds=1.0,
-            max_seconds=1.0,
-            n_train_subjects=3,
-            n_test_subjects=2,
-            micro_share=0.3,
-        ),
-        root,
-        progress=False,
-        workers=1,
-    )
+    root = make_synth(tmp_path / "d", n_train=14, n_test=7, n_train_subjects=3, micro_share=0.3)
     res = runner.invoke(app, ["data", "list"])
     assert res.exit_code == 0 and "synth" in res.output
     res = runner.invoke(app, ["data", "show", str(root)], env={"COLUMNS": "200"})
@@ -87,7 +71,7 @@ def test_run_list_presets_and_bad_inputs(tmp_path):
     res = runner.invoke(app, ["run", "nope"])
     assert res.exit_code == 1 and "unknown preset 'nope'" in res.output
     res = runner.invoke(app, ["run", "--set", 'sweep.order=["sideways"]', "--dry-run"])
-    assert res.exit_code == 1 and "sweep.order.0" in res.output
+    assert res.exit_code == 1 and "sweep.order: unknown frame order 'sideways'" in res.output
     bad = tmp_path / "bad.toml"
     bad.write_text(
         'name = "x"\n[[datasets]]\nname = "synth"\nroot = "/nonexistent/x"\n'
@@ -101,24 +85,7 @@ def test_run_list_presets_and_bad_inputs(tmp_path):
 
 
 def test_run_dry_run_then_run_then_report(tmp_path):
-    from emobench.data.synth.generate import SynthConfig, generate
-
-    root = tmp_path / "d"
-    generate(
-        SynthConfig(
-            n_train=28,
-            n_test=14,
-            size=32,
-            min_seconds=1.0,
-            max_seconds=1.0,
-            n_train_subjects=4,
-            n_test_subjects=2,
-            seed=5,
-        ),
-        root,
-        progress=False,
-        workers=1,
-    )
+    root = make_synth(tmp_path / "d", n_train=28, n_test=14, seed=5)
     cfg = tmp_path / "c.toml"
     cfg.write_text(
         f'name = "cli"\n[[datasets]]\nname = "synth"\nroot = "{root}"\n'

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from conftest import make_synth
 
 from emobench.config import validate_config
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
@@ -65,22 +66,8 @@ def fake_family():
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from emobench.data.synth.generate import SynthConfig, generate
-
     root = tmp_path_factory.mktemp("synth")
-    cfg = SynthConfig(
-        profile="exp:3",
-        n_train=14,
-        n_test=9,
-        size=32,
-        min_seconds=1.0,
-        max_seconds=1.0,
-        n_train_subjects=2,
-        n_test_subjects=2,
-        seed=7,
-    )
-    generate(cfg, root, progress=False, workers=1)
-    return root
+    return make_synth(root, profile="exp:3", n_train=14, n_test=9, n_train_subjects=2, seed=7)
 
 
 def _run(root, out, mode, **sweep):

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import polars as pl
 import pytest
+from conftest import make_synth
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from emobench.config import validate_config
@@ -21,22 +22,17 @@ TRAIN = {"epochs": 2, "patience": 2, "batch_size": 16, "crt_epochs": 2, "encoder
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from emobench.data.synth.generate import SynthConfig, generate
-
     root = tmp_path_factory.mktemp("synth")
-    cfg = SynthConfig(
+    return make_synth(
+        root,
         profile="exp:4",
         n_train=42,
         n_test=14,
-        size=32,
-        min_seconds=1.0,
         max_seconds=1.2,
         n_train_subjects=6,
         n_test_subjects=3,
         seed=3,
     )
-    generate(cfg, root, progress=False, workers=1)
-    return root
 
 
 def _cfg(root, **extra):

@@ -13,6 +13,7 @@ import shutil
 
 import polars as pl
 import pytest
+from conftest import make_synth
 
 from emobench.config import ConfigError, validate_config
 from emobench.results import RunFolder
@@ -25,22 +26,8 @@ TRAIN = {"epochs": 1, "patience": 1, "batch_size": 16, "crt_epochs": 1, "encoder
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from emobench.data.synth.generate import SynthConfig, generate
-
     root = tmp_path_factory.mktemp("synth")
-    cfg = SynthConfig(
-        profile="exp:3",
-        n_train=28,
-        n_test=10,
-        size=32,
-        min_seconds=1.0,
-        max_seconds=1.0,
-        n_train_subjects=4,
-        n_test_subjects=2,
-        seed=5,
-    )
-    generate(cfg, root, progress=False, workers=1)
-    return root
+    return make_synth(root, profile="exp:3", n_train=28, n_test=10, seed=5)
 
 
 def _cfg(root, **extra):
