@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from emobench.config import list_presets as _list_presets
@@ -36,9 +37,9 @@ def run_command(
     if limit is not None:
         sets.append(f"limit={limit}")
     if device is not None:
-        sets.append(f'device="{device}"')
+        sets.append(f"device={json.dumps(device)}")  # a JSON string is a TOML string
     if backend is not None:
-        sets.append(f'video.backend="{backend}"')
+        sets.append(f"video.backend={json.dumps(backend)}")
     cfg = load_config(source, sets)
     out = Path(out) if out is not None else Path("results") / cfg.name
 

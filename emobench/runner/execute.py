@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from emobench.config import ConfigError, DatasetConfig, RunConfig
+from emobench.config import ConfigError, RunConfig
 from emobench.errors import EmobenchError
 from emobench.io import write_json_atomic
 from emobench.results import RunFolder, build_manifest, dataset_entry
 from emobench.runner.cache import FeatureCache, FrameCache
+from emobench.runner.datasets import prepare_dataset
 from emobench.runner.media import (  # noqa: F401  (re-exported for callers and tests)
     MAX_FAILED_SHARE,
     DecodeFailureError,
@@ -60,42 +61,6 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- datasets
-
-
-def prepare_dataset(
-    ds: DatasetConfig, limit: int | None, generate: bool = True
-) -> tuple[pl.DataFrame, str | None]:
-    """Prepare (e.g. generate, when asked and absent), load and subset a dataset's clip index.
-
-    Returns the index and a one-line warning from the dataset's ``prepare`` hook (e.g. an
-    existing generated folder made with other settings), or None.
-    """
-    from emobench.data.registry import get_dataset, load_index
-
-    warning = None
-    if ds.generate is not None:
-        prepare = getattr(get_dataset(ds.name), "prepare", None)
-        if prepare is None:
-            raise ConfigError(f"datasets.{ds.name}.generate: dataset {ds.name} cannot be generated")
-        if generate:
-            warning = prepare(Path(ds.root), ds.generate)
-    index = load_index(ds.name, Path(ds.root), **ds.options)
-    folds = sorted(index["fold"].unique().to_list())
-    if ds.folds != "all":
-        bad = [f for f in ds.folds if f not in folds]
-        if bad:
-            raise ConfigError(f"datasets.{ds.name}.folds: fold(s) {bad} not in the data ({folds})")
-        index = index.filter(pl.col("fold").is_in(list(ds.folds)))
-    if limit is not None:
-        index = (
-            index.sort(["fold", "split", "clip_id"])
-            .group_by(["fold", "split"], maintain_order=True)
-            .head(limit)
-        )
-    return index, warning
-
-
 # --------------------------------------------------------------------------- engine
 
 
@@ -119,6 +84,7 @@ class Engine:
         self.out = Path(out)
         self.run = RunFolder(self.out)
         self.device_name = device or cfg.device
+        self._device: Any = None  # resolved once, on first use (imports torch)
         self.on_part = on_part
         cache_dir = cfg.cache.dir or (self.out.parent / ".emobench-cache")
         self.features = FeatureCache(cache_dir)
@@ -402,7 +368,6 @@ class Engine:
     ) -> tuple[Any, Any]:
         """The group's model, fitted (or loaded) on the fold's training clips, and its scorer."""
         from emobench.models.base import FitContext
-        from emobench.models.device import resolve_device
         from emobench.models.registry import create_model
 
         mcfg = self.cfg.models[cell.model_index]
@@ -417,7 +382,7 @@ class Engine:
             labels=labels,
             train_index=train,
             checkpoint_dir=ckpt,
-            device=resolve_device(self.device_name),
+            device=self.device,
             train_options={**self.cfg.train, **mcfg.options.get("train", {})},
             load_frames=lambda m, rows: self.media.whole_clips(
                 rows, m.frame_size, skips, "training"
@@ -428,6 +393,15 @@ class Engine:
         )
         model.fit(ctx)
         return model, scorer
+
+    @property
+    def device(self) -> Any:
+        """The run's torch device, resolved once from the config's device spec."""
+        if self._device is None:
+            from emobench.models.device import resolve_device
+
+            self._device = resolve_device(self.device_name)
+        return self._device
 
     def _train_prior(self, train: pl.DataFrame, labels: list[str], fold: int) -> np.ndarray:
         from emobench.data.index import class_counts
