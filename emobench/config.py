@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from emobench.errors import EmobenchError, describe_validation_error
 from emobench.settings import (  # noqa: F401  (re-exported: the run config's building blocks)
@@ -46,9 +46,11 @@ from emobench.settings import (  # noqa: F401  (re-exported: the run config's bu
 from emobench.settings import no_repeats as _unique
 from emobench.settings import value_error as _one_line
 
-#: Context-enrichment values of the sweep; ``none`` only until an enrichment (e.g. MSCE)
-#: is implemented.
-ENRICHMENTS = ("none",)
+#: Context-enrichment values of the sweep (:class:`emobench.models.base.ClipInput`): the
+#: keyframes alone, MSCE (keyframes + a description of each gap), MSCE's descriptions
+#: without images, and all keyframes + in-between frames as images (the compute-matched
+#: control). Anything but ``none`` needs a clip model.
+ENRICHMENTS = ("none", "msce", "msce-text", "msce-dense")
 
 
 class ConfigError(EmobenchError):
@@ -160,6 +162,9 @@ class ModelConfig(_Strict):
     prior_correction: list[str] | None = Field(
         None, min_length=1, description="overrides sweep.prior_correction"
     )
+    enrichment: list[Literal[ENRICHMENTS]] | None = Field(  # type: ignore[valid-type]
+        None, min_length=1, description="overrides sweep.enrichment"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="adapter options (the family's options model)"
     )
@@ -219,8 +224,9 @@ class SweepConfig(_Strict):
         default_factory=lambda: ["original"],
         description="frame orders (emobench.video.sampling.ORDERS): original, shuffle, reverse",
     )
-    enrichment: Annotated[list[Literal["none"]], Field(min_length=1)] = Field(
-        default_factory=lambda: ["none"]
+    enrichment: Annotated[list[Literal[ENRICHMENTS]], Field(min_length=1)] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["none"],
+        description="none, msce, msce-text, msce-dense (the last three need a clip model)",
     )
     rebalancing: Annotated[list[str], Field(min_length=1)] = Field(
         default_factory=lambda: ["instance-balanced"]
@@ -321,6 +327,27 @@ class RunConfig(_Strict):
     @classmethod
     def _train_settings(cls, v: dict[str, Any]) -> dict[str, Any]:
         return check_train(v)
+
+    @model_validator(mode="after")
+    def _models_fit_the_sweep(self) -> RunConfig:
+        """Enrichment needs a clip model; prior corrections need a model that gives scores."""
+        from emobench.models.registry import check_model_name
+
+        for i, m in enumerate(self.models):
+            family = check_model_name(m.adapter)
+            enrich = [e for e in (m.enrichment or self.sweep.enrichment) if e != "none"]
+            if enrich and family.kind != "clip":
+                raise ValueError(
+                    f"models.{i} ({m.adapter}) is a {family.kind} model: enrichment "
+                    f'{enrich[0]!r} needs a clip model (set models.{i}.enrichment = ["none"])'
+                )
+            priors = [p for p in (m.prior_correction or self.sweep.prior_correction) if p != "none"]
+            if priors and family.gives_scores is not None and not family.gives_scores(m.options):
+                raise ValueError(
+                    f"models.{i} ({m.adapter}) gives no scores with these options: prior "
+                    f'correction {priors[0]!r} needs scores (e.g. scoring = "loglik")'
+                )
+        return self
 
 
 def _check_rebalancing(v: list[str]) -> list[str]:

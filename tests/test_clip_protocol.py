@@ -57,9 +57,13 @@ class FakeClipModel(ClipModel):
 def fake_family():
     """Register ``fake-clip:<mode>`` for this module only."""
     modes = ("text", "scores", "junk")
-    register_model("fake-clip", "test double of a clip model", arguments=modes)(
-        lambda arg, options: FakeClipModel(arg)
-    )
+    register_model(
+        "fake-clip",
+        "test double of a clip model",
+        arguments=modes,
+        kind="clip",
+        gives_scores=lambda options: bool(options.get("gives_scores", True)),
+    )(lambda arg, options: FakeClipModel(arg))
     yield
     MODEL_FAMILIES._entries.pop("fake-clip", None)
 
@@ -70,13 +74,13 @@ def synth_root(tmp_path_factory):
     return make_synth(root, profile="exp:3", n_train=14, n_test=9, n_train_subjects=2, seed=7)
 
 
-def _run(root, out, mode, **sweep):
+def _run(root, out, mode, sampler=("uniform:4",), **sweep):
     cfg = validate_config(
         {
             "name": "clip",
             "datasets": [{"name": "synth", "root": str(root)}],
             "models": [{"adapter": f"fake-clip:{mode}", "name": mode}],
-            "sweep": {"sampler": ["uniform:4"], "order": ["original", "reverse"], **sweep},
+            "sweep": {"sampler": list(sampler), "order": ["original", "reverse"], **sweep},
             "video": {"backend": "pyav"},
             "device": "cpu",
             "metrics": {"n_resamples": 0},
@@ -152,3 +156,49 @@ def test_unparseable_answers_are_invalid_not_errors(synth_root, tmp_path):
 )
 def test_parse_answer(text, want):
     assert parse_answer(text, ["happiness", "sadness", "anger", "neutral"]) == want
+
+
+@pytest.mark.parametrize("enrichment", ["msce", "msce-text", "msce-dense"])
+def test_enrichment_views(synth_root, tmp_path, enrichment):
+    """msce/msce-text: keyframes + the in-between frames of each gap; msce-dense: all of them
+    as one clip (K + G·(K−1) frames, in order)."""
+    from emobench.video.frames import read_clip
+
+    _run(synth_root, tmp_path / "r", "text", sampler=["uniform:3"], enrichment=[enrichment])
+    index = pl.read_csv(synth_root / "annotations.csv", schema_overrides={"clip_id": pl.Utf8})
+    g = FakeClipModel.gap_frames
+    for clip in SEEN:
+        assert clip.enrichment == enrichment
+        r = index.filter(pl.col("clip_id") == clip.clip_id).row(0, named=True)
+        r = {**r, "path": str(synth_root / r["path"]), "media": "video"}
+        if enrichment == "msce-dense":
+            assert clip.between == ()
+            assert len(clip.indices) == 3 + g * 2  # gaps of 1 s clips hold more than G frames
+            steps = np.diff(clip.indices)
+            assert (steps > 0).all() or (steps < 0).all()  # in order, no repeats
+        else:
+            assert len(clip.indices) == 3 and len(clip.between) == 2
+            for (a, b), idx, frames in zip(
+                zip(clip.indices[:-1], clip.indices[1:], strict=True),
+                clip.between_indices,
+                clip.between,
+                strict=True,
+            ):
+                assert len(idx) == g and all(min(a, b) < i < max(a, b) for i in idx)
+                ref = read_clip(r, idx, size=32, backend="pyav")
+                np.testing.assert_array_equal(frames, ref)
+
+
+def test_enrichment_needs_a_clip_model_and_prior_correction_needs_scores(synth_root):
+    from emobench.config import ConfigError
+
+    base = {
+        "datasets": [{"name": "synth", "root": str(synth_root)}],
+        "sweep": {"enrichment": ["msce"]},
+    }
+    with pytest.raises(ConfigError, match=r"models.0 \(baseline:mean\) is a frame-features"):
+        validate_config({**base, "models": [{"adapter": "baseline:mean"}]})
+    ok = {"adapter": "fake-clip:text", "options": {"gives_scores": False}}
+    validate_config({**base, "models": [ok]})
+    with pytest.raises(ConfigError, match="prior correction 'logit-adjust' needs scores"):
+        validate_config({**base, "models": [{**ok, "prior_correction": ["none", "logit-adjust"]}]})

@@ -290,11 +290,11 @@ def test_full_disk_is_one_line_and_keeps_finished_parts(
     real = execute.write_part
     calls = []
 
-    def write_part(path, df, stamp):
+    def write_part(path, df, stamp, info=None):
         calls.append(path)
         if len(calls) == 3:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, df, stamp)
+        real(path, df, stamp, info)
 
     monkeypatch.setattr(execute, "write_part", write_part)
     with pytest.raises(OutputFolderError, match="No space left on device.*rerun resumes"):

@@ -97,8 +97,15 @@ class ClipInput:
     indices: np.ndarray
     #: frames per second of the source video
     fps: float
-    #: context-enrichment text for the clip (None: no enrichment)
-    message: str | None = None
+    #: the cell's enrichment: ``none``, ``msce`` (keyframes + a description of each gap),
+    #: ``msce-text`` (descriptions only) or ``msce-dense`` (``frames`` holds the keyframes
+    #: and every in-between frame, in order: a plain clip for the model)
+    enrichment: str = "none"
+    #: msce / msce-text: for each gap between consecutive presented frames, the frames in
+    #: between (uint8 ``(G_i, H, W, 3)``, from the earlier keyframe towards the later one)
+    between: tuple[np.ndarray, ...] = ()
+    #: the source frame indices of ``between``
+    between_indices: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,9 @@ class ClipOutput:
 
     scores: np.ndarray | None = None
     text: str | None = None
+    #: the enrichment text the model was given (e.g. MSCE's gap descriptions), stored with
+    #: the prediction so a reader sees what the model was told
+    context: str | None = None
 
 
 class ClipModel(ABC):
@@ -123,6 +133,8 @@ class ClipModel(ABC):
     frame_size: int | None = None
     #: clips per :meth:`predict` call
     batch_size: int = 8
+    #: in-between frames per gap that MSCE enrichments decode (``G``)
+    gap_frames: int = 4
     #: output label order (set by :meth:`fit`)
     labels: list[str]
 
@@ -135,5 +147,10 @@ class ClipModel(ABC):
         """One :class:`ClipOutput` per clip, in order."""
 
     def describe(self) -> dict[str, Any]:
-        """Settings recorded in the manifest (prompt, frames, resolution, ...)."""
+        """What the last :meth:`predict` calls used (prompt, options, frames, pixels per
+        frame, visual tokens, model and describer calls, ...): the engine records it per
+        cell in the manifest's ``cell_info`` and resets it with :meth:`reset_stats`."""
         return {}
+
+    def reset_stats(self) -> None:  # noqa: B027  (optional hook: nothing to reset by default)
+        """Start counting a new cell (see :meth:`describe`)."""

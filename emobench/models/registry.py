@@ -34,6 +34,12 @@ class ModelFamily:
     #: the ``[models.options]`` schema (a pydantic model, extra keys forbidden), validated
     #: at config load so a bad option is one error line naming ``models.N.options.<key>``
     options: type[BaseModel] | None = None
+    #: the model kind its adapters have (:mod:`emobench.models.base`): ``frame-features``
+    #: or ``clip``; checked at config load (enrichment needs a clip model)
+    kind: str = "frame-features"
+    #: ``gives_scores(options) -> bool``: whether the model returns a score vector with
+    #: these options (prior corrections need one); None: always
+    gives_scores: Callable[[dict[str, Any]], bool] | None = None
 
 
 #: Registered model families by name; ``emobench.models.<family>.adapter`` modules and the
@@ -51,6 +57,8 @@ def register_model(
     description: str,
     arguments: tuple[str, ...] = (),
     options: type[BaseModel] | None = None,
+    kind: str = "frame-features",
+    gives_scores: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``factory(argument, options)`` for ``family:<argument>`` names.
 
@@ -60,7 +68,10 @@ def register_model(
     """
 
     def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-        MODEL_FAMILIES.add(family, ModelFamily(family, factory, description, arguments, options))
+        MODEL_FAMILIES.add(
+            family,
+            ModelFamily(family, factory, description, arguments, options, kind, gives_scores),
+        )
         return factory
 
     return deco

@@ -45,6 +45,8 @@ PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "label": pl.Utf8(),
     "pred": pl.Utf8(),
     "raw_text": pl.Utf8(),
+    "context": pl.Utf8(),
+    "micro": pl.Boolean(),
     "n_frames": pl.Int64(),
     "n_unique_frames": pl.Int64(),
     "latency_s": pl.Float64(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,36 @@ def parse_answer(text: str | None, labels: Sequence[str]) -> str:
     return found[0] if len(found) == 1 else INVALID
 
 
+@dataclass(frozen=True)
+class ClipView:
+    """The frames one cell shows the model for one clip."""
+
+    #: presented frame indices, in presentation order
+    indices: np.ndarray
+    #: msce / msce-text: the in-between frame indices of each gap of ``indices``
+    between: tuple[np.ndarray, ...] = ()
+
+    def needed(self) -> np.ndarray:
+        """Every frame index to decode for this view."""
+        return np.concatenate([self.indices, *self.between]).astype(np.int64)
+
+
+def clip_view(cell: Cell, r: dict[str, Any], gap: int) -> ClipView:
+    """A cell's view of a clip: its sampler and order give the keyframes; ``msce-dense``
+    adds the ``gap`` in-between frames of each gap to them, ``msce``/``msce-text`` pass the
+    in-between frames separately for the model's describer."""
+    from emobench.video.sampling import between_indices
+
+    keys = sampled_indices(cell, r)
+    gaps = tuple(between_indices(a, b, gap) for a, b in zip(keys[:-1], keys[1:], strict=True))
+    if cell.enrichment == "msce-dense":
+        dense = [keys[:1], *(np.concatenate([g, keys[i + 1 : i + 2]]) for i, g in enumerate(gaps))]
+        return ClipView(np.concatenate(dense).astype(np.int64))
+    if cell.enrichment in ("msce", "msce-text"):
+        return ClipView(keys, gaps)
+    return ClipView(keys)
+
+
 @register_scorer("clip")
 class ClipScorer:
     def __init__(self, services: Services) -> None:
@@ -66,18 +97,19 @@ class ClipScorer:
 
         raise EmobenchError(f"{type(model).__name__} is a clip model: it has no frame features")
 
-    def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame]]:
+    def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame, dict[str, Any]]]:
         from emobench.video.frames import FrameReadError
 
         model = job.model
+        gap = int(getattr(model, "gap_frames", 4))
         t = time.perf_counter()
         test = list(job.test.iter_rows(named=True))
-        wanted = {c.cell_id: [sampled_indices(c, r) for r in test] for c in job.cells}
+        views = {c.cell_id: [clip_view(c, r, gap) for r in test] for c in job.cells}
         frames: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         bad: dict[str, str] = {}
         self.s.progress.start("decoding test clips", len(test))
         for i, r in enumerate(test):
-            union = np.unique(np.concatenate([w[i] for w in wanted.values()]))
+            union = np.unique(np.concatenate([v[i].needed() for v in views.values()]))
             try:
                 frames[r["clip_id"]] = (union, self.s.media.read(r, union, model.frame_size))
             except FrameReadError as exc:
@@ -87,15 +119,23 @@ class ClipScorer:
         record_skips(job.skips, bad, "test")
         self.s.timings["features"] += time.perf_counter() - t
         for cell in job.cells:
-            keep = [(r, idx) for r, idx in zip(test, wanted[cell.cell_id], strict=True)]
-            keep = [(r, idx) for r, idx in keep if r["clip_id"] not in bad]
-            yield cell, self._score_cell(job, cell, keep, frames)
+            keep = [
+                (r, v)
+                for r, v in zip(test, views[cell.cell_id], strict=True)
+                if r["clip_id"] not in bad
+            ]
+            reset = getattr(model, "reset_stats", None)
+            if reset is not None:
+                reset()
+            part = self._score_cell(job, cell, keep, frames)
+            describe = getattr(model, "describe", None)
+            yield cell, part, (describe() if describe is not None else {})
 
     def _score_cell(
         self,
         job: GroupJob,
         cell: Cell,
-        clips: list[tuple[dict[str, Any], np.ndarray]],
+        clips: list[tuple[dict[str, Any], ClipView]],
         frames: dict[str, tuple[np.ndarray, np.ndarray]],
     ) -> pl.DataFrame:
         from emobench.longtail.prior import apply_prior
@@ -104,14 +144,21 @@ class ClipScorer:
 
         model = job.model
         inputs = []
-        for r, idx in clips:
+        for r, view in clips:
             have_idx, have = frames[r["clip_id"]]
+
+            def pick(idx: np.ndarray, have_idx=have_idx, have=have) -> np.ndarray:
+                return have[np.searchsorted(have_idx, idx)]
+
             inputs.append(
                 ClipInput(
                     clip_id=r["clip_id"],
-                    frames=have[np.searchsorted(have_idx, idx)],
-                    indices=idx,
+                    frames=pick(view.indices),
+                    indices=view.indices,
                     fps=float(r["fps"]),
+                    enrichment=cell.enrichment,
+                    between=tuple(pick(b) for b in view.between),
+                    between_indices=view.between,
                 )
             )
         outputs, latency = [], []
@@ -138,6 +185,7 @@ class ClipScorer:
                 raw[i] = np.asarray(out.scores, dtype=np.float64).reshape(n_labels)
         scores = apply_prior(cell.prior_correction, to_dataset_order(raw, job.columns), job.prior)
         texts = [out.text for out in outputs]
+        contexts = [out.context for out in outputs]
         preds = [
             None if out.scores is not None else parse_answer(out.text, job.labels)
             for out in outputs
@@ -152,7 +200,8 @@ class ClipScorer:
             scores,
             preds=preds,
             texts=texts,
-            n_frames=[len(idx) for _, idx in clips],
-            n_unique=[n_unique(idx) for _, idx in clips],
+            contexts=contexts,
+            n_frames=[len(v.indices) for _, v in clips],
+            n_unique=[n_unique(v.indices) for _, v in clips],
             latency=latency,
         )

@@ -340,12 +340,12 @@ class Engine:
         while True:
             t = time.perf_counter()
             try:
-                cell, part = next(parts)
+                cell, part, info = next(parts)
             except StopIteration:
                 break
             # the skip list first: a part file's existence marks the (cell, fold) done
             write_json_atomic(self._skip_path(cell, fold), bad_list(skips, cell, fold))
-            write_part(self.part_path(cell, fold), part, self.stamp(cell, fold))
+            write_part(self.part_path(cell, fold), part, self.stamp(cell, fold), info)
             if self._audit is not None:
                 self._audit.ok.add((cell.cell_id, fold))
             self.timings["score"] += time.perf_counter() - t
@@ -420,6 +420,20 @@ class Engine:
                     skipped.extend(json.loads(p.read_text()))
         self.skipped = skipped
 
+    def _cell_info(self) -> dict[str, dict[str, Any]]:
+        """What each clip model reported per cell and fold (frames, pixels, visual tokens,
+        prompt, model calls, ...), read from the parts: ``{cell_id: {fold: info}}``."""
+        from emobench.runner.parts import read_info
+
+        out: dict[str, dict[str, Any]] = {}
+        for c in self.cells:
+            for f in self.folds(c.dataset):
+                p = self.part_path(c, f)
+                info = read_info(p) if p.is_file() else {}
+                if info:
+                    out.setdefault(c.cell_id, {})[str(f)] = info
+        return out
+
     def finalize(self) -> None:
         """Merge parts → predictions.parquet, then manifest and metrics (all atomic)."""
         from emobench.metrics import compute_metrics
@@ -447,6 +461,7 @@ class Engine:
         manifest["timings_s"] = {k: round(v, 3) for k, v in self.timings.items()}
         manifest["decoding"] = {"backend": self.backend, "this_run": _decode_stats()}
         manifest["warnings"] = list(self.warnings)
+        manifest["cell_info"] = self._cell_info()
         preds = validate_predictions(preds)
         self.run.write_predictions(preds)
         self.run.write_metrics(compute_metrics(preds, manifest, self.cfg.metrics))

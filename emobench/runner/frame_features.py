@@ -106,7 +106,7 @@ class FrameFeatureScorer:
         return out, kept
 
     # ------------------------------------------------------------ scoring
-    def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame]]:
+    def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame, dict[str, Any]]]:
         from emobench.video.sampling import union_indices
 
         t = time.perf_counter()
@@ -124,7 +124,7 @@ class FrameFeatureScorer:
         record_skips(job.skips, bad, "test")
         rows = [r for r in job.test.iter_rows(named=True) if r["clip_id"] not in bad]
         for cell in job.cells:
-            yield cell, self._score_cell(job, cell, rows, feats, per_frame_s)
+            yield cell, self._score_cell(job, cell, rows, feats, per_frame_s), {}
 
     def _score_cell(
         self,

@@ -30,6 +30,8 @@ from typing import Any
 import polars as pl
 
 STAMP_KEY = "emobench_stamp"
+#: Parquet metadata key of what the model reported about the cell (see ``read_info``)
+INFO_KEY = "emobench_cell_info"
 STAMP_VERSION = 1
 
 
@@ -79,14 +81,27 @@ def make_stamp(
     )
 
 
-def write_part(path: Path, df: pl.DataFrame, stamp: Mapping[str, Any]) -> None:
-    """Write a part atomically, its stamp in the Parquet metadata."""
-    from emobench.io import atomic_open as _atomic_open
+def write_part(
+    path: Path, df: pl.DataFrame, stamp: Mapping[str, Any], info: Mapping[str, Any] | None = None
+) -> None:
+    """Write a part atomically, its stamp (and the model's cell info) in the Parquet metadata."""
+    from emobench.io import atomic_open
 
-    with _atomic_open(path) as fh:
-        df.write_parquet(
-            fh, compression="zstd", metadata={STAMP_KEY: json.dumps(stamp, sort_keys=True)}
-        )
+    meta = {STAMP_KEY: json.dumps(stamp, sort_keys=True)}
+    if info:
+        meta[INFO_KEY] = json.dumps(info, sort_keys=True, default=str)
+    with atomic_open(path) as fh:
+        df.write_parquet(fh, compression="zstd", metadata=meta)
+
+
+def read_info(path: Path) -> dict[str, Any]:
+    """What the model reported about a part's cell (empty when nothing was recorded)."""
+    try:
+        raw = pl.read_parquet_metadata(path).get(INFO_KEY)
+        info = json.loads(raw) if raw else {}
+    except Exception:  # a part that reads back (checked by audit) but has no usable info
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 class DamagedPart(Exception):

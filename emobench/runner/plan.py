@@ -86,8 +86,9 @@ def expand(cfg: RunConfig) -> list[Cell]:
         for mi, m in enumerate(cfg.models):
             rebal = m.rebalancing or sw.rebalancing
             priors = m.prior_correction or sw.prior_correction
+            enrichments = m.enrichment or sw.enrichment
             for rb, seed, sampler, order, enr, prior in product(
-                rebal, sw.seeds, sw.sampler, sw.order, sw.enrichment, priors
+                rebal, sw.seeds, sw.sampler, sw.order, enrichments, priors
             ):
                 cells.append(
                     Cell(

@@ -80,9 +80,10 @@ class Services:
 
 
 class Scorer(Protocol):
-    """Turns a group of cells into predictions parts, one per cell."""
+    """Turns a group of cells into predictions parts, one per cell, each with what the model
+    reports about that cell (:meth:`emobench.models.base.ClipModel.describe`; may be empty)."""
 
-    def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame]]: ...
+    def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame, dict[str, Any]]]: ...
 
 
 #: model kind → scorer class ``(services) -> Scorer``; see :mod:`emobench.models.base`.
@@ -130,6 +131,7 @@ def build_part(
     *,
     preds: list[str] | None = None,
     texts: list[str | None] | None = None,
+    contexts: list[str | None] | None = None,
     n_frames: list[int],
     n_unique: list[int],
     latency: list[float],
@@ -152,6 +154,8 @@ def build_part(
         "label": [r["label"] for r in rows],
         "pred": preds,
         "raw_text": texts if texts is not None else [None] * n,
+        "context": contexts if contexts is not None else [None] * n,
+        "micro": [r.get("micro") for r in rows],
         "n_frames": n_frames,
         "n_unique_frames": n_unique,
         "latency_s": latency,

@@ -179,6 +179,22 @@ def register_order(name: str) -> Callable[[OrderFn], OrderFn]:
     return ORDERS.register(name)
 
 
+def between_indices(a: int, b: int, g: int) -> np.ndarray:
+    """Up to ``g`` frame indices evenly spaced strictly between ``a`` and ``b``, from ``a``
+    towards ``b`` (descending when ``b < a``): MSCE's in-between frames of one gap.
+
+    Fewer when the gap holds fewer frames; none for adjacent or equal frames.
+    """
+    a, b, g = int(a), int(b), int(g)
+    inner = abs(b - a) - 1
+    if inner <= 0 or g <= 0:
+        return np.empty(0, dtype=np.int64)
+    n = min(g, inner)
+    steps = np.rint(np.arange(1, n + 1) * (abs(b - a) / (n + 1))).astype(np.int64)
+    steps = np.unique(np.clip(steps, 1, abs(b - a) - 1))
+    return (a + np.sign(b - a) * steps).astype(np.int64)
+
+
 def segment_centres(n: int | np.ndarray, k: int) -> np.ndarray:
     """Centre frame of each of ``k`` equal segments of ``n`` frames: ``floor((i+.5)*n/k)``.
 
