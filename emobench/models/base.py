@@ -51,6 +51,9 @@ class FitContext:
     progress: Callable[[str, int, int], None] = lambda *_: None
     #: warn(line): a one-line warning shown to the user and kept in the manifest
     warn: Callable[[str], None] = lambda _: None
+    #: the run's content-keyed cache folder (features; a model may keep e.g. generations
+    #: under its own subfolder), shared by runs that use the same cache
+    cache_dir: Path | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
 

@@ -390,6 +390,7 @@ class Engine:
             load_features=lambda m, rows: scorer.all_features(m, rows, skips),
             progress=self.progress.update,
             warn=self.warnings.append,
+            cache_dir=self.features.root,
         )
         model.fit(ctx)
         return model, scorer
