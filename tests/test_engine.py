@@ -291,3 +291,28 @@ def test_many_undecodable_clips_stop_the_run_with_the_first_reason(synth_root, t
     ):
         engine.execute()
     assert not (tmp_path / "r" / "predictions.parquet").exists()
+
+
+def test_deleted_video_and_wrong_frame_count_are_skipped_and_counted(synth_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    ann = pl.read_csv(root / "annotations.csv", schema_overrides={"clip_id": pl.Utf8})
+    test = ann.filter(pl.col("split") == "test").sort("clip_id")
+    gone, short = test["clip_id"][0], test["clip_id"][1]
+    (root / test["path"][0]).unlink()
+    n = int(test["n_frames"][1])
+    ann = ann.with_columns(
+        pl.when(pl.col("clip_id") == short).then(n - 5).otherwise("n_frames").alias("n_frames")
+    )
+    ann.write_csv(root / "annotations.csv")
+    engine = Engine(_one_cell(root, video={"backend": "pyav"}), tmp_path / "r", progress=False)
+    engine.load_datasets()
+    s = engine.execute()
+    reasons = {x["clip_id"]: x["reason"] for x in s.skipped}
+    assert reasons == {
+        gone: "missing file",
+        short: f"annotation says {n - 5} frames, the video has {n}",
+    }
+    preds = RunFolder(tmp_path / "r").read_predictions()
+    assert preds.height == test.height - 2
+    assert RunFolder(tmp_path / "r").read_manifest()["skipped"] == s.skipped
