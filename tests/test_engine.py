@@ -311,7 +311,7 @@ def test_deleted_video_and_wrong_frame_count_are_skipped_and_counted(synth_root,
     reasons = {x["clip_id"]: x["reason"] for x in s.skipped}
     assert reasons == {
         gone: "missing file",
-        short: f"annotation says {n - 5} frames, the video has {n}",
+        short: f"pyav: annotation says {n - 5} frames, the video has {n}",
     }
     preds = RunFolder(tmp_path / "r").read_predictions()
     assert preds.height == test.height - 2
