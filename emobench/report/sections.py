@@ -50,6 +50,8 @@ def intro(ctx: ReportContext, doc: Document) -> None:
     n_models = ctx.cells.get_column("model").n_unique()
     datasets = ", ".join(f"`{d}`" for d in ctx.infos)
     folds = ctx.predictions.get_column("fold").n_unique()
+    run_metrics = (ctx.manifest.config or {}).get("metrics") or {}
+    table_n = run_metrics.get("n_resamples", ctx.n_resamples)
     doc.add(
         Paragraph(
             f"Run folder `{ctx.run_path}` (created {ctx.manifest.created or 'unknown'}): "
@@ -59,9 +61,11 @@ def intro(ctx: ReportContext, doc: Document) -> None:
         Paragraph(
             "Values are the mean over folds ± the sample std across folds (the DFEW/MAFW "
             "convention: per-fold scores averaged, not pooled predictions). 95% CIs come from "
-            f"a clip bootstrap ({ctx.n_resamples} resamples; for several folds, clips are "
-            "resampled within each fold and the fold mean recomputed). Invalid answers count "
-            f"as wrong. Classes are grouped by the `{ctx.rule}` rule on training counts."
+            f"a clip bootstrap ({table_n} resamples, as the run's metrics table was computed; "
+            "for several folds, clips are resampled within each fold and the fold mean "
+            f"recomputed); the report's own paired tests use {ctx.n_resamples} resamples. "
+            "Invalid answers count as wrong. Classes are grouped by the "
+            f"`{ctx.rule}` rule on training counts."
         ),
     )
     ref_text = [
