@@ -4,22 +4,22 @@ For each cell and test clip it samples the cell's frames, orders them, decodes t
 decode per clip for the union of the group's frames, through the frame cache), and asks
 the model in batches of :attr:`~emobench.models.base.ClipModel.batch_size` clips. An
 answer with scores is predicted by their argmax after the cell's prior correction; an
-answer with text only by the label the text names (:func:`parse_answer`); the raw text
+answer with text only by the label the text names
+(:func:`emobench.answers.parse_answer`); the raw text
 is always kept in the predictions table.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from emobench.labels import INVALID
+from emobench.answers import parse_answer
 from emobench.runner.media import record_skips
 from emobench.runner.plan import Cell
 from emobench.runner.scorers import (
@@ -31,30 +31,6 @@ from emobench.runner.scorers import (
     sampled_indices,
     to_dataset_order,
 )
-
-_WORD = re.compile(r"[a-z]+")
-
-
-def parse_answer(text: str | None, labels: Sequence[str]) -> str:
-    """The label a free-text answer names, or ``invalid``.
-
-    Words are matched case-insensitively against the labels and their aliases
-    (:func:`emobench.labels.canonical`: "happy" → happiness); an answer naming no label,
-    or several different ones, is ``invalid``.
-    """
-    from emobench.labels import UnknownLabelError, canonical
-
-    if not text:
-        return INVALID
-    found: list[str] = []
-    for word in _WORD.findall(text.lower()):
-        try:
-            name = canonical(word)
-        except UnknownLabelError:
-            continue
-        if name in labels and name not in found:
-            found.append(name)
-    return found[0] if len(found) == 1 else INVALID
 
 
 @dataclass(frozen=True)
