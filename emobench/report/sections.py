@@ -3,8 +3,10 @@
 :class:`~emobench.report.context.ReportContext` holds everything computed once (cells,
 confusions, metric look-ups, reference cells); :func:`build_document` runs the sections in
 order. The sections with figures live in their own modules (``section_confusion``,
-``section_longtail``, ``section_sweeps``, ``section_prior``). Figures are queued on the
-context's :class:`~emobench.report.jobs.FigureJobs` and referenced by file name.
+``section_longtail``, ``section_sweeps``, ``section_prior``, ``section_generative``: invalid
+answers of free-text cells and the MSCE enrichment table, only when the run has them).
+Figures are queued on the context's :class:`~emobench.report.jobs.FigureJobs` and
+referenced by file name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from emobench.report.context import ReportContext
 from emobench.report.document import Bullets, Document, Heading, Paragraph
 from emobench.report.jobs import timed
 from emobench.report.section_confusion import confusion_section
+from emobench.report.section_generative import enrichment_section, generative_section
 from emobench.report.section_longtail import longtail_section, switch_section
 from emobench.report.section_prior import prior_section
 from emobench.report.section_sweeps import density_section, order_section
@@ -33,6 +36,8 @@ def build_document(ctx: ReportContext) -> Document:
         confusion_section,
         longtail_section,
         switch_section,
+        enrichment_section,
+        generative_section,
         density_section,
         order_section,
         prior_section,
