@@ -1,0 +1,632 @@
+"""``hf:<model id or local folder>``: generative video VLMs through Hugging Face transformers.
+
+A :class:`~emobench.models.base.ClipModel`: each clip's sampled frames (already sampled and
+ordered by the engine) go to the model as one video (``input = "video"``) or as a list of
+images (``input = "images"``), never re-sampled by the processor, followed by the question,
+the label set as options (``option_order = "fixed"`` or ``"permuted"`` per clip, seeded by
+the clip id) and a one-word answer instruction, rendered with the model's own chat template.
+
+* ``scoring = "generate"`` (default): greedy decoding of ``max_new_tokens`` tokens; the raw
+  answer is returned as text and parsed by the engine.
+* ``scoring = "loglik"``: the log-probability of each label's answer string after the
+  prompt, all labels from one prefill (the prompt's KV cache is shared by the label
+  continuations); ``length_norm = true`` takes the mean per-token log-probability.
+
+Models load from a local folder or the local Hugging Face cache only (nothing is
+downloaded; a missing model is one error line). Every answer is cached under the run's
+cache folder (``hf-generations/``), keyed by the model files' fingerprint, the processor
+and generation settings, the prompt and the frames' bytes, so a rerun or a sweep that
+repeats a setting makes no model call. With ``msce``/``msce-text`` enrichment the gaps
+between keyframes are described first (:mod:`emobench.models.hf.msce`) by the same model
+or by ``msce_describer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from emobench.errors import EmobenchError
+from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
+from emobench.models.hf.loading import load_model, model_hash, resolve_model
+from emobench.models.registry import parse_options, register_model
+from emobench.settings import Bool, Float, PositiveInt, Seed, StrictModel
+
+DEFAULT_QUESTION = "What is the emotional state of the person in this video?"
+DEFAULT_INSTRUCTION = "Answer with one word from the options."
+#: bump when the meaning of a cached entry changes
+CACHE_VERSION = 1
+
+#: Model calls made in this process (generate / forward batches), for tests and benchmarks.
+MODEL_CALLS = {"generate": 0, "forward": 0}
+
+
+class HFOptions(StrictModel):
+    """``[models.options]`` of ``hf:<model>`` (see the module docstring)."""
+
+    input: Literal["video", "images"] = "video"
+    scoring: Literal["generate", "loglik"] = "generate"
+    question: str = DEFAULT_QUESTION
+    instruction: str = DEFAULT_INSTRUCTION
+    option_order: Literal["fixed", "permuted"] = "fixed"
+    #: prepended to each label to form the scored answer string (loglik)
+    answer_prefix: str = ""
+    max_new_tokens: PositiveInt = 8
+    length_norm: Bool = False
+    batch_size: PositiveInt = 4
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device_map: str | None = None
+    attn_implementation: str | None = None
+    revision: str | None = None
+    trust_remote_code: Bool = False
+    min_pixels: PositiveInt | None = None
+    max_pixels: PositiveInt | None = None
+    size: dict[str, int] | None = None
+    #: frame rate told to the processor for videos (None: the presented frames' own rate)
+    fps: Annotated[Float, Field(gt=0)] | None = None
+    #: decode side in pixels (None: the video's own size)
+    frame_size: Annotated[int, Field(ge=8, le=4096)] | None = None
+    cache: Bool = True
+    #: answer cache folder (default: ``<run cache>/hf-generations``)
+    cache_dir: str | None = None
+    seed: Seed = 0
+    msce_describer: str | None = None
+    msce_describe_prompt: str | None = None
+    msce_max_new_tokens: PositiveInt = 48
+    gap_frames: PositiveInt = 4
+
+
+@register_model(
+    "hf",
+    "generative video VLM through transformers (greedy answer or label log-likelihood), "
+    "hf:<hub id in the local cache | local folder>, e.g. hf:Qwen/Qwen2.5-VL-7B-Instruct",
+    options=HFOptions,
+    kind="clip",
+    gives_scores=lambda o: o.get("scoring", "generate") == "loglik",
+)
+def _create(argument: str, options: dict[str, Any]) -> HFModel:
+    return HFModel(argument, options)
+
+
+#: Loaded (model, processor) pairs, so the groups of a sweep load a model once.
+_LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def clip_permutation(clip_id: str, n: int, seed: int = 0) -> np.ndarray:
+    """The seeded option permutation of a clip (the same on every run and machine)."""
+    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(n)
+
+
+def effective_fps(clip: ClipInput) -> float:
+    """The rate of the presented frames: source fps × frames / source frames spanned."""
+    idx = np.asarray(clip.indices)
+    if len(idx) < 2:
+        return float(clip.fps)
+    span = int(idx.max() - idx.min()) + 1
+    return float(clip.fps) * len(idx) / max(span, 1)
+
+
+@dataclass
+class Request:
+    """One user turn for the model: content items in order, and the fps of its videos."""
+
+    content: list[dict[str, Any]]
+    fps: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _array_digest(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class HFModel(ClipModel):
+    """A transformers image-text-to-text model as a :class:`ClipModel` (module docstring)."""
+
+    def __init__(self, argument: str, options: dict[str, Any]) -> None:
+        self.name = argument
+        self.options = dict(options)
+        self.opts: HFOptions = parse_options(f"hf:{argument}", HFOptions, options)
+        self.folder = resolve_model(argument, self.opts.revision)
+        self.batch_size = self.opts.batch_size
+        self.gap_frames = self.opts.gap_frames
+        self.frame_size = self.opts.frame_size
+        self.labels: list[str] = []
+        self.describer: HFModel | None = None
+        if self.opts.msce_describer:
+            family, _, arg = self.opts.msce_describer.partition(":")
+            if family != "hf" or not arg:
+                raise EmobenchError(
+                    f"hf:{argument}: options.msce_describer must be an hf:<model> name, "
+                    f"got {self.opts.msce_describer!r}"
+                )
+            keep = {k: v for k, v in options.items() if not k.startswith("msce_")}
+            self.describer = HFModel(arg, keep)
+        self._device: Any = "cpu"
+        self._model: Any = None
+        self._processor: Any = None
+        self._hash = ""
+        self._cache_dir: Path | None = None
+        self._inner_batch = self.opts.batch_size
+        self.reset_stats()
+
+    # ------------------------------------------------------------ setup
+
+    def fit(self, ctx: FitContext) -> None:
+        """Zero-shot: remember the labels and device, fingerprint the model files, choose
+        the answer cache folder; weights load on the first answer that is not cached."""
+        self.labels = list(ctx.labels)
+        self._device = ctx.device
+        self._hash = model_hash(self.folder)
+        base = getattr(ctx, "cache_dir", None) or ctx.notes.get("cache_dir")
+        if self.opts.cache_dir:
+            self._cache_dir = Path(self.opts.cache_dir).expanduser()
+        elif base is not None:
+            self._cache_dir = Path(base) / "hf-generations"
+        else:
+            self._cache_dir = Path("~/.cache/emobench/hf-generations").expanduser()
+        if self.describer is not None:
+            self.describer.fit(ctx)
+
+    def _processor_kwargs(self) -> dict[str, Any]:
+        o = self.opts
+        kw: dict[str, Any] = {}
+        if o.min_pixels is not None:
+            kw["min_pixels"] = o.min_pixels
+        if o.max_pixels is not None:
+            kw["max_pixels"] = o.max_pixels
+        if o.size is not None:
+            kw["size"] = dict(o.size)
+        return kw
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        o = self.opts
+        key = (
+            str(self.folder),
+            self._hash,
+            o.dtype,
+            o.device_map,
+            o.attn_implementation,
+            str(self._device),
+            json.dumps(self._processor_kwargs(), sort_keys=True),
+        )
+        if key not in _LOADED:
+            while len(_LOADED) >= 2:
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[key] = load_model(
+                self.folder,
+                device=self._device,
+                dtype=o.dtype,
+                device_map=o.device_map,
+                attn_implementation=o.attn_implementation,
+                trust_remote_code=o.trust_remote_code,
+                processor_kwargs=self._processor_kwargs(),
+            )
+        self._model, self._processor = _LOADED[key]
+
+    @property
+    def _input_device(self) -> Any:
+        return getattr(self._model, "device", self._device)
+
+    # ------------------------------------------------------------ stats
+
+    def reset_stats(self) -> None:
+        self._stats: dict[str, Any] = {
+            "frames": [],
+            "pixels": [],
+            "fps": [],
+            "visual_tokens": [],
+            "model_calls": 0,
+            "cache_hits": 0,
+            "describer_calls": 0,
+            "prompt": None,
+            "options": None,
+            "orders": set(),
+        }
+        if self.describer is not None:
+            self.describer.reset_stats()
+
+    def describe(self) -> dict[str, Any]:
+        s = self._stats
+
+        def summary(values: list[float]) -> dict[str, float] | None:
+            if not values:
+                return None
+            a = np.asarray(values, dtype=np.float64)
+            return {"mean": round(float(a.mean()), 3), "min": float(a.min()), "max": float(a.max())}
+
+        info: dict[str, Any] = {
+            "model": f"hf:{self.name}",
+            "model_hash": self._hash,
+            "scoring": self.opts.scoring,
+            "input": self.opts.input,
+            "prompt": s["prompt"],
+            "option_order": self.opts.option_order,
+            "options": s["options"],
+            "distinct_option_orders": len(s["orders"]),
+            "frames_per_clip": summary(s["frames"]),
+            "pixels_per_frame": summary(s["pixels"]),
+            "fps": summary(s["fps"]),
+            "visual_tokens": summary(s["visual_tokens"]),
+            "model_calls": s["model_calls"],
+            "cache_hits": s["cache_hits"],
+            "processor": self._processor_kwargs(),
+        }
+        if self.opts.scoring == "loglik":
+            info["length_norm"] = self.opts.length_norm
+            info["answers"] = [self.opts.answer_prefix + lb for lb in self.labels]
+        else:
+            info["max_new_tokens"] = self.opts.max_new_tokens
+        if s["describer_calls"] or self.describer is not None:
+            info["describer"] = f"hf:{self.describer.name}" if self.describer else "self"
+            info["describer_calls"] = s["describer_calls"]
+            if self.describer is not None:
+                d = self.describer._stats
+                info["describer_model_calls"] = d["model_calls"]
+                info["describer_cache_hits"] = d["cache_hits"]
+        return info
+
+    # ------------------------------------------------------------ prompts
+
+    def clip_options(self, clip_id: str) -> list[str]:
+        """The label set in the order this clip's prompt lists it."""
+        if self.opts.option_order == "fixed":
+            return list(self.labels)
+        perm = clip_permutation(clip_id, len(self.labels), self.opts.seed)
+        return [self.labels[i] for i in perm]
+
+    def prompt_text(self, options: list[str]) -> str:
+        """Question, options and answer instruction (the text after the visual items)."""
+        o = self.opts
+        return f"{o.question}\nOptions: {', '.join(options)}.\n{o.instruction}"
+
+    def _visual_items(self, frames: np.ndarray) -> list[dict[str, Any]]:
+        if self.opts.input == "video":
+            return [{"type": "video", "video": frames}]
+        return [{"type": "image", "image": f} for f in frames]
+
+    def _clip_request(self, clip: ClipInput) -> tuple[Request, str | None]:
+        options = self.clip_options(clip.clip_id)
+        text = self.prompt_text(options)
+        fps = self.opts.fps or effective_fps(clip)
+        context = None
+        if clip.enrichment in ("msce", "msce-text"):
+            items, context, calls = self._msce_items(clip, fps)
+            self._stats["describer_calls"] += int(calls)
+        else:  # none, msce-dense (a plain, denser clip)
+            items = self._visual_items(clip.frames)
+        s = self._stats
+        if s["prompt"] is None:
+            s["prompt"] = text
+            s["options"] = options
+        s["orders"].add(tuple(options))
+        s["frames"].append(len(clip.frames))
+        s["fps"].append(fps)
+        return Request([*items, {"type": "text", "text": text}], fps), context
+
+    def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
+        try:
+            from emobench.models.hf.msce import msce_content
+        except ImportError:
+            raise EmobenchError(
+                f"hf:{self.name}: enrichment {clip.enrichment!r} needs emobench.models.hf.msce, "
+                "which this installation lacks"
+            ) from None
+        describer = self.describer or self
+
+        def chat(contents: list[list[dict[str, Any]]]) -> list[str]:
+            return describer.chat(contents, fps=fps)
+
+        kw: dict[str, Any] = {"text_only": clip.enrichment == "msce-text"}
+        if self.opts.msce_describe_prompt is not None:
+            kw["describe_prompt"] = self.opts.msce_describe_prompt
+        kw["as_video"] = self.opts.input == "video"
+        items, context, calls = msce_content(clip, chat, **kw)
+        return list(items), context, calls
+
+    def chat(self, contents: list[list[dict[str, Any]]], fps: float | None = None) -> list[str]:
+        """Greedy answers (``msce_max_new_tokens``) to user turns given as content items
+        (``{"type": "image"|"video"|"text", ...}``, in order): MSCE's describer primitive.
+        Cached like every answer."""
+        reqs = [Request(list(c), fps) for c in contents]
+        entries = self._answer(reqs, "generate", self.opts.msce_max_new_tokens)
+        return [e["text"] for e in entries]
+
+    # ------------------------------------------------------------ predict
+
+    def predict(self, clips: list[ClipInput]) -> list[ClipOutput]:
+        if not self.labels:
+            raise EmobenchError(f"hf:{self.name}: predict() before fit()")
+        pairs = [self._clip_request(c) for c in clips]
+        reqs, contexts = [r for r, _ in pairs], [c for _, c in pairs]
+        mode = self.opts.scoring
+        entries = self._answer(reqs, mode, self.opts.max_new_tokens)
+        outs = []
+        for e, ctx in zip(entries, contexts, strict=True):
+            if mode == "loglik":
+                outs.append(ClipOutput(scores=np.asarray(e["scores"], np.float64), context=ctx))
+            else:
+                outs.append(ClipOutput(text=e["text"], context=ctx))
+        return outs
+
+    # ------------------------------------------------------------ the answer cache
+
+    def _key(self, req: Request, mode: str, max_new_tokens: int) -> str:
+        import torch  # noqa: F401  (dtype names below are torch's)
+
+        from emobench.models.hf.loading import torch_dtype
+
+        o = self.opts
+        head: dict[str, Any] = {
+            "v": CACHE_VERSION,
+            "model": self._hash,
+            "dtype": str(torch_dtype(o.dtype, self._device)),
+            "attn": o.attn_implementation,
+            "processor": self._processor_kwargs(),
+            "fps": None if req.fps is None else round(float(req.fps), 6),
+            "mode": mode,
+        }
+        if mode == "generate":
+            head["max_new_tokens"] = max_new_tokens
+        else:
+            head["answers"] = [o.answer_prefix + lb for lb in self.labels]
+            head["length_norm"] = o.length_norm
+        items = []
+        for c in req.content:
+            if c["type"] == "text":
+                items.append(["text", c["text"]])
+            else:
+                items.append([c["type"], _array_digest(np.asarray(c[c["type"]]))])
+        head["content"] = items
+        return hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()
+
+    def _cache_path(self, key: str) -> Path | None:
+        if not self.opts.cache or self._cache_dir is None:
+            return None
+        return self._cache_dir / key[:2] / f"{key}.json"
+
+    def _answer(self, reqs: list[Request], mode: str, max_new_tokens: int) -> list[dict[str, Any]]:
+        """One cache entry per request (``text`` or ``scores``, with visual token and pixel
+        counts), computing the missing ones in batches."""
+        from emobench.io import write_json_atomic
+
+        keys = [self._key(r, mode, max_new_tokens) for r in reqs]
+        entries: list[dict[str, Any] | None] = [None] * len(reqs)
+        missing = []
+        for i, k in enumerate(keys):
+            path = self._cache_path(k)
+            if path is not None and path.is_file():
+                try:
+                    entries[i] = json.loads(path.read_text())
+                    self._stats["cache_hits"] += 1
+                    continue
+                except (OSError, ValueError):
+                    pass
+            missing.append(i)
+        if missing:
+            self._load()
+            done = self._compute([reqs[i] for i in missing], mode, max_new_tokens)
+            for i, e in zip(missing, done, strict=True):
+                entries[i] = e
+                path = self._cache_path(keys[i])
+                if path is not None:
+                    write_json_atomic(path, e)
+        for e in entries:
+            assert e is not None
+            if e.get("visual_tokens") is not None:
+                self._stats["visual_tokens"].append(e["visual_tokens"])
+            self._stats["pixels"] += list(e.get("pixels", []))
+        return entries  # type: ignore[return-value]
+
+    def _compute(self, reqs: list[Request], mode: str, max_new_tokens: int) -> list[dict[str, Any]]:
+        """Run the model on ``reqs`` in batches; on CUDA out-of-memory halve the batch."""
+        import torch
+
+        out: list[dict[str, Any]] = []
+        start = 0
+        while start < len(reqs):
+            n = max(self._inner_batch, 1)
+            batch = reqs[start : start + n]
+            try:
+                if mode == "generate":
+                    out += self._generate(batch, max_new_tokens)
+                else:
+                    out += self._loglik(batch)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                if n == 1:
+                    raise EmobenchError(
+                        f"hf:{self.name}: out of GPU memory on a single clip (lower "
+                        'max_pixels or the frame count, or use device_map = "auto")'
+                    ) from None
+                self._inner_batch = n // 2
+                continue
+            start += len(batch)
+        return out
+
+    # ------------------------------------------------------------ model calls
+
+    def encode(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
+        """The processor's batch for ``reqs`` (left-padded) and per-request visual stats.
+
+        Each request's items become one user message whose image/video placeholders the
+        chat template renders in order; the arrays are passed in the same order."""
+        proc = self._processor
+        texts, images, videos, metas = [], [], [], []
+        for r in reqs:
+            content = [
+                {"type": "text", "text": c["text"]} if c["type"] == "text" else {"type": c["type"]}
+                for c in r.content
+            ]
+            msgs = [{"role": "user", "content": content}]
+            texts.append(proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False))
+            images.append([np.asarray(c["image"]) for c in r.content if c["type"] == "image"])
+            for c in r.content:
+                if c["type"] == "video":
+                    v = np.asarray(c["video"])
+                    videos.append(v)
+                    metas.append(
+                        {
+                            "fps": float(r.fps or 1.0),
+                            "total_num_frames": len(v),
+                            "frames_indices": list(range(len(v))),
+                        }
+                    )
+        kw: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
+        kw.update(self._processor_kwargs())
+        if any(images):
+            kw["images"] = images
+        if videos:
+            kw["videos"] = videos
+            kw["video_metadata"] = metas
+            kw["do_sample_frames"] = False
+            vp = getattr(proc, "video_processor", None)
+            if vp is not None and hasattr(vp, "cap_pixels_per_frame"):
+                kw["cap_pixels_per_frame"] = True
+        enc = proc(**kw)
+        stats = self._visual_stats(enc, reqs)
+        return enc.to(self._input_device), stats
+
+    def _visual_token_ids(self) -> list[int]:
+        proc, ids = self._processor, []
+        for kind in ("image", "video"):
+            tid = getattr(proc, f"{kind}_token_id", None)
+            if tid is None and getattr(proc, f"{kind}_token", None):
+                tid = proc.tokenizer.convert_tokens_to_ids(getattr(proc, f"{kind}_token"))
+            if isinstance(tid, int) and tid >= 0:
+                ids.append(tid)
+        return ids
+
+    def _visual_stats(self, enc: Any, reqs: list[Request]) -> list[dict[str, Any]]:
+        ids = enc["input_ids"]
+        vis = np.zeros(ids.shape[0], dtype=np.int64)
+        for tid in self._visual_token_ids():
+            vis += (ids == tid).sum(dim=1).cpu().numpy()
+        pixels: list[list[int]] = [[] for _ in reqs]
+        owners_img = [i for i, r in enumerate(reqs) for c in r.content if c["type"] == "image"]
+        owners_vid = [i for i, r in enumerate(reqs) for c in r.content if c["type"] == "video"]
+        proc = self._processor
+        for grid_key, owners, sub in (
+            ("image_grid_thw", owners_img, "image_processor"),
+            ("video_grid_thw", owners_vid, "video_processor"),
+        ):
+            if grid_key in enc and len(enc[grid_key]) == len(owners):
+                patch = int(getattr(getattr(proc, sub, None), "patch_size", 14) or 14)
+                for owner, (_, h, w) in zip(owners, enc[grid_key].tolist(), strict=True):
+                    pixels[owner].append(int(h * w * patch * patch))
+        if "pixel_values" in enc and "image_grid_thw" not in enc and enc["pixel_values"].ndim == 5:
+            side = int(enc["pixel_values"].shape[-1] * enc["pixel_values"].shape[-2])
+            for owner in owners_img:
+                pixels[owner].append(side)
+        return [{"visual_tokens": int(v), "pixels": p} for v, p in zip(vis, pixels, strict=True)]
+
+    def _generate(self, reqs: list[Request], max_new_tokens: int) -> list[dict[str, Any]]:
+        import torch
+
+        enc, stats = self.encode(reqs)
+        with torch.inference_mode():
+            seq = self._model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+            )
+        MODEL_CALLS["generate"] += 1
+        self._stats["model_calls"] += 1
+        new = seq[:, enc["input_ids"].shape[1] :]
+        texts = self._processor.batch_decode(new, skip_special_tokens=True)
+        return [{**s, "text": t.strip()} for s, t in zip(stats, texts, strict=True)]
+
+    def answer_ids(self) -> list[list[int]]:
+        """Token ids of each label's answer string (``answer_prefix + label``)."""
+        tok = self._processor.tokenizer
+        out = []
+        for lb in self.labels:
+            ids = tok(self.opts.answer_prefix + lb, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise EmobenchError(f"hf:{self.name}: the answer for {lb!r} has no tokens")
+            out.append(list(ids))
+        return out
+
+    def _cache_kw(self) -> str:
+        params = inspect.signature(self._model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    def _loglik(self, reqs: list[Request]) -> list[dict[str, Any]]:
+        """Sum (or mean) log-probability of every label's answer after each prompt: one
+        prefill of the prompts, then one forward of all label continuations over the
+        prefill's KV cache repeated per label."""
+        import torch
+
+        enc, stats = self.encode(reqs)
+        answers = self.answer_ids()
+        n_b, n_c = enc["input_ids"].shape[0], len(answers)
+        lengths = torch.tensor([len(a) for a in answers], dtype=torch.float64)
+        mask = enc["attention_mask"]
+        inner = getattr(self._model, "model", None)
+        mrope = inner is not None and hasattr(inner, "rope_deltas")
+        kw = dict(enc)
+        if not mrope:  # left padding: positions count real tokens only (as generate does)
+            kw["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        cache_kw = self._cache_kw()
+        with torch.inference_mode():
+            out = self._model(**kw, use_cache=True, logits_to_keep=1)
+            MODEL_CALLS["forward"] += 1
+            self._stats["model_calls"] += 1
+            first = out.logits[:, -1].float().log_softmax(-1).cpu()
+            dev = first.new_tensor([a[0] for a in answers], dtype=torch.long)
+            total = first[:, dev].double()  # (B, C)
+            longest = max(len(a) for a in answers)
+            if longest > 1:
+                pad = 0
+                ids = torch.full((n_c, longest - 1), pad, dtype=torch.long)
+                tgt = torch.full((n_c, longest - 1), pad, dtype=torch.long)
+                valid = torch.zeros((n_c, longest - 1), dtype=torch.bool)
+                for c, a in enumerate(answers):
+                    ids[c, : len(a) - 1] = torch.tensor(a[:-1])
+                    tgt[c, : len(a) - 1] = torch.tensor(a[1:])
+                    valid[c, : len(a) - 1] = True
+                cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+                cache.batch_repeat_interleave(n_c)
+                dev_ = enc["input_ids"].device
+                n_cont = longest - 1
+                full_mask = torch.cat(
+                    [
+                        mask.repeat_interleave(n_c, 0),
+                        torch.ones((n_b * n_c, n_cont), dtype=mask.dtype, device=dev_),
+                    ],
+                    dim=1,
+                )
+                p = enc["input_ids"].shape[1]
+                if mrope:
+                    text = torch.arange(p, p + n_cont, device=dev_)[None, :]
+                    deltas = inner.rope_deltas.to(dev_).repeat_interleave(n_c, 0)
+                    pos = (text + deltas)[None].expand(3, -1, -1)
+                else:
+                    start = mask.long().sum(-1).repeat_interleave(n_c, 0)[:, None]
+                    pos = start + torch.arange(n_cont, device=dev_)[None, :]
+                out2 = self._model(
+                    input_ids=ids.to(dev_).repeat(n_b, 1),
+                    attention_mask=full_mask,
+                    position_ids=pos,
+                    use_cache=True,
+                    **{cache_kw: cache},
+                )
+                MODEL_CALLS["forward"] += 1
+                lp = out2.logits.float().log_softmax(-1).cpu()
+                got = lp.gather(-1, tgt.repeat(n_b, 1)[..., None])[..., 0]
+                got = (got * valid.repeat(n_b, 1)).double().sum(-1).view(n_b, n_c)
+                total = total + got
+        if self.opts.length_norm:
+            total = total / lengths[None, :]
+        rows = total.tolist()
+        return [{**s, "scores": [float(x) for x in r]} for s, r in zip(stats, rows, strict=True)]

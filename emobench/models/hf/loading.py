@@ -1,0 +1,124 @@
+"""Finding, fingerprinting and loading ``hf:`` models offline (local folder or HF cache only)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from emobench.errors import EmobenchError
+
+#: Files up to this size are hashed whole; larger ones (weights) by size + head + tail.
+_SMALL = 1 << 20
+
+
+class HFModelNotFoundError(EmobenchError):
+    """An ``hf:`` model that is neither a local folder nor in the local Hugging Face cache."""
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or os.sep in name and Path(name).exists()
+
+
+def hub_cache_dir() -> str:
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        return str(HF_HUB_CACHE)
+    except Exception:  # pragma: no cover - huggingface_hub ships with transformers
+        return os.path.expanduser("~/.cache/huggingface/hub")
+
+
+def resolve_model(name: str, revision: str | None = None) -> Path:
+    """The local folder holding ``name`` (a folder, or a hub id in the local HF cache).
+
+    Nothing is downloaded; a missing model is one :class:`HFModelNotFoundError` line naming
+    what is missing and where it was looked for.
+    """
+    if _looks_like_path(name):
+        folder = Path(name).expanduser()
+        if not (folder / "config.json").is_file():
+            what = "has no config.json" if folder.is_dir() else "does not exist"
+            raise HFModelNotFoundError(
+                f"hf:{name}: model folder {folder} {what} (give a folder written by "
+                "save_pretrained or downloaded with `hf download <id> --local-dir <folder>`)"
+            )
+        return folder
+    cache = hub_cache_dir()
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(name, revision=revision, local_files_only=True)
+    except Exception:
+        path = None
+    if path is None or not (Path(path) / "config.json").is_file():
+        rev = f" at revision {revision}" if revision else ""
+        raise HFModelNotFoundError(
+            f"hf:{name}: model{rev} not found: not a local folder and not in the local "
+            f"Hugging Face cache ({cache}); nothing is downloaded: run "
+            f"`hf download {name}` where there is network, or give a local folder"
+        )
+    return Path(path)
+
+
+def model_hash(folder: Path) -> str:
+    """A content fingerprint of a model folder: small files (config, tokenizer, processor)
+    hashed whole, large ones (weights) by name, size and their first and last MiB."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        rel = path.relative_to(folder).as_posix()
+        size = path.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        with path.open("rb") as f:
+            if size <= _SMALL:
+                h.update(f.read())
+            else:
+                h.update(f.read(_SMALL))
+                f.seek(size - _SMALL)
+                h.update(f.read(_SMALL))
+    return h.hexdigest()[:16]
+
+
+def torch_dtype(name: str, device: Any) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    return getattr(torch, name)
+
+
+def load_model(
+    folder: Path,
+    *,
+    device: Any,
+    dtype: str = "auto",
+    device_map: str | None = None,
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+    processor_kwargs: dict[str, Any] | None = None,
+) -> tuple[Any, Any]:
+    """(model, processor) from a local folder, in eval mode on ``device`` (or ``device_map``)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    try:
+        processor = AutoProcessor.from_pretrained(folder, **kw, **(processor_kwargs or {}))
+        mkw: dict[str, Any] = {"dtype": torch_dtype(dtype, device)}
+        if device_map:
+            mkw["device_map"] = device_map
+        if attn_implementation:
+            mkw["attn_implementation"] = attn_implementation
+        model = AutoModelForImageTextToText.from_pretrained(folder, **kw, **mkw)
+    except (OSError, ValueError, KeyError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise EmobenchError(f"hf: cannot load the model in {folder}: {first}") from None
+    if not device_map:
+        model = model.to(device)
+    model.eval()
+    tok = getattr(processor, "tokenizer", None)
+    if tok is not None:
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+    return model, processor

@@ -1,0 +1,302 @@
+"""The ``hf:`` family (generative video VLMs through transformers) on tiny random models.
+
+The models (a Qwen2.5-VL and a SmolVLM, built in code by :mod:`hf_tiny`) are random, so
+their answers are nonsense: the tests check the plumbing — prompts, frames as a video or
+images, label log-likelihoods against an independent computation, the answer cache (a
+rerun makes no model call), resuming, and the per-cell records.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from conftest import make_synth
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from emobench.config import validate_config  # noqa: E402
+from emobench.errors import EmobenchError  # noqa: E402
+from emobench.models.base import ClipInput, FitContext  # noqa: E402
+from emobench.models.hf import adapter as hf  # noqa: E402
+from emobench.results import RunFolder  # noqa: E402
+from emobench.runner.execute import Engine  # noqa: E402
+
+LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """Folders of a tiny random Qwen2.5-VL and SmolVLM (built once per session)."""
+    from hf_tiny import build_qwen25_vl, build_smolvlm
+
+    root = tmp_path_factory.mktemp("hf-models")
+    return {"qwen": build_qwen25_vl(root / "qwen"), "smol": build_smolvlm(root / "smol")}
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    return make_synth(root, profile="exp:3", n_train=7, n_test=7, n_train_subjects=2, seed=3)
+
+
+def _cfg(root, folder, cache, options, order=("original",)):
+    return validate_config(
+        {
+            "name": "hf",
+            "datasets": [{"name": "synth", "root": str(root)}],
+            "models": [{"adapter": f"hf:{folder}", "name": "vlm", "options": options}],
+            "sweep": {"sampler": ["uniform:4"], "order": list(order)},
+            "cache": {"dir": str(cache)},
+            "video": {"backend": "pyav"},
+            "device": "cpu",
+            "metrics": {"n_resamples": 0},
+        }
+    )
+
+
+def _run(cfg, out, **kw):
+    engine = Engine(cfg, out, progress=False, **kw)
+    engine.load_datasets()
+    return engine.execute()
+
+
+def _preds(out):
+    df = RunFolder(out).read_predictions()
+    cols = ["cell_id", "clip_id", "pred", "raw_text"]
+    cols += [c for c in df.columns if c.startswith("score:")]
+    return df.select(cols).sort(["cell_id", "clip_id"])
+
+
+def _calls():
+    return sum(hf.MODEL_CALLS.values())
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("qwen", {"input": "video", "scoring": "generate", "max_new_tokens": 3}),
+        ("qwen", {"input": "video", "scoring": "loglik", "option_order": "permuted"}),
+        ("qwen", {"input": "images", "scoring": "generate", "max_new_tokens": 3}),
+        ("qwen", {"input": "images", "scoring": "loglik", "length_norm": True}),
+        ("smol", {"input": "images", "scoring": "generate", "max_new_tokens": 3}),
+        ("smol", {"input": "images", "scoring": "loglik"}),
+    ],
+    ids=["qwen-video-gen", "qwen-video-ll", "qwen-img-gen", "qwen-img-ll", "smol-gen", "smol-ll"],
+)
+def test_end_to_end_and_a_rerun_makes_no_model_call(tiny, synth_root, tmp_path, model, options):
+    cache = tmp_path / "cache"
+    cfg = _cfg(synth_root, tiny[model], cache, {**options, "batch_size": 3})
+    before = _calls()
+    _run(cfg, tmp_path / "a")
+    assert _calls() > before
+    preds = _preds(tmp_path / "a")
+    assert preds.height == 7
+    manifest = RunFolder(tmp_path / "a").read_manifest()
+    (info,) = [f["1"] for f in manifest["cell_info"].values()]
+    assert info["model_calls"] >= 2 and info["cache_hits"] == 0  # 7 clips, batches of 3
+    assert info["frames_per_clip"]["mean"] == 4
+    assert info["visual_tokens"]["min"] > 0 and info["pixels_per_frame"]["min"] > 0
+    assert info["prompt"].startswith(hf.DEFAULT_QUESTION)
+    assert sorted(info["options"]) == sorted(manifest["datasets"]["synth"]["labels"])
+    if options["scoring"] == "loglik":
+        scores = preds.select([c for c in preds.columns if c.startswith("score:")]).to_numpy()
+        assert np.isfinite(scores).all()
+        assert (scores <= 0).all()
+    else:
+        assert preds["raw_text"].null_count() == 0
+        assert info["max_new_tokens"] == 3
+    if options.get("input") == "video":
+        assert info["fps"]["min"] > 0
+    # the same setting on a new run folder with the same cache: no model call, same answers
+    before = _calls()
+    _run(cfg, tmp_path / "b")
+    assert _calls() == before
+    assert _preds(tmp_path / "b").equals(preds)
+    again = RunFolder(tmp_path / "b").read_manifest()["cell_info"]
+    (info_b,) = [f["1"] for f in again.values()]
+    assert (info_b["model_calls"], info_b["cache_hits"]) == (0, 7)
+    assert info_b["visual_tokens"] == info["visual_tokens"]
+
+
+def _ctx(tmp_path):
+    return FitContext(
+        dataset="synth",
+        fold=1,
+        seed=0,
+        rebalancing="none",
+        labels=LABELS,
+        train_index=None,
+        checkpoint_dir=tmp_path / "ckpt",
+        device=torch.device("cpu"),
+        train_options={},
+        load_frames=None,
+        load_features=None,
+        cache_dir=tmp_path / "cache",
+    )
+
+
+def _clips(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        ClipInput(
+            clip_id=f"c{i}",
+            frames=rng.integers(0, 256, (4 + 2 * i, 32, 32, 3), dtype=np.uint8),
+            indices=np.arange(4 + 2 * i) * 3,
+            fps=25.0,
+        )
+        for i in range(n)
+    ]
+
+
+def _direct_logliks(m, clip):
+    """Sum of log-softmax of each label's tokens from one plain forward over prompt+label."""
+    req, _ = m._clip_request(clip)
+    enc, _ = m.encode([req])
+    n = enc["input_ids"].shape[1]
+    out = []
+    for answer in m.answer_ids():
+        kw = dict(enc)
+        extra = torch.tensor([answer])
+        kw["input_ids"] = torch.cat([enc["input_ids"], extra], 1)
+        kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+        if "mm_token_type_ids" in kw:
+            zeros = torch.zeros_like(extra, dtype=enc["mm_token_type_ids"].dtype)
+            kw["mm_token_type_ids"] = torch.cat([enc["mm_token_type_ids"], zeros], 1)
+        with torch.no_grad():
+            logp = m._model(**kw).logits[0].double().log_softmax(-1)
+        out.append(sum(float(logp[n - 1 + j, t]) for j, t in enumerate(answer)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    ("model", "inp"), [("qwen", "video"), ("qwen", "images"), ("smol", "images")]
+)
+def test_loglik_equals_a_direct_per_label_forward(tiny, tmp_path, model, inp):
+    clips = _clips()
+    m = hf.HFModel(str(tiny[model]), {"input": inp, "scoring": "loglik", "cache": False})
+    m.fit(_ctx(tmp_path))
+    m._load()
+    assert max(len(a) for a in m.answer_ids()) > 1  # continuations are scored
+    ref = [_direct_logliks(m, c) for c in clips]
+    m.batch_size = m._inner_batch = 1
+    for c, want in zip(clips, ref, strict=True):
+        (got,) = m.predict([c])
+        np.testing.assert_allclose(got.scores, want, atol=1e-4, rtol=0)
+    # batched (left padding: clips of 4, 6 and 8 frames): the same up to float rounding
+    m._inner_batch = 3
+    got = np.stack([o.scores for o in m.predict(clips)])
+    np.testing.assert_allclose(got, np.stack(ref), atol=2e-3, rtol=0)
+    # length normalisation: the mean per-token log-probability
+    mn = hf.HFModel(str(tiny[model]), {"input": inp, "scoring": "loglik", "length_norm": True})
+    mn.fit(_ctx(tmp_path))
+    mn._inner_batch = 1
+    lengths = np.array([len(a) for a in m.answer_ids()])
+    np.testing.assert_allclose(mn.predict(clips[:1])[0].scores, ref[0] / lengths, atol=1e-4)
+
+
+def test_missing_model_is_one_error_line(tmp_path):
+    from emobench.models.registry import create_model
+
+    with pytest.raises(EmobenchError) as exc:
+        create_model(f"hf:{tmp_path}/nothing-here")
+    msg = str(exc.value)
+    assert "\n" not in msg and f"{tmp_path}/nothing-here" in msg and "does not exist" in msg
+    with pytest.raises(EmobenchError) as exc:
+        create_model("hf:nobody/not-a-cached-model")
+    msg = str(exc.value)
+    assert "\n" not in msg and "nobody/not-a-cached-model" in msg
+    assert "Hugging Face cache" in msg and hf.__name__  # names where it looked
+    from emobench.models.hf.loading import hub_cache_dir
+
+    assert hub_cache_dir() in msg
+
+
+def test_bad_options_are_one_error_line(tiny):
+    from emobench.models.registry import UnknownModelError, create_model
+
+    with pytest.raises(UnknownModelError, match=r"options.scoring"):
+        create_model(f"hf:{tiny['qwen']}", {"scoring": "vote"})
+    with pytest.raises(UnknownModelError, match=r"options.inptu: unknown setting"):
+        create_model(f"hf:{tiny['qwen']}", {"inptu": "video"})
+
+
+def test_options_are_permuted_per_clip_with_a_seeded_permutation(tiny, tmp_path):
+    m = hf.HFModel(str(tiny["qwen"]), {"option_order": "permuted"})
+    m.fit(_ctx(tmp_path))
+    orders = {tuple(m.clip_options(f"clip{i}")) for i in range(20)}
+    assert len(orders) > 10 and all(sorted(o) == sorted(LABELS) for o in orders)
+    again = hf.HFModel(str(tiny["qwen"]), {"option_order": "permuted"})
+    again.fit(_ctx(tmp_path))
+    assert again.clip_options("clip3") == m.clip_options("clip3")
+    fixed = hf.HFModel(str(tiny["qwen"]), {})
+    fixed.fit(_ctx(tmp_path))
+    assert fixed.clip_options("clip3") == LABELS
+    assert "Options: anger, disgust, fear," in fixed.prompt_text(fixed.clip_options("x"))
+
+
+def test_interleaved_content_keeps_its_order(tiny, tmp_path):
+    """Images, a video and texts in one user turn reach the model in the order given."""
+    m = hf.HFModel(str(tiny["qwen"]), {})
+    m.fit(_ctx(tmp_path))
+    m._load()
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    vid = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    req = hf.Request(
+        [
+            {"type": "image", "image": img},
+            {"type": "text", "text": "happiness"},
+            {"type": "video", "video": vid},
+            {"type": "text", "text": "sadness"},
+        ],
+        fps=8.0,
+    )
+    enc, stats = m.encode([req])
+    tok = m._processor.tokenizer
+    ids = enc["input_ids"][0].tolist()
+    image_id = tok.convert_tokens_to_ids("<|image_pad|>")
+    video_id = tok.convert_tokens_to_ids("<|video_pad|>")
+    text = tok.decode(ids)
+    assert text.index("<|image_pad|>") < text.index("happiness") < text.index("<|video_pad|>")
+    assert text.index("<|video_pad|>") < text.index("sadness")
+    assert stats[0]["visual_tokens"] == ids.count(image_id) + ids.count(video_id) > 0
+    # the processor did not re-sample the 4 frames: 2 temporal patches of 2 frames
+    assert enc["video_grid_thw"][0, 0].item() == 2
+    assert float(enc["second_per_grid_ts"][0]) == pytest.approx(2 / 8.0)
+
+
+def test_interrupted_run_resumes_to_identical_predictions(tiny, synth_root, tmp_path):
+    options = {"input": "video", "scoring": "loglik", "batch_size": 2}
+    order = ("original", "reverse")
+    _run(_cfg(synth_root, tiny["qwen"], tmp_path / "ref-cache", options, order), tmp_path / "ref")
+
+    seen = []
+
+    def stop(cell, fold):
+        seen.append(cell.cell_id)
+        raise KeyboardInterrupt
+
+    cfg = _cfg(synth_root, tiny["qwen"], tmp_path / "cache", options, order)
+    with pytest.raises(KeyboardInterrupt):
+        _run(cfg, tmp_path / "run", on_part=stop)
+    assert len(seen) == 1
+    summary = _run(cfg, tmp_path / "run")
+    assert (summary.parts_done_before, summary.parts_computed) == (1, 1)
+    got, want = _preds(tmp_path / "run"), _preds(tmp_path / "ref")
+    assert got.equals(want)
+
+
+def test_msce_dense_is_a_plain_clip(tiny, tmp_path):
+    m = hf.HFModel(str(tiny["qwen"]), {"input": "images", "cache": False})
+    m.fit(_ctx(tmp_path))
+    (clip,) = _clips(1)
+    dense = ClipInput(**{**clip.__dict__, "enrichment": "msce-dense"})
+    (a,) = m.predict([clip])
+    (b,) = m.predict([dense])
+    assert a.text == b.text and b.context is None
