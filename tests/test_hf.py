@@ -45,13 +45,13 @@ def synth_root(tmp_path_factory):
     return make_synth(root, profile="exp:3", n_train=7, n_test=7, n_train_subjects=2, seed=3)
 
 
-def _cfg(root, folder, cache, options, order=("original",)):
+def _cfg(root, folder, cache, options, order=("original",), **sweep):
     return validate_config(
         {
             "name": "hf",
             "datasets": [{"name": "synth", "root": str(root)}],
             "models": [{"adapter": f"hf:{folder}", "name": "vlm", "options": options}],
-            "sweep": {"sampler": ["uniform:4"], "order": list(order)},
+            "sweep": {"sampler": ["uniform:4"], "order": list(order), **sweep},
             "cache": {"dir": str(cache)},
             "video": {"backend": "pyav"},
             "device": "cpu",
@@ -300,3 +300,43 @@ def test_msce_dense_is_a_plain_clip(tiny, tmp_path):
     (a,) = m.predict([clip])
     (b,) = m.predict([dense])
     assert a.text == b.text and b.context is None
+
+
+@pytest.mark.parametrize("describer", [None, "smol"])
+def test_msce_describes_the_gaps_then_asks(tiny, synth_root, tmp_path, describer):
+    """msce / msce-text through the engine: the describer (the model itself, or another
+    hf: model) is called for the gaps, the context is stored, a rerun calls nothing."""
+    options = {"input": "images", "scoring": "loglik", "msce_max_new_tokens": 4}
+    if describer:
+        options["msce_describer"] = f"hf:{tiny[describer]}"
+    cfg = _cfg(
+        synth_root, tiny["qwen"], tmp_path / "cache", options, enrichment=["msce", "msce-text"]
+    )
+    _run(cfg, tmp_path / "a")
+    preds = RunFolder(tmp_path / "a").read_predictions()
+    assert preds.height == 14 and preds["context"].null_count() == 0
+    assert all(c.count("Frame ") == 3 for c in preds["context"])  # 4 keyframes, 3 gaps
+    info = RunFolder(tmp_path / "a").read_manifest()["cell_info"]
+    calls = sorted(f["1"]["describer_calls"] for f in info.values())
+    assert calls[-1] == 7 * 3  # the first cell describes every gap; the other reuses them
+    assert all(
+        f["1"]["describer"] == (f"hf:{tiny[describer]}" if describer else "self")
+        for f in info.values()
+    )
+    before = _calls()
+    _run(cfg, tmp_path / "b")
+    assert _calls() == before
+    assert _preds(tmp_path / "b").equals(_preds(tmp_path / "a"))
+
+
+@pytest.mark.parametrize("model", ["qwen", "smol"])
+def test_text_only_loglik_does_not_depend_on_the_batch(tiny, tmp_path, model):
+    """msce-text turns hold no image: left-padded batches score as single prompts do."""
+    m = hf.HFModel(str(tiny[model]), {"scoring": "loglik", "cache": False})
+    m.fit(_ctx(tmp_path))
+    m._load()
+    short = hf.Request([{"type": "text", "text": "Frame 1 → 2: happy. What is it?"}])
+    long = hf.Request([{"type": "text", "text": "Frame 1 → 2: sad face. " * 6 + "What?"}])
+    alone = [m._loglik([r])[0]["scores"] for r in (short, long)]
+    both = [e["scores"] for e in m._loglik([short, long])]
+    np.testing.assert_allclose(both, alone, atol=1e-4, rtol=0)

@@ -575,8 +575,16 @@ class HFModel(ClipModel):
         inner = getattr(self._model, "model", None)
         mrope = inner is not None and hasattr(inner, "rope_deltas")
         kw = dict(enc)
-        if not mrope:  # left padding: positions count real tokens only (as generate does)
-            kw["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        # left padding: positions count real tokens only (as generate does)
+        text_pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        deltas = None
+        if not mrope:
+            kw["position_ids"] = text_pos
+        else:  # 3-D rope (Qwen-VL): the model derives positions from the vision grids
+            inner.rope_deltas = None
+            if "image_grid_thw" not in enc and "video_grid_thw" not in enc:  # text only
+                kw["position_ids"] = text_pos[None].expand(3, -1, -1)
+                deltas = mask.long().sum(-1, keepdim=True) - mask.shape[1]
         cache_kw = self._cache_kw()
         with torch.inference_mode():
             out = self._model(**kw, use_cache=True, logits_to_keep=1)
@@ -609,8 +617,10 @@ class HFModel(ClipModel):
                 p = enc["input_ids"].shape[1]
                 if mrope:
                     text = torch.arange(p, p + n_cont, device=dev_)[None, :]
-                    deltas = inner.rope_deltas.to(dev_).repeat_interleave(n_c, 0)
-                    pos = (text + deltas)[None].expand(3, -1, -1)
+                    if deltas is None:
+                        deltas = inner.rope_deltas
+                    rep = deltas.to(dev_).repeat_interleave(n_c, 0)
+                    pos = (text + rep)[None].expand(3, -1, -1)
                 else:
                     start = mask.long().sum(-1).repeat_interleave(n_c, 0)[:, None]
                     pos = start + torch.arange(n_cont, device=dev_)[None, :]
