@@ -13,8 +13,9 @@ confidence is ``invalid`` (counted as wrong), never guessed into a class. Rules,
    short phrases such as "no emotion" → neutral, and a few Spanish, French, German and
    Chinese words), longest phrase first, whole words only (``unhappy`` is not ``happy``).
    ``positive``, ``negative``, ``other(s)`` and ``repression`` count only when they are
-   offered labels (they are ordinary words otherwise). When ``positive``/``negative`` are
-   offered, a fine emotion maps through :data:`~emobench.labels.MEGC2019_MAP`.
+   offered labels (they are ordinary words otherwise; ``other(s)`` also yields to any
+   other label named). When ``positive``/``negative`` are offered, a fine emotion maps
+   through :data:`~emobench.labels.MEGC2019_MAP`.
 5. Negation: the answer is split into clauses (``. , ; : ! ?``, new lines, "but",
    "however", "rather", "instead", "pero", "mais", "aber", "但", "而是" …). A mention with
    a negator earlier in its clause ("not", "no", "never", "neither", "nor", "without",
@@ -218,6 +219,8 @@ def parse_answer(text: str | None, labels: Sequence[str]) -> str:
         if label not in offered and composite and label in MEGC2019_MAP:
             label = MEGC2019_MAP[label]
         named.add(label)
+    if len(named) > 1:  # "the other person looks happy": "other" is a plain word there
+        named.discard("others")
     if len(named) != 1:
         return INVALID
     (label,) = named

@@ -138,6 +138,20 @@ def test_parse_answer_megc(text, want):
     assert parse_answer(text, MEGC) == want
 
 
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("Others.", "others"),
+        ("repression", "repression"),
+        ("The other person looks happy.", "happiness"),
+        ("suppressed disgust", "invalid"),
+    ],
+)
+def test_parse_answer_casme2(text, want):
+    casme2 = ["happiness", "disgust", "repression", "surprise", "fear", "sadness", "others"]
+    assert parse_answer(text, casme2) == want
+
+
 def test_answer_is_always_an_offered_label_or_invalid():
     labels = ["happiness", "sadness"]
     for text, _ in CASES:
