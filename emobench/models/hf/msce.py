@@ -15,7 +15,8 @@ between consecutive keyframes, the G in-between frames the engine decoded
   empty answer becomes ``(no description)``).
 - Stage 2 (the question): ``msce`` — one interleaved user content: keyframe 1,
   ``"Between these frames: <description 1>"``, keyframe 2, …, keyframe K; ``msce-text``
-  — the descriptions only, no images: one text item of lines ``"Frame i → i+1: <d>"``.
+  — the descriptions only, no images: one text item of lines ``"Frame i → i+1: <d>"``
+  (ending in a newline, so the question that follows starts a line).
   The adapter appends its question to these items.
 
 :func:`msce_content` returns the stage-2 items, the context text stored with the
@@ -35,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,14 +79,16 @@ def clean_description(text: str | None) -> str:
     ``<think>…</think>`` blocks are removed; text before a lone ``</think>`` (the opening
     tag was part of the prompt) and after a lone ``<think>`` (reasoning cut off by the
     token limit) is reasoning too. Runs of whitespace, newlines included, become one space
-    (a description is one line of the context). Empty → :data:`NO_DESCRIPTION`.
+    (a description is one line of the context); other control characters are dropped.
+    Empty → :data:`NO_DESCRIPTION`.
     """
     text = _THINK_BLOCK.sub(" ", text or "")
     low = text.lower()
     if "</think>" in low:
         text = text[low.rindex("</think>") + len("</think>") :]
     text = _THINK_OPEN.sub(" ", text)
-    text = _SPACE.sub(" ", text).strip()
+    text = _SPACE.sub(" ", text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc").strip()
     return text or NO_DESCRIPTION
 
 
@@ -173,7 +177,8 @@ def msce_content(
     done = [d or NO_DESCRIPTION for d in descriptions]
     context = context_text(done)
     if text_only:
-        items: Content = [{"type": "text", "text": context}] if context else []
+        # a newline ends the lines: chat templates join a turn's text items as they are
+        items: Content = [{"type": "text", "text": context + "\n"}] if context else []
     else:
         items = []
         for i in range(k):
