@@ -313,7 +313,8 @@ class HFModel(ClipModel):
             s["options"] = options
         s["orders"].add(tuple(options))
         s["frames"].append(len(clip.frames))
-        s["fps"].append(fps)
+        if any(c["type"] == "video" for c in items):  # fps only reaches the model with videos
+            s["fps"].append(fps)
         return Request([*items, {"type": "text", "text": text}], fps), context
 
     def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
