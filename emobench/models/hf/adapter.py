@@ -639,5 +639,6 @@ class HFModel(ClipModel):
                 total = total + got
         if self.opts.length_norm:
             total = total / lengths[None, :]
-        rows = total.tolist()
+        # an answer the model cannot produce (log-prob -inf, e.g. in bf16) stays finite in JSON
+        rows = np.nan_to_num(total.numpy(), nan=-1e30, neginf=-1e30).tolist()
         return [{**s, "scores": [float(x) for x in r]} for s, r in zip(stats, rows, strict=True)]
