@@ -302,13 +302,21 @@ def test_msce_dense_is_a_plain_clip(tiny, tmp_path):
     assert a.text == b.text and b.context is None
 
 
-@pytest.mark.parametrize("describer", [None, "smol"])
-def test_msce_describes_the_gaps_then_asks(tiny, synth_root, tmp_path, describer):
+@pytest.mark.parametrize(
+    ("describer", "main_input", "describer_input"),
+    [(None, "images", None), ("smol", "images", None), ("smol", "video", "images")],
+)
+def test_msce_describes_the_gaps_then_asks(
+    tiny, synth_root, tmp_path, describer, main_input, describer_input
+):
     """msce / msce-text through the engine: the describer (the model itself, or another
-    hf: model) is called for the gaps, the context is stored, a rerun calls nothing."""
-    options = {"input": "images", "scoring": "loglik", "msce_max_new_tokens": 4}
+    hf: model — an image-only one under a video model with msce_describer_input) is called
+    for the gaps, the context is stored, a rerun calls nothing."""
+    options = {"input": main_input, "scoring": "loglik", "msce_max_new_tokens": 4}
     if describer:
         options["msce_describer"] = f"hf:{tiny[describer]}"
+    if describer_input:
+        options["msce_describer_input"] = describer_input
     cfg = _cfg(
         synth_root, tiny["qwen"], tmp_path / "cache", options, enrichment=["msce", "msce-text"]
     )

@@ -26,61 +26,26 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
 from emobench.models.hf.loading import load_model, model_hash, resolve_model
+from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable from here)
+    CACHE_VERSION,
+    DEFAULT_INSTRUCTION,
+    DEFAULT_QUESTION,
+    MODEL_CALLS,
+    HFOptions,
+    Request,
+    _array_digest,
+    clip_permutation,
+    effective_fps,
+)
 from emobench.models.registry import parse_options, register_model
-from emobench.settings import Bool, Float, PositiveInt, Seed, StrictModel
-
-DEFAULT_QUESTION = "What is the emotional state of the person in this video?"
-DEFAULT_INSTRUCTION = "Answer with one word from the options."
-#: bump when the meaning of a cached entry changes
-CACHE_VERSION = 1
-
-#: Model calls made in this process (generate / forward batches), for tests and benchmarks.
-MODEL_CALLS = {"generate": 0, "forward": 0}
-
-
-class HFOptions(StrictModel):
-    """``[models.options]`` of ``hf:<model>`` (see the module docstring)."""
-
-    input: Literal["video", "images"] = "video"
-    scoring: Literal["generate", "loglik"] = "generate"
-    question: str = DEFAULT_QUESTION
-    instruction: str = DEFAULT_INSTRUCTION
-    option_order: Literal["fixed", "permuted"] = "fixed"
-    #: prepended to each label to form the scored answer string (loglik)
-    answer_prefix: str = ""
-    max_new_tokens: PositiveInt = 8
-    length_norm: Bool = False
-    batch_size: PositiveInt = 4
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device_map: str | None = None
-    attn_implementation: str | None = None
-    revision: str | None = None
-    trust_remote_code: Bool = False
-    min_pixels: PositiveInt | None = None
-    max_pixels: PositiveInt | None = None
-    size: dict[str, int] | None = None
-    #: frame rate told to the processor for videos (None: the presented frames' own rate)
-    fps: Annotated[Float, Field(gt=0)] | None = None
-    #: decode side in pixels (None: the video's own size)
-    frame_size: Annotated[int, Field(ge=8, le=4096)] | None = None
-    cache: Bool = True
-    #: answer cache folder (default: ``<run cache>/hf-generations``)
-    cache_dir: str | None = None
-    seed: Seed = 0
-    msce_describer: str | None = None
-    msce_describe_prompt: str | None = None
-    msce_max_new_tokens: PositiveInt = 48
-    gap_frames: PositiveInt = 4
 
 
 @register_model(
@@ -97,37 +62,6 @@ def _create(argument: str, options: dict[str, Any]) -> HFModel:
 
 #: Loaded (model, processor) pairs, so the groups of a sweep load a model once.
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-
-
-def clip_permutation(clip_id: str, n: int, seed: int = 0) -> np.ndarray:
-    """The seeded option permutation of a clip (the same on every run and machine)."""
-    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(n)
-
-
-def effective_fps(clip: ClipInput) -> float:
-    """The rate of the presented frames: source fps × frames / source frames spanned."""
-    idx = np.asarray(clip.indices)
-    if len(idx) < 2:
-        return float(clip.fps)
-    span = int(idx.max() - idx.min()) + 1
-    return float(clip.fps) * len(idx) / max(span, 1)
-
-
-@dataclass
-class Request:
-    """One user turn for the model: content items in order, and the fps of its videos."""
-
-    content: list[dict[str, Any]]
-    fps: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def _array_digest(a: np.ndarray) -> str:
-    a = np.ascontiguousarray(a)
-    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
 
 
 class HFModel(ClipModel):
@@ -151,6 +85,8 @@ class HFModel(ClipModel):
                     f"got {self.opts.msce_describer!r}"
                 )
             keep = {k: v for k, v in options.items() if not k.startswith("msce_")}
+            if self.opts.msce_describer_input is not None:
+                keep["input"] = self.opts.msce_describer_input
             self.describer = HFModel(arg, keep)
         self._device: Any = "cpu"
         self._model: Any = None
@@ -333,7 +269,7 @@ class HFModel(ClipModel):
         kw: dict[str, Any] = {"text_only": clip.enrichment == "msce-text"}
         if self.opts.msce_describe_prompt is not None:
             kw["describe_prompt"] = self.opts.msce_describe_prompt
-        kw["as_video"] = self.opts.input == "video"
+        kw["as_video"] = (self.opts.msce_describer_input or describer.opts.input) == "video"
         items, context, calls = msce_content(clip, chat, **kw)
         return list(items), context, calls
 
@@ -563,82 +499,6 @@ class HFModel(ClipModel):
         return "cache" if "cache" in params else "past_key_values"
 
     def _loglik(self, reqs: list[Request]) -> list[dict[str, Any]]:
-        """Sum (or mean) log-probability of every label's answer after each prompt: one
-        prefill of the prompts, then one forward of all label continuations over the
-        prefill's KV cache repeated per label."""
-        import torch
+        from emobench.models.hf.loglik import label_loglik
 
-        enc, stats = self.encode(reqs)
-        answers = self.answer_ids()
-        n_b, n_c = enc["input_ids"].shape[0], len(answers)
-        lengths = torch.tensor([len(a) for a in answers], dtype=torch.float64)
-        mask = enc["attention_mask"]
-        inner = getattr(self._model, "model", None)
-        mrope = inner is not None and hasattr(inner, "rope_deltas")
-        kw = dict(enc)
-        # left padding: positions count real tokens only (as generate does)
-        text_pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        deltas = None
-        if not mrope:
-            kw["position_ids"] = text_pos
-        else:  # 3-D rope (Qwen-VL): the model derives positions from the vision grids
-            inner.rope_deltas = None
-            if "image_grid_thw" not in enc and "video_grid_thw" not in enc:  # text only
-                kw["position_ids"] = text_pos[None].expand(3, -1, -1)
-                deltas = mask.long().sum(-1, keepdim=True) - mask.shape[1]
-        cache_kw = self._cache_kw()
-        with torch.inference_mode():
-            out = self._model(**kw, use_cache=True, logits_to_keep=1)
-            MODEL_CALLS["forward"] += 1
-            self._stats["model_calls"] += 1
-            first = out.logits[:, -1].float().log_softmax(-1).cpu()
-            dev = first.new_tensor([a[0] for a in answers], dtype=torch.long)
-            total = first[:, dev].double()  # (B, C)
-            longest = max(len(a) for a in answers)
-            if longest > 1:
-                pad = 0
-                ids = torch.full((n_c, longest - 1), pad, dtype=torch.long)
-                tgt = torch.full((n_c, longest - 1), pad, dtype=torch.long)
-                valid = torch.zeros((n_c, longest - 1), dtype=torch.bool)
-                for c, a in enumerate(answers):
-                    ids[c, : len(a) - 1] = torch.tensor(a[:-1])
-                    tgt[c, : len(a) - 1] = torch.tensor(a[1:])
-                    valid[c, : len(a) - 1] = True
-                cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-                cache.batch_repeat_interleave(n_c)
-                dev_ = enc["input_ids"].device
-                n_cont = longest - 1
-                full_mask = torch.cat(
-                    [
-                        mask.repeat_interleave(n_c, 0),
-                        torch.ones((n_b * n_c, n_cont), dtype=mask.dtype, device=dev_),
-                    ],
-                    dim=1,
-                )
-                p = enc["input_ids"].shape[1]
-                if mrope:
-                    text = torch.arange(p, p + n_cont, device=dev_)[None, :]
-                    if deltas is None:
-                        deltas = inner.rope_deltas
-                    rep = deltas.to(dev_).repeat_interleave(n_c, 0)
-                    pos = (text + rep)[None].expand(3, -1, -1)
-                else:
-                    start = mask.long().sum(-1).repeat_interleave(n_c, 0)[:, None]
-                    pos = start + torch.arange(n_cont, device=dev_)[None, :]
-                out2 = self._model(
-                    input_ids=ids.to(dev_).repeat(n_b, 1),
-                    attention_mask=full_mask,
-                    position_ids=pos,
-                    use_cache=True,
-                    **{cache_kw: cache},
-                )
-                MODEL_CALLS["forward"] += 1
-                lp = out2.logits.float().log_softmax(-1).cpu()
-                got = lp.gather(-1, tgt.repeat(n_b, 1)[..., None])[..., 0]
-                got = (got * valid.repeat(n_b, 1)).double().sum(-1).view(n_b, n_c)
-                total = total + got
-        if self.opts.length_norm:
-            total = total / lengths[None, :]
-        # an answer the model cannot produce (log-prob -inf, e.g. in bf16) stays finite in JSON
-        rows = np.nan_to_num(total.numpy(), nan=-1e30, neginf=-1e30).tolist()
-        return [{**s, "scores": [float(x) for x in r]} for s, r in zip(stats, rows, strict=True)]
+        return label_loglik(self, reqs)

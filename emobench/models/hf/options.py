@@ -1,0 +1,90 @@
+"""Options and request helpers of the ``hf:`` family (see :mod:`emobench.models.hf.adapter`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from emobench.models.base import ClipInput
+from emobench.settings import Bool, Float, PositiveInt, Seed, StrictModel
+
+DEFAULT_QUESTION = "What is the emotional state of the person in this video?"
+DEFAULT_INSTRUCTION = "Answer with one word from the options."
+#: bump when the meaning of a cached entry changes
+CACHE_VERSION = 1
+
+#: Model calls made in this process (generate / forward batches), for tests and benchmarks.
+MODEL_CALLS = {"generate": 0, "forward": 0}
+
+
+class HFOptions(StrictModel):
+    """``[models.options]`` of ``hf:<model>`` (see the module docstring)."""
+
+    input: Literal["video", "images"] = "video"
+    scoring: Literal["generate", "loglik"] = "generate"
+    question: str = DEFAULT_QUESTION
+    instruction: str = DEFAULT_INSTRUCTION
+    option_order: Literal["fixed", "permuted"] = "fixed"
+    #: prepended to each label to form the scored answer string (loglik)
+    answer_prefix: str = ""
+    max_new_tokens: PositiveInt = 8
+    length_norm: Bool = False
+    batch_size: PositiveInt = 4
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device_map: str | None = None
+    attn_implementation: str | None = None
+    revision: str | None = None
+    trust_remote_code: Bool = False
+    min_pixels: PositiveInt | None = None
+    max_pixels: PositiveInt | None = None
+    size: dict[str, int] | None = None
+    #: frame rate told to the processor for videos (None: the presented frames' own rate)
+    fps: Annotated[Float, Field(gt=0)] | None = None
+    #: decode side in pixels (None: the video's own size)
+    frame_size: Annotated[int, Field(ge=8, le=4096)] | None = None
+    cache: Bool = True
+    #: answer cache folder (default: ``<run cache>/hf-generations``)
+    cache_dir: str | None = None
+    seed: Seed = 0
+    msce_describer: str | None = None
+    #: how stage 1 shows a gap's frames to the describer: one video or images (default: the
+    #: describer's own ``input``; image-only describers such as SmolVLM need "images")
+    msce_describer_input: Literal["video", "images"] | None = None
+    msce_describe_prompt: str | None = None
+    msce_max_new_tokens: PositiveInt = 48
+    gap_frames: PositiveInt = 4
+
+
+def clip_permutation(clip_id: str, n: int, seed: int = 0) -> np.ndarray:
+    """The seeded option permutation of a clip (the same on every run and machine)."""
+    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(n)
+
+
+def effective_fps(clip: ClipInput) -> float:
+    """The rate of the presented frames: source fps × frames / source frames spanned."""
+    idx = np.asarray(clip.indices)
+    if len(idx) < 2:
+        return float(clip.fps)
+    span = int(idx.max() - idx.min()) + 1
+    return float(clip.fps) * len(idx) / max(span, 1)
+
+
+@dataclass
+class Request:
+    """One user turn for the model: content items in order, and the fps of its videos."""
+
+    content: list[dict[str, Any]]
+    fps: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _array_digest(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
