@@ -348,3 +348,50 @@ def test_text_only_loglik_does_not_depend_on_the_batch(tiny, tmp_path, model):
     alone = [m._loglik([r])[0]["scores"] for r in (short, long)]
     both = [e["scores"] for e in m._loglik([short, long])]
     np.testing.assert_allclose(both, alone, atol=1e-4, rtol=0)
+
+
+def test_emobench_run_and_report_from_the_command_line(tiny, synth_root, tmp_path):
+    """`emobench run` with a TOML config: generate over all four enrichment values, then
+    loglik with a prior correction; `emobench report` shows the generative sections."""
+    from typer.testing import CliRunner
+
+    from emobench.cli import app
+
+    def toml(scoring, extra):
+        return (
+            f'name = "hf-cli"\ndevice = "cpu"\n[[datasets]]\nname = "synth"\n'
+            f'root = "{synth_root}"\n[[models]]\nadapter = "hf:{tiny["qwen"]}"\nname = "vlm"\n'
+            f'options = {{ input = "images", scoring = "{scoring}", gap_frames = 1, '
+            f'msce_max_new_tokens = 3 }}\n[sweep]\nsampler = ["uniform:3"]\n{extra}'
+            f'[cache]\ndir = "{tmp_path / "cache"}"\n[video]\nbackend = "pyav"\n'
+            "[metrics]\nn_resamples = 0\n"
+        )
+
+    runner = CliRunner()
+    gen = tmp_path / "gen.toml"
+    gen.write_text(toml("generate", 'enrichment = ["none", "msce", "msce-text", "msce-dense"]\n'))
+    res = runner.invoke(app, ["run", str(gen), "--out", str(tmp_path / "g"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    preds = RunFolder(tmp_path / "g").read_predictions()
+    assert preds.height == 4 * 7 and set(preds["enrichment"]) == {
+        "none",
+        "msce",
+        "msce-text",
+        "msce-dense",
+    }
+    assert preds["raw_text"].null_count() == 0
+    res = runner.invoke(app, ["report", str(tmp_path / "g"), "--format", "md"])
+    assert res.exit_code == 0, res.output
+    summary = (tmp_path / "g" / "report" / "summary.md").read_text()
+    assert "nvalid" in summary and "MSCE" in summary
+    # generate gives no scores: a prior correction is refused at load, in one line
+    bad = tmp_path / "bad.toml"
+    bad.write_text(toml("generate", 'prior_correction = ["logit-adjust"]\n'))
+    res = runner.invoke(app, ["run", str(bad), "--dry-run"])
+    assert res.exit_code == 1 and "needs scores" in res.output
+    ll = tmp_path / "ll.toml"
+    ll.write_text(toml("loglik", 'prior_correction = ["none", "logit-adjust"]\n'))
+    res = runner.invoke(app, ["run", str(ll), "--out", str(tmp_path / "l"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    preds = RunFolder(tmp_path / "l").read_predictions()
+    assert preds.height == 2 * 7 and preds["score:anger"].null_count() == 0
