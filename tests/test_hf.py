@@ -395,3 +395,30 @@ def test_emobench_run_and_report_from_the_command_line(tiny, synth_root, tmp_pat
     assert res.exit_code == 0, res.output
     preds = RunFolder(tmp_path / "l").read_predictions()
     assert preds.height == 2 * 7 and preds["score:anger"].null_count() == 0
+
+
+def test_out_of_memory_halves_the_batch_then_gives_one_line(tiny, tmp_path, monkeypatch):
+    m = hf.HFModel(str(tiny["qwen"]), {"input": "images", "batch_size": 8, "cache": False})
+    m.fit(_ctx(tmp_path))
+    real = hf.HFModel._generate
+    sizes = []
+
+    def generate(self, reqs, max_new_tokens):
+        sizes.append(len(reqs))
+        if len(reqs) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, reqs, max_new_tokens)
+
+    monkeypatch.setattr(hf.HFModel, "_generate", generate)
+    clips = _clips(5)
+    out = m.predict(clips)
+    assert len(out) == 5 and all(o.text is not None for o in out)
+    assert sizes == [5, 4, 2, 2, 1]  # batch 8 (5 clips) → 4 → 2, which fits
+    assert m._inner_batch == 2
+
+    def always(self, reqs, max_new_tokens):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(hf.HFModel, "_generate", always)
+    with pytest.raises(EmobenchError, match="out of GPU memory on a single clip"):
+        m.predict(_clips(1))
