@@ -21,10 +21,14 @@ METRIC_KEY = ["cell_id", "fold", "scope", "target", "metric"]
 
 
 def compare_predictions(a: pl.DataFrame, b: pl.DataFrame) -> list[str]:
-    """Columns whose values differ (after sorting both by cell, fold and clip)."""
-    if a.columns != b.columns or a.height != b.height:
-        return [f"shape/columns differ: {a.shape} vs {b.shape}"]
-    cols = [c for c in a.columns if c != "latency_s"]
+    """Columns whose values differ (after sorting both by cell, fold and clip), over the
+    columns both tables have (columns only one has are printed, not counted)."""
+    if a.height != b.height:
+        return [f"row count {a.height} vs {b.height}"]
+    only = sorted(set(a.columns) ^ set(b.columns))
+    if only:
+        print(f"columns in one table only (not compared): {', '.join(only)}")
+    cols = [c for c in a.columns if c in b.columns and c != "latency_s"]
     a, b = a.select(cols).sort(KEY), b.select(cols).sort(KEY)
     return [c for c in cols if not a[c].equals(b[c])]
 
