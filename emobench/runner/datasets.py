@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from emobench.config import ConfigError, DatasetConfig
 
 
-def prepare_dataset(
-    ds: DatasetConfig, limit: int | None, generate: bool = True
-) -> tuple[pl.DataFrame, str | None]:
-    """Prepare (e.g. generate, when asked and absent), load and subset a dataset's clip index.
+@dataclass
+class PreparedDataset:
+    """A dataset ready for a run: its clip index, and what loading found."""
 
-    Returns the index and a one-line warning from the dataset's ``prepare`` hook (e.g. an
-    existing generated folder made with other settings), or None.
-    """
-    from emobench.data.registry import get_dataset, load_index
+    index: pl.DataFrame
+    #: a one-line warning from the dataset's ``prepare`` hook (e.g. an existing generated
+    #: folder made with other settings), or None
+    warning: str | None = None
+    #: problems the loader reported: ``{"clip_id", "kind", "detail"}`` (clips with missing
+    #: media are excluded from the index and listed here)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _load(name: str, root: Path, options: dict[str, Any]) -> tuple[pl.DataFrame, list[dict]]:
+    from emobench.data import registry
+
+    load_dataset = getattr(registry, "load_dataset", None)
+    if load_dataset is not None:
+        index, problems = load_dataset(name, root, **options)
+        return index, list(problems)
+    return registry.load_index(name, root, **options), []
+
+
+def prepare_dataset(ds: DatasetConfig, limit: int | None, generate: bool = True) -> PreparedDataset:
+    """Prepare (e.g. generate, when asked and absent), load and subset a dataset's clip index."""
+    from emobench.data.registry import get_dataset
 
     warning = None
     if ds.generate is not None:
@@ -26,7 +45,7 @@ def prepare_dataset(
             raise ConfigError(f"datasets.{ds.name}.generate: dataset {ds.name} cannot be generated")
         if generate:
             warning = prepare(Path(ds.root), ds.generate)
-    index = load_index(ds.name, Path(ds.root), **ds.options)
+    index, problems = _load(ds.name, Path(ds.root), dict(ds.options))
     folds = sorted(index["fold"].unique().to_list())
     if ds.folds != "all":
         bad = [f for f in ds.folds if f not in folds]
@@ -39,4 +58,4 @@ def prepare_dataset(
             .group_by(["fold", "split"], maintain_order=True)
             .head(limit)
         )
-    return index, warning
+    return PreparedDataset(index, warning, problems)

@@ -95,6 +95,8 @@ class Engine:
         self.timings: dict[str, float] = {"fit": 0.0, "features": 0.0, "score": 0.0}
         self._indices: dict[str, pl.DataFrame] = {}
         self._labels: dict[str, list[str]] = {}
+        #: what each dataset's loader reported (missing media, frame counts, notes, ...)
+        self._problems: dict[str, list[dict[str, Any]]] = {}
         #: one-line warnings found while loading (e.g. a synth folder from other settings)
         self.warnings: list[str] = []
         self._audit: Audit | None = None
@@ -201,11 +203,13 @@ class Engine:
 
     def load_datasets(self, generate: bool = True) -> None:
         for ds in self.cfg.datasets:
-            index, warning = prepare_dataset(ds, self.cfg.limit, generate)
-            if warning:
-                self.warnings.append(warning)
+            prepared = prepare_dataset(ds, self.cfg.limit, generate)
+            if prepared.warning:
+                self.warnings.append(prepared.warning)
+            index = prepared.index
             self._indices[ds.name] = index
             self._labels[ds.name] = dataset_entry(index)["labels"]
+            self._problems[ds.name] = prepared.problems
 
     def folds(self, dataset: str) -> list[int]:
         return sorted(self._indices[dataset]["fold"].unique().to_list())
@@ -448,7 +452,8 @@ class Engine:
         ]
         preds = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
         datasets = {
-            name: dataset_entry(ix, self._labels[name]) for name, ix in self._indices.items()
+            name: {**dataset_entry(ix, self._labels[name]), **_problem_entry(self._problems[name])}
+            for name, ix in self._indices.items()
         }
         manifest = build_manifest(
             run_name=self.cfg.name,
@@ -467,6 +472,16 @@ class Engine:
         self.run.write_predictions(preds)
         self.run.write_metrics(compute_metrics(preds, manifest, self.cfg.metrics))
         self.run.write_manifest(manifest)
+
+
+def _problem_entry(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's record of a loader's problems: the list and a count per kind."""
+    if not problems:
+        return {}
+    kinds: dict[str, int] = {}
+    for p in problems:
+        kinds[str(p.get("kind"))] = kinds.get(str(p.get("kind")), 0) + 1
+    return {"problems": problems, "problem_counts": kinds}
 
 
 def _decode_stats() -> dict[str, Any]:
