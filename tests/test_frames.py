@@ -4,6 +4,7 @@ with every video backend installed here, plus the ``auto`` backend's checks and 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -675,3 +676,81 @@ def test_synth_read_back_check(tmp_path: Path) -> None:
     clip.write_bytes(np.random.default_rng(0).integers(0, 256, 999, np.uint8).tobytes())
     with pytest.raises(EmobenchError, match="pyav: corrupt or undecodable"):
         check_read_back(cfg, plan, clip)
+
+
+# --- frame folders: draft-mode JPEG decoding and the thread pool --------------------------
+
+
+def _jpeg_folder(folder: Path, n: int = 8, side: int = 64) -> tuple[Path, list[np.ndarray]]:
+    """JPEG frames with known content: a smooth gradient + a square that moves per frame."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:side, 0:side]
+    truth = []
+    for i in range(n):
+        img = np.stack([xx * 3, yy * 3, (xx + yy) * 2], axis=-1).astype(np.float64)
+        img[8 + i : 24 + i, 10:30] = [220, 40, 90]
+        arr = np.clip(img, 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(folder / f"{i + 1}.jpg", quality=95)
+        truth.append(arr)
+    return folder, truth
+
+
+@pytest.mark.parametrize("threads", [None, 1, 3])
+def test_folder_jpeg_known_content_full_size(tmp_path: Path, threads: int | None) -> None:
+    folder, truth = _jpeg_folder(tmp_path / "clip")
+    idx = [7, 0, 3, 3, 5, 1]  # >= PARALLEL_MIN_FRAMES unique frames: the pool path
+    got = FolderFrameSource(threads=threads).read(str(folder), idx)
+    assert got.shape == (6, 64, 64, 3) and got.dtype == np.uint8
+    diff = np.abs(got.astype(int) - np.stack([truth[i] for i in idx]).astype(int))
+    assert diff.mean() < 2.0 and np.percentile(diff, 99) < 40  # JPEG (chroma at the edges)
+    for k, i in enumerate(idx):  # the square sits where frame i put it: order kept
+        assert np.abs(got[k, 12 + i, 20].astype(int) - [220, 40, 90]).max() <= 10
+
+
+@pytest.mark.parametrize("size", [64, 32, 16, 24, 50, 100])
+def test_folder_jpeg_resize_matches_pil_full_decode(tmp_path: Path, size: int) -> None:
+    from PIL import Image
+
+    folder, _ = _jpeg_folder(tmp_path / "clip", n=5)
+    got = FolderFrameSource(size=size).read(str(folder), [4, 0, 2, 1, 3])
+    for k, i in enumerate([4, 0, 2, 1, 3]):
+        with Image.open(folder / f"{i + 1}.jpg") as im:
+            ref = np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+        diff = np.abs(got[k].astype(int) - ref.astype(int))
+        assert diff.mean() < 2.5, (size, diff.mean())
+        assert np.percentile(diff, 99) < 32, (size, np.percentile(diff, 99))
+
+
+def test_folder_draft_decodes_at_reduced_scale(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image, JpegImagePlugin
+
+    folder, _ = _jpeg_folder(tmp_path / "clip", n=2, side=128)
+    seen: list[tuple[int, int]] = []
+    real = JpegImagePlugin.JpegImageFile.load
+
+    def load(self):  # the size PIL decodes at, after draft
+        seen.append(self.size)
+        return real(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", load)
+    FolderFrameSource(size=32, threads=1).read(str(folder), [0])
+    assert seen[0] == (32, 32)  # 1/4 DCT scale, no full-size decode
+    seen.clear()
+    FolderFrameSource(threads=1).read(str(folder), [0])
+    assert seen[0] == (128, 128)
+    assert Image.open(folder / "1.jpg").size == (128, 128)
+
+
+def test_folder_pool_errors_and_fork_safety(tmp_path: Path) -> None:
+    folder, _ = _jpeg_folder(tmp_path / "clip", n=6)
+    (folder / "4.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(FrameReadError, match="cannot decode image '4.jpg'") as info:
+        FolderFrameSource(threads=2).read(str(folder), [0, 1, 2, 3, 4, 5], clip_id="c9")
+    assert info.value.clip_id == "c9"
+    with pytest.raises(FrameSourceError, match="threads"):
+        FolderFrameSource(threads=0)
+    pool = frames_mod._image_pool(2)
+    assert pool is frames_mod._image_pool(2) and frames_mod._image_pool(1) is None
+    assert (os.getpid(), 2) in frames_mod._POOLS

@@ -244,6 +244,31 @@ def _list_images(path: str, mtime_ns: int) -> tuple[tuple[int | None, str], ...]
     return tuple(items)
 
 
+#: Frame folders decode images on a thread pool when a read needs at least this many
+#: (fewer do not pay for the hand-off; see ``benchmarks/bench_frames.py``).
+PARALLEL_MIN_FRAMES = 4
+#: Threads of that pool when ``FolderFrameSource(threads=None)``: the CPUs, at most 4.
+MAX_IMAGE_THREADS = 4
+_POOLS: dict[tuple[int, int], Any] = {}
+
+
+def _image_pool(threads: int | None) -> Any:
+    """The shared image-decoding thread pool of this process (None: one thread).
+
+    Keyed by process id too: a pool inherited through ``fork`` has no threads behind it.
+    """
+    n = min(MAX_IMAGE_THREADS, os.cpu_count() or 1) if threads is None else threads
+    if n <= 1:
+        return None
+    key = (os.getpid(), n)
+    pool = _POOLS.get(key)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOLS[key] = ThreadPoolExecutor(n, thread_name_prefix="emobench-images")
+    return pool
+
+
 @register_frame_source("frames")
 class FolderFrameSource:
     """Folders of JPEG/PNG frames ordered by the frame number in each file name.
@@ -253,11 +278,23 @@ class FolderFrameSource:
     whose annotations use them. Images are converted to RGB, so greyscale frames come out
     with 3 channels. ``backend`` (a video option) is accepted and ignored: images are read
     by PIL whatever the video backend.
+
+    Only the requested frames are decoded. With ``size``, a JPEG is decoded at the smallest
+    DCT scale (1/2, 1/4, 1/8) that is still at least ``size`` (PIL's ``draft``) and then
+    resized exactly (bilinear), which is both faster and within a few grey levels of
+    resizing the full decode. A read of :data:`PARALLEL_MIN_FRAMES` frames or more decodes
+    them on a small shared thread pool (``threads``: its size; None: the CPUs, at most
+    :data:`MAX_IMAGE_THREADS`; 1: no pool).
     """
 
-    def __init__(self, size: int | None = None, backend: str = "auto") -> None:
+    def __init__(
+        self, size: int | None = None, backend: str = "auto", threads: int | None = None
+    ) -> None:
         self.size = check_size(size)
         _check_backend(backend)
+        if threads is not None and threads < 1:
+            raise FrameSourceError(f"threads must be >= 1 (or None: automatic), got {threads}")
+        self.threads = threads
 
     def _files(self, path: str, clip_id: str | None) -> tuple[tuple[int | None, str], ...]:
         path = os.fspath(path)
@@ -288,10 +325,14 @@ class FolderFrameSource:
         fp = os.path.join(path, name)
         try:
             with Image.open(fp) as im:
-                rgb = im.convert("RGB")
-            if self.size is not None:
-                rgb = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
+                if self.size is not None and im.format == "JPEG":
+                    # decode at the smallest DCT scale (1/2, 1/4, 1/8) still >= size
+                    im.draft("RGB", (self.size, self.size))
+                im.load()
+                rgb = im if im.mode == "RGB" else im.convert("RGB")  # no copy when RGB
+                if self.size is not None and rgb.size != (self.size, self.size):
+                    rgb = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR)
+                return np.asarray(rgb, dtype=np.uint8)
         except Exception as exc:
             raise FrameReadError(
                 clip_id, path, f"cannot decode image {name!r} ({describe(exc)})"
@@ -310,7 +351,12 @@ class FolderFrameSource:
         if reason:
             raise FrameReadError(clip_id, path, reason)
         uniq, inverse = np.unique(idx, return_inverse=True)
-        frames = [self._load(path, files[i][1], clip_id) for i in uniq.tolist()]
+        names = [files[i][1] for i in uniq.tolist()]
+        pool = _image_pool(self.threads) if len(names) >= PARALLEL_MIN_FRAMES else None
+        if pool is None:
+            frames = [self._load(path, name, clip_id) for name in names]
+        else:  # PIL releases the GIL while decoding
+            frames = list(pool.map(lambda name: self._load(path, name, clip_id), names))
         shapes = {f.shape for f in frames}
         if len(shapes) > 1:
             raise FrameReadError(
