@@ -50,6 +50,28 @@ EMOTION_WORDS: dict[str, tuple[str, ...]] = {
     "negative": ("negative", "upset"),
 }
 
+#: Chinese words naming each canonical emotion (the first is the plain name), for the
+#: report's Chinese word-frequency prior (``web_word_freq_zh``): the study relates per-class
+#: VLM F1 to how often the emotion word occurs in English and Chinese web text. Mostly the
+#: translations of :data:`EMOTION_WORDS` (a new language is one more such table).
+EMOTION_WORDS_ZH: dict[str, tuple[str, ...]] = {
+    "neutral": ("中性", "平静", "面无表情"),
+    "happiness": ("高兴", "开心", "快乐"),
+    "sadness": ("悲伤", "难过", "伤心"),
+    "anger": ("生气", "愤怒", "恼火"),
+    "surprise": ("惊讶", "吃惊", "震惊"),
+    "disgust": ("厌恶", "恶心", "反感"),
+    "fear": ("害怕", "恐惧", "惊恐"),
+    "contempt": ("轻蔑", "鄙视", "蔑视"),
+    "anxiety": ("焦虑", "紧张", "担心"),
+    "helplessness": ("无助", "无奈"),
+    "disappointment": ("失望",),
+    "repression": ("压抑", "克制"),
+    "others": ("冷漠", "含糊"),
+    "positive": ("积极", "正面"),
+    "negative": ("消极", "负面"),
+}
+
 #: The label used for "the model named no label". Never a class; always counted as wrong.
 INVALID = "invalid"
 

@@ -50,7 +50,12 @@ def prior_correlation(
 
     Uses the classes present in both mappings with finite values (``per_class_f1`` order).
     With fewer than 3 classes or a constant input the coefficients and p-values are None.
-    Returns spearman, spearman_p, pearson, pearson_p, n and points [(label, prior, f1)].
+    Returns spearman, spearman_p, pearson, pearson_p, n and points [(label, prior, f1)],
+    and 95% confidence intervals ``spearman_ci`` / ``pearson_ci`` ((low, high), None below
+    4 classes). The CIs use the Fisher z transform (z = atanh r ± 1.96·se, back with tanh):
+    se = 1/sqrt(n − 3) for Pearson and Bonett & Wright's (2000) se = sqrt((1 + ρ²/2)/(n − 3))
+    for Spearman. Not a bootstrap over classes: with 7–11 classes most resamples repeat a
+    class or are constant, and the bootstrap interval is too narrow.
     """
     points = []
     for lab, f in per_class_f1.items():
@@ -65,6 +70,8 @@ def prior_correlation(
         "spearman_p": None,
         "pearson": None,
         "pearson_p": None,
+        "spearman_ci": None,
+        "pearson_ci": None,
         "n": len(points),
         "points": points,
     }
@@ -88,4 +95,24 @@ def prior_correlation(
         pearson=clean(pe.statistic),
         pearson_p=clean(pe.pvalue),
     )
+    n = len(points)
+    for key, var in (("pearson", lambda r: 1.0), ("spearman", lambda r: 1.0 + r * r / 2.0)):
+        r = out[key]
+        if r is not None and n >= 4:
+            out[f"{key}_ci"] = fisher_z_ci(r, n, var(r))
     return out
+
+
+def fisher_z_ci(
+    r: float, n: int, var_factor: float = 1.0, z: float = 1.959963984540054
+) -> tuple[float, float]:
+    """95% (by default) CI of a correlation ``r`` over ``n`` points by the Fisher z
+    transform: tanh(atanh r ± z·sqrt(var_factor/(n − 3))); ``var_factor`` is 1 for Pearson,
+    1 + r²/2 for Spearman (Bonett & Wright 2000). Needs n ≥ 4; |r| = 1 gives (r, r)."""
+    if n < 4:
+        raise ValueError(f"a Fisher z interval needs at least 4 points, got {n}")
+    if abs(r) >= 1.0:
+        return (float(r), float(r))
+    half = z * math.sqrt(var_factor / (n - 3))
+    zr = math.atanh(r)
+    return (math.tanh(zr - half), math.tanh(zr + half))

@@ -118,3 +118,49 @@ def web_word_frequency(
         if total > 0:
             out[label] = float(total)
     return out
+
+
+def _word_frequency_sum(labels: Sequence[str], lang: str) -> dict[str, float]:
+    """Per label, the summed ``wordfreq`` frequency (in ``lang``) of its emotion words:
+    :data:`emobench.labels.EMOTION_WORDS` for ``en``, :data:`~emobench.labels.EMOTION_WORDS_ZH`
+    for ``zh`` (wordfreq segments Chinese with jieba; offline data shipped with wordfreq).
+    Labels with no words or a zero total are left out (the plot skips them)."""
+    from wordfreq import word_frequency
+
+    from emobench.labels import EMOTION_WORDS, EMOTION_WORDS_ZH
+
+    table = {"en": EMOTION_WORDS, "zh": EMOTION_WORDS_ZH}[lang]
+    out = {}
+    for label in labels:
+        total = sum(word_frequency(w, lang) for w in table.get(label, ()))
+        if total > 0:
+            out[label] = float(total)
+    return out
+
+
+@register_reference_prior(
+    "web_word_freq_zh", "Chinese frequency of the class's emotion words (wordfreq)"
+)
+def web_word_frequency_zh(
+    manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
+) -> dict[str, float]:
+    """Summed Chinese word frequency (``wordfreq``, ``zh``) of each label's Chinese emotion
+    words (:data:`emobench.labels.EMOTION_WORDS_ZH`, e.g. 高兴 / 开心 / 快乐 for happiness)."""
+    return _word_frequency_sum(labels, "zh")
+
+
+@register_reference_prior(
+    "web_word_freq_en_zh", "English + Chinese frequency of the class's emotion words (wordfreq)"
+)
+def web_word_frequency_en_zh(
+    manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
+) -> dict[str, float]:
+    """``web_word_freq`` + ``web_word_freq_zh`` per label: the study relates per-class VLM
+    F1 to emotion-word frequency in English and Chinese web text (the languages of most
+    VLM pre-training text). Each language's frequencies are shares of that language's
+    tokens, so the sum weighs the two languages equally. A label missing from one language
+    counts 0 there; a label with neither is left out."""
+    en = _word_frequency_sum(labels, "en")
+    zh = _word_frequency_sum(labels, "zh")
+    out = {lab: en.get(lab, 0.0) + zh.get(lab, 0.0) for lab in labels}
+    return {lab: v for lab, v in out.items() if v > 0}

@@ -303,7 +303,7 @@ def _signed_ci(lo: float | None, hi: float | None) -> str:
 
 def correlation_table(entries: Sequence[tuple[str, Mapping[str, Any]]], caption: str) -> Table:
     """Spearman / Pearson correlation of per-class F1 with the prior, one row per model."""
-    header = ("model", "classes", "Spearman ρ", "p", "Pearson r", "p")
+    header = ("model", "classes", "Spearman ρ", "95% CI", "p", "Pearson r", "95% CI", "p")
     rows = []
     for model, corr in entries:
         rows.append(
@@ -311,14 +311,27 @@ def correlation_table(entries: Sequence[tuple[str, Mapping[str, Any]]], caption:
                 model,
                 str(corr.get("n", "–")),
                 f3(_finite(corr.get("spearman"))),
+                _corr_ci(corr.get("spearman_ci")),
                 fmt_p(_finite(corr.get("spearman_p"))),
                 f3(_finite(corr.get("pearson"))),
+                _corr_ci(corr.get("pearson_ci")),
                 fmt_p(_finite(corr.get("pearson_p"))),
             )
         )
+    caption += " (95% CIs: Fisher z; Bonett–Wright variance for Spearman; none below 4 classes)"
     return Table(
-        header, tuple(rows), caption=caption, numeric=(False, True, True, True, True, True)
+        header,
+        tuple(rows),
+        caption=caption,
+        numeric=(False, True, True, True, True, True, True, True),
     )
+
+
+def _corr_ci(ci: Any) -> str:
+    if not ci or len(ci) != 2:
+        return "–"
+    lo, hi = _finite(ci[0]), _finite(ci[1])
+    return "–" if lo is None or hi is None else f"[{lo:+.2f}, {hi:+.2f}]"
 
 
 def _finite(x: Any) -> float | None:
