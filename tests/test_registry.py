@@ -151,7 +151,9 @@ def test_builtin_datasets_and_models_are_discovered() -> None:
     found = find_modules(
         "emobench.data", marker="@register_dataset(", exclude=["emobench.data.registry"]
     )
-    assert found == ["emobench.data.synth"]
+    real = ("dfew", "mafw", "ferv39k", "listfile")
+    assert {"emobench.data.synth", *(f"emobench.data.{n}" for n in real)} <= set(found)
+    assert "emobench.data.loading" not in found  # helpers are not imported
     adapters = find_modules("emobench.models", submodule="adapter")
     assert {"emobench.models.baseline.adapter", "emobench.models.openclip.adapter"} <= set(adapters)
     assert "synth" in data_registry.DATASETS
@@ -164,7 +166,7 @@ def test_discovery_keeps_heavy_imports_out() -> None:
         "import sys\n"
         "from emobench.data.registry import list_datasets\n"
         "from emobench.registry import find_modules\n"
-        "assert [d.name for d in list_datasets()] == ['synth']\n"
+        "assert 'synth' in [d.name for d in list_datasets()]\n"
         "find_modules('emobench.models', submodule='adapter')\n"
         "print(sorted(m for m in ('torch', 'polars', 'open_clip') if m in sys.modules))\n"
     )

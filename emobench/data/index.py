@@ -20,6 +20,7 @@ onset      Int64?     0-based onset frame of the annotated expression window
 apex       Int64?     0-based apex frame
 offset     Int64?     0-based offset frame (inclusive)
 micro      Boolean?   whether the clip is a micro-expression clip
+scene      Utf8?      recording scene (FERV39k's ``<Scene>`` folder), null elsewhere
 =========  =========  =========================================================
 """
 
@@ -47,6 +48,7 @@ CLIP_INDEX_SCHEMA: dict[str, pl.DataType] = {
     "apex": pl.Int64,
     "offset": pl.Int64,
     "micro": pl.Boolean,
+    "scene": pl.Utf8,
 }
 REQUIRED = ("clip_id", "path", "media", "label", "split", "fold", "n_frames", "fps")
 SPLITS = ("train", "val", "test")

@@ -7,7 +7,10 @@ adds a dataset through an entry point in the ``emobench.datasets`` group naming 
 that calls :func:`register_dataset`.
 
 A loader is a callable ``(root: Path, **options) -> pl.DataFrame`` returning a clip index
-validated by :func:`emobench.data.index.validate_index`. An optional ``prepare`` hook
+validated by :func:`emobench.data.index.validate_index`, or ``(index, problems)`` where
+``problems`` lists what the loader found wrong and worked around (a clip without its media,
+a frame count that disagrees with the annotation, ...; see :mod:`emobench.data.loading`);
+:func:`load_dataset` returns both forms as ``(index, problems)``. An optional ``prepare`` hook
 ``(root: Path, options: dict | None) -> str | None`` makes the dataset ready under ``root``
 before it is loaded (e.g. generates it) and may return a one-line warning.
 """
@@ -24,7 +27,7 @@ from emobench.registry import Registry, RegistryError, find_modules
 if TYPE_CHECKING:
     import polars as pl
 
-Loader = Callable[..., "pl.DataFrame"]
+Loader = Callable[..., "pl.DataFrame | tuple[pl.DataFrame, list[dict[str, Any]]]"]
 Prepare = Callable[[Path, "dict[str, Any] | None"], "str | None"]
 
 
@@ -73,7 +76,20 @@ def get_dataset(name: str) -> DatasetInfo:
 
 
 def load_index(name: str, root: str | Path, **options: object) -> pl.DataFrame:
-    """Load the clip index of dataset ``name`` stored under ``root``."""
+    """Load the clip index of dataset ``name`` stored under ``root`` (problems dropped:
+    :func:`load_dataset` returns them too)."""
+    return load_dataset(name, root, **options)[0]
+
+
+def load_dataset(
+    name: str, root: str | Path, **options: object
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """Load dataset ``name`` under ``root``: its validated clip index and the problems its
+    loader reported, each ``{"clip_id": str | None, "kind": str, "detail": str}`` (kinds:
+    :data:`emobench.data.loading.KINDS`; ``note`` entries have no clip). A loader that
+    returns just the index reports no problems."""
     from emobench.data.index import validate_index
 
-    return validate_index(get_dataset(name).loader(Path(root), **options))
+    out = get_dataset(name).loader(Path(root), **options)
+    index, problems = out if isinstance(out, tuple) else (out, [])
+    return validate_index(index), [dict(p) for p in problems]
