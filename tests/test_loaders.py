@@ -4,6 +4,8 @@ full run + report on a miniature DFEW (frames) and MAFW (videos)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -310,6 +312,10 @@ def test_run_and_report_on_dfew_frames_and_mafw_videos(dfew_root, mafw_root, tmp
     dfew = preds.filter(pl.col("dataset") == "dfew")
     assert set(dfew["label"]) <= set(DFEW_ORDER)
     assert set(preds.filter(pl.col("dataset") == "mafw")["label"]) <= set(MAFW_ORDER)
+    manifest = json.loads((out / "manifest.json").read_text())["datasets"]
+    dfew_problems = {(p["clip_id"], p["kind"]) for p in manifest["dfew"]["problems"]}
+    assert ("00099", "missing-media") in dfew_problems
+    assert manifest["mafw"]["problem_counts"]["missing-media"] == 1
     res = runner.invoke(app, ["report", str(out)])
     assert res.exit_code == 0, res.output
     assert (out / "report" / "summary.md").is_file()
