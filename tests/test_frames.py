@@ -340,7 +340,7 @@ def test_auto_keeps_pyav_when_decord_is_slower(video: Path, monkeypatch) -> None
     real = DecordVideoSource.read
 
     def slow(self, path, indices, **kw):  # type: ignore[no-untyped-def]
-        time.sleep(0.05)
+        time.sleep(0.25)
         return real(self, path, indices, **kw)
 
     monkeypatch.setattr(DecordVideoSource, "read", slow)
@@ -351,7 +351,7 @@ def test_auto_keeps_pyav_when_decord_is_slower(video: Path, monkeypatch) -> None
     assert stats.clips == {"pyav": CHECK_CLIPS + 2}
     (check,) = stats.checks
     assert check["result"] == "decord ok, pyav faster"
-    assert check["decord_ms"] > 50 > check["pyav_ms"]
+    assert check["decord_ms"] > 250 and check["decord_ms"] > check["pyav_ms"]
 
 
 def _shifted(monkeypatch: pytest.MonkeyPatch, by: int) -> None:
