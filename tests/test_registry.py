@@ -151,6 +151,9 @@ def test_builtin_datasets_and_models_are_discovered() -> None:
     found = find_modules(
         "emobench.data", marker="@register_dataset(", exclude=["emobench.data.registry"]
     )
+    # every dataset module, and only those (helpers such as micro.py are not imported)
+    assert {"emobench.data.synth", "emobench.data.casme2", "emobench.data.samm"} <= set(found)
+    assert "emobench.data.micro" not in found
     real = ("dfew", "mafw", "ferv39k", "listfile")
     assert {"emobench.data.synth", *(f"emobench.data.{n}" for n in real)} <= set(found)
     assert "emobench.data.loading" not in found  # helpers are not imported
