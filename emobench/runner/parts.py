@@ -160,9 +160,18 @@ def stamp_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
         return "media files changed (size or modification time)"
     if old.get("code") != new.get("code"):
         o, n = old.get("code") or {}, new.get("code") or {}
+
+        def one_line(value: Any) -> str:  # a stamp read from disk may hold anything
+            return (
+                json.dumps(value)
+                if not isinstance(value, str)
+                else value.encode("unicode_escape").decode()
+            )
+
         return (
-            f"emobench code changed ({o.get('emobench')} source {o.get('source')} → "
-            f"{n.get('emobench')} source {n.get('source')})"
+            f"emobench code changed ({one_line(o.get('emobench'))} source "
+            f"{one_line(o.get('source'))} → {one_line(n.get('emobench'))} source "
+            f"{one_line(n.get('source'))})"
         )
     return "stamp format changed"
 
