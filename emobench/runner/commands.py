@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from emobench.config import list_presets as _list_presets
 from emobench.config import load_config
@@ -53,9 +54,9 @@ def run_command(
     engine.load_datasets()  # the synth set is generated first if absent
     for line in engine.warnings:
         console.print(f"[yellow]warning:[/] {line}")
-    if dry_run:
-        engine.check_models()
-        _print_grid(console, engine)
+    if dry_run:  # every model is built; a missing weights file is listed, not fatal
+        missing = _missing_models(engine)
+        _print_grid(console, engine, missing)
         return out
     shown = len(engine.warnings)
     try:
@@ -81,7 +82,62 @@ def run_command(
     return out
 
 
-def _print_grid(console, engine) -> None:  # type: ignore[no-untyped-def]
+def _missing_models(engine) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Dry run: build every configured model (as ``engine.check_models`` does) and collect
+    each one's error (a missing weights file or HF model, a bad option) by display name,
+    so that all of them are listed at once; a real run stops at the first one."""
+    from emobench.errors import EmobenchError
+    from emobench.models.registry import create_model
+
+    missing: dict[str, str] = {}
+    for mcfg in engine.cfg.models:
+        try:
+            create_model(mcfg.adapter, mcfg.options)
+        except EmobenchError as exc:
+            missing.setdefault(mcfg.display_name, str(exc).splitlines()[0] if str(exc) else "")
+    return missing
+
+
+def model_call_counts(engine) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Per model (display name, config order): ``cells``, (cell, fold) ``parts``,
+    ``test_clips`` over all parts and ``model_calls``: one per test clip and part (for a
+    frame-feature model, one head scoring; its frames are encoded once into the feature
+    cache), plus for a clip model's ``msce`` / ``msce-text`` parts one describer prompt per
+    gap between the clip's sampled keyframes (``describer_calls``). An upper bound: an
+    answer or description already in the cache costs no call."""
+    import polars as pl
+
+    from emobench.models.registry import check_model_name
+    from emobench.runner.scorers import sampled_indices
+
+    kinds = {m.display_name: check_model_name(m.adapter).kind for m in engine.cfg.models}
+    keys = ("cells", "parts", "test_clips", "describer_calls", "model_calls")
+    stats = {name: dict.fromkeys(keys, 0) for name in kinds}
+    gap_counts: dict[tuple[Any, ...], int] = {}
+    for cell in engine.cells:
+        st = stats[cell.model]
+        st["cells"] += 1
+        index = engine._indices[cell.dataset]
+        for fold in engine.folds(cell.dataset):
+            test = index.filter((pl.col("fold") == fold) & (pl.col("split") == "test"))
+            gaps = 0
+            if kinds[cell.model] == "clip" and cell.enrichment in ("msce", "msce-text"):
+                key = (cell.dataset, fold, cell.sampler, cell.order, cell.seed)
+                if key not in gap_counts:  # the keyframes depend on these alone
+                    gap_counts[key] = sum(
+                        max(len(sampled_indices(cell, r)) - 1, 0)
+                        for r in test.iter_rows(named=True)
+                    )
+                gaps = gap_counts[key]
+            st["parts"] += 1
+            st["test_clips"] += test.height
+            st["describer_calls"] += gaps
+            st["model_calls"] += test.height + gaps
+    return [{"model": name, **st} for name, st in stats.items()]
+
+
+def _print_grid(console, engine, missing: dict[str, str] | None = None) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
     from rich.table import Table
 
     grid = engine.describe()
@@ -102,5 +158,21 @@ def _print_grid(console, engine) -> None:  # type: ignore[no-untyped-def]
     if audit.stale:
         console.print(
             f"[yellow]warning:[/] {audit.stale_message(engine.out)}; a run there would stop at once"
+        )
+    for st in model_call_counts(engine):
+        extra = (
+            f" ({st['describer_calls']} MSCE describer prompts)" if st["describer_calls"] else ""
+        )
+        console.print(
+            f"model {st['model']}: {st['cells']} cells, {st['parts']} (cell, fold) parts, "
+            f"{st['test_clips']} test clips, {st['model_calls']} model calls{extra}",
+            soft_wrap=True,
+        )
+    for name, reason in (missing or {}).items():
+        console.print(f"[yellow]missing:[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
+    if missing:
+        console.print(
+            f"{len(missing)} model(s) cannot be built here: a run would stop at the first one",
+            soft_wrap=True,
         )
     console.print(f"{done} of {grid.height} already done in {engine.out}; nothing was run")
