@@ -21,6 +21,7 @@ from emobench.report.section_confusion import confusion_section
 from emobench.report.section_generative import enrichment_section, generative_section
 from emobench.report.section_longtail import longtail_section, switch_section
 from emobench.report.section_prior import prior_section
+from emobench.report.section_scene import scene_section
 from emobench.report.section_sweeps import density_section, order_section
 
 __all__ = ["FIGURES_DIR", "ReportContext", "build_document"]
@@ -35,6 +36,7 @@ def build_document(ctx: ReportContext) -> Document:
         overall_section,
         confusion_section,
         longtail_section,
+        scene_section,
         switch_section,
         enrichment_section,
         generative_section,

@@ -47,6 +47,7 @@ PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "raw_text": pl.Utf8(),
     "context": pl.Utf8(),
     "micro": pl.Boolean(),
+    "scene": pl.Utf8(),
     "n_frames": pl.Int64(),
     "n_unique_frames": pl.Int64(),
     "latency_s": pl.Float64(),

@@ -156,6 +156,7 @@ def build_part(
         "raw_text": texts if texts is not None else [None] * n,
         "context": contexts if contexts is not None else [None] * n,
         "micro": [r.get("micro") for r in rows],
+        "scene": [r.get("scene") for r in rows],
         "n_frames": n_frames,
         "n_unique_frames": n_unique,
         "latency_s": latency,
