@@ -43,6 +43,9 @@ clip_id           Utf8       clip id
 label             Utf8       true canonical label name
 pred              Utf8       predicted canonical label name, or ``invalid``
 raw_text          Utf8?      a generative model's raw answer
+context           Utf8?      enrichment text the model was given (MSCE's gap descriptions)
+micro             Boolean?   the clip is a micro-expression clip (from the clip index)
+scene             Utf8?      the clip's scene (FERV39k; from the clip index)
 n_frames          Int64?     frames fed to the model
 n_unique_frames   Int64?     distinct frames among them
 latency_s         Float64?   seconds spent on the clip
