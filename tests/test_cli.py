@@ -28,7 +28,7 @@ def test_help_lists_commands_and_avoids_heavy_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     heavy, seconds = out.stdout.rsplit(" ", 1)
     assert heavy == "[]"
-    assert float(seconds) < 1.0
+    assert float(seconds) < 3.0  # no heavy import: 0.2 s here, generous for slow disks
 
 
 @pytest.mark.parametrize(
