@@ -1,0 +1,1 @@
+"""The ``openai:`` family: OpenAI-compatible chat-completions servers (see :mod:`.adapter`)."""

@@ -1,0 +1,445 @@
+"""``openai:<model>``: any OpenAI-compatible chat-completions server as a clip model.
+
+vLLM (``vllm serve``), SGLang, hosted APIs: a :class:`~emobench.models.base.ClipModel`
+that sends each clip's sampled frames (already sampled and ordered by the engine) as
+base64 ``image_url`` data URLs (``input = "images"``) or as one MP4 ``video_url`` part
+(``input = "video"``, a vLLM/SGLang extension; a server that refuses it with 400/422 gets
+the frames as images from then on, recorded as ``video_fallback``), then the same prompt
+as ``hf:`` (question, options in ``fixed`` or per-clip ``permuted`` order, instruction).
+
+* ``scoring = "generate"`` (default): the answer of ``max_tokens`` tokens at
+  ``temperature`` (0), parsed by the engine.
+* ``scoring = "loglik"``: one token with ``logprobs``/``top_logprobs``; each label scores
+  the best log-probability among the first-token alternatives that begin it
+  (:func:`~emobench.models.openai.options.label_scores`): an approximation of the label
+  log-likelihood that ``hf:`` computes exactly (first token only; labels sharing a first
+  token tie; labels outside the top-k share a floor). Needs a server that returns logprobs.
+
+Requests run concurrently (``concurrency``, ``openai.AsyncOpenAI``), paced by
+``requests_per_minute``; a 429, a 5xx, a timeout (``timeout``) or a dropped connection is
+retried ``max_retries`` times after ``retry_backoff`` · 2^n seconds. The API key is read
+from the environment variable named by ``api_key_env`` at fit and is written nowhere.
+Every answer is cached as one JSON file under ``<run cache>/openai-generations`` as soon as
+it arrives, keyed by the model name, the generation settings and the content (texts, the
+frames' bytes), so an interrupted run resumes without paying twice. ``msce``/``msce-text``
+describe the gaps with the same server (:mod:`emobench.models.hf.msce`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emobench.errors import EmobenchError
+from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
+from emobench.models.hf.options import Request, _array_digest, clip_permutation, effective_fps
+from emobench.models.openai.options import (
+    CACHE_VERSION,
+    OpenAIOptions,
+    image_url,
+    label_scores,
+    video_url,
+)
+from emobench.models.registry import parse_options, register_model
+
+#: HTTP requests sent in this process (retries included), for tests.
+REQUESTS = {"sent": 0}
+
+
+@register_model(
+    "openai",
+    "an OpenAI-compatible chat-completions server (vLLM, SGLang, hosted APIs), "
+    "openai:<served model name>, options.base_url = http://host:port/v1",
+    options=OpenAIOptions,
+    kind="clip",
+    gives_scores=lambda o: o.get("scoring", "generate") == "loglik",
+)
+def _create(argument: str, options: dict[str, Any]) -> OpenAIModel:
+    return OpenAIModel(argument, options)
+
+
+class OpenAIModel(ClipModel):
+    """A chat-completions endpoint as a :class:`ClipModel` (module docstring)."""
+
+    def __init__(self, argument: str, options: dict[str, Any]) -> None:
+        self.name = argument
+        self.opts: OpenAIOptions = parse_options(f"openai:{argument}", OpenAIOptions, options)
+        self.batch_size = self.opts.batch_size
+        self.gap_frames = self.opts.gap_frames
+        self.frame_size = self.opts.frame_size
+        self.labels: list[str] = []
+        self._api_key: str | None = None
+        self._cache_dir: Path | None = None
+        self._video_ok = True
+        self._next_slot = 0.0
+        self.reset_stats()
+
+    # ------------------------------------------------------------ setup
+
+    def fit(self, ctx: FitContext) -> None:
+        """Zero-shot: remember the labels, read the API key, choose the answer cache."""
+        self.labels = list(ctx.labels)
+        env = self.opts.api_key_env
+        if env:
+            key = os.environ.get(env)
+            if not key:
+                raise EmobenchError(
+                    f"openai:{self.name}: options.api_key_env names {env!r}, "
+                    "which is not set in the environment"
+                )
+            self._api_key = key
+        else:
+            self._api_key = "EMPTY"  # local servers ignore it; the client needs one
+        base = getattr(ctx, "cache_dir", None) or ctx.notes.get("cache_dir")
+        if self.opts.cache_dir:
+            self._cache_dir = Path(self.opts.cache_dir).expanduser()
+        elif base is not None:
+            self._cache_dir = Path(base) / "openai-generations"
+        else:
+            self._cache_dir = Path("~/.cache/emobench/openai-generations").expanduser()
+
+    # ------------------------------------------------------------ stats
+
+    def reset_stats(self) -> None:
+        self._stats: dict[str, Any] = {
+            "frames": [],
+            "requests": 0,
+            "retries": 0,
+            "cache_hits": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "server_models": set(),
+            "describer_calls": 0,
+            "prompt": None,
+            "options": None,
+            "orders": set(),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        s = self._stats
+        o = self.opts
+        frames = np.asarray(s["frames"], dtype=np.float64)
+        info: dict[str, Any] = {
+            "model": f"openai:{self.name}",
+            "server_model": sorted(s["server_models"])[0]
+            if len(s["server_models"]) == 1
+            else sorted(s["server_models"]) or None,
+            "base_url": o.base_url,
+            "scoring": o.scoring,
+            "input": o.input,
+            "prompt": s["prompt"],
+            "option_order": o.option_order,
+            "options": s["options"],
+            "distinct_option_orders": len(s["orders"]),
+            "frames_per_clip": None
+            if not len(frames)
+            else {"mean": round(float(frames.mean()), 3), "min": frames.min(), "max": frames.max()},
+            "requests": s["requests"],
+            "retries": s["retries"],
+            "cache_hits": s["cache_hits"],
+            "usage": {
+                "prompt_tokens": s["prompt_tokens"],
+                "completion_tokens": s["completion_tokens"],
+            },
+            "temperature": o.temperature,
+        }
+        if info["frames_per_clip"]:
+            info["frames_per_clip"] = {k: float(v) for k, v in info["frames_per_clip"].items()}
+        if o.scoring == "loglik":
+            info["top_logprobs"] = o.top_logprobs
+        else:
+            info["max_tokens"] = o.max_tokens
+        if o.input == "video":
+            info["video_fallback"] = not self._video_ok
+        if s["describer_calls"]:
+            info["describer"] = "self"
+            info["describer_calls"] = s["describer_calls"]
+        return info
+
+    # ------------------------------------------------------------ prompts
+
+    def clip_options(self, clip_id: str) -> list[str]:
+        """The label set in the order this clip's prompt lists it."""
+        if self.opts.option_order == "fixed":
+            return list(self.labels)
+        perm = clip_permutation(clip_id, len(self.labels), self.opts.seed)
+        return [self.labels[i] for i in perm]
+
+    def prompt_text(self, options: list[str]) -> str:
+        o = self.opts
+        return f"{o.question}\nOptions: {', '.join(options)}.\n{o.instruction}"
+
+    def _visual_items(self, frames: np.ndarray) -> list[dict[str, Any]]:
+        if self.opts.input == "video":
+            return [{"type": "video", "video": frames}]
+        return [{"type": "image", "image": f} for f in frames]
+
+    def _clip_request(self, clip: ClipInput) -> tuple[Request, str | None]:
+        options = self.clip_options(clip.clip_id)
+        text = self.prompt_text(options)
+        fps = self.opts.fps or effective_fps(clip)
+        context = None
+        if clip.enrichment in ("msce", "msce-text"):
+            from emobench.models.hf.msce import msce_content
+
+            kw: dict[str, Any] = {"text_only": clip.enrichment == "msce-text"}
+            if self.opts.msce_describe_prompt is not None:
+                kw["describe_prompt"] = self.opts.msce_describe_prompt
+            kw["as_video"] = self.opts.input == "video" and self._video_ok
+            items, context, calls = msce_content(
+                clip, lambda contents: self.chat(contents, fps=fps), **kw
+            )
+            items = list(items)
+            self._stats["describer_calls"] += int(calls)
+        else:  # none, msce-dense (a plain, denser clip)
+            items = self._visual_items(clip.frames)
+        s = self._stats
+        if s["prompt"] is None:
+            s["prompt"], s["options"] = text, options
+        s["orders"].add(tuple(options))
+        s["frames"].append(len(clip.frames))
+        return Request([*items, {"type": "text", "text": text}], fps), context
+
+    def chat(self, contents: list[list[dict[str, Any]]], fps: float | None = None) -> list[str]:
+        """Answers (``msce_max_tokens``) to user turns given as content items: MSCE's
+        describer primitive, sent to the same server and cached like every answer."""
+        reqs = [Request(list(c), fps) for c in contents]
+        return [e["text"] for e in self._answer(reqs, "generate", self.opts.msce_max_tokens)]
+
+    # ------------------------------------------------------------ predict
+
+    def predict(self, clips: list[ClipInput]) -> list[ClipOutput]:
+        if not self.labels or self._api_key is None:
+            raise EmobenchError(f"openai:{self.name}: predict() before fit()")
+        pairs = [self._clip_request(c) for c in clips]
+        mode = self.opts.scoring
+        max_tokens = 1 if mode == "loglik" else self.opts.max_tokens
+        entries = self._answer([r for r, _ in pairs], mode, max_tokens)
+        outs = []
+        for e, (_, ctx) in zip(entries, pairs, strict=True):
+            if mode == "loglik":
+                scores = label_scores(e.get("top_logprobs") or [], self.labels)
+                outs.append(ClipOutput(scores=scores, text=e["text"], context=ctx))
+            else:
+                outs.append(ClipOutput(text=e["text"], context=ctx))
+        return outs
+
+    # ------------------------------------------------------------ the answer cache
+
+    def _key(self, req: Request, mode: str, max_tokens: int) -> str:
+        o = self.opts
+        head: dict[str, Any] = {
+            "v": CACHE_VERSION,
+            "family": "openai",
+            "model": self.name,
+            "mode": mode,
+            "max_tokens": max_tokens,
+            "temperature": o.temperature,
+            "image": [o.image_format, o.jpeg_quality if o.image_format == "jpeg" else None],
+        }
+        if mode == "loglik":
+            head["top_logprobs"] = o.top_logprobs
+        items = []
+        for c in req.content:
+            if c["type"] == "text":
+                items.append(["text", c["text"]])
+            else:
+                items.append([c["type"], _array_digest(np.asarray(c[c["type"]]))])
+                if c["type"] == "video":
+                    items[-1].append(None if req.fps is None else round(float(req.fps), 6))
+        head["content"] = items
+        return hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()
+
+    def _cache_path(self, key: str) -> Path | None:
+        if not self.opts.cache or self._cache_dir is None:
+            return None
+        return self._cache_dir / key[:2] / f"{key}.json"
+
+    def _answer(self, reqs: list[Request], mode: str, max_tokens: int) -> list[dict[str, Any]]:
+        """One cache entry per request (``text``, ``model``, ``usage``, ``top_logprobs``),
+        asking the server for the missing ones (each stored as soon as it arrives)."""
+        keys = [self._key(r, mode, max_tokens) for r in reqs]
+        entries: list[dict[str, Any] | None] = [None] * len(reqs)
+        missing = []
+        for i, k in enumerate(keys):
+            path = self._cache_path(k)
+            if path is not None and path.is_file():
+                try:
+                    entries[i] = json.loads(path.read_text())
+                    self._stats["cache_hits"] += 1
+                    continue
+                except (OSError, ValueError):
+                    pass
+            missing.append(i)
+        if missing:
+            jobs = [(reqs[i], keys[i]) for i in missing]
+            done = _run(self._send_all(jobs, mode, max_tokens))
+            for i, e in zip(missing, done, strict=True):
+                entries[i] = e
+        for e in entries:
+            assert e is not None
+            if e.get("model"):
+                self._stats["server_models"].add(e["model"])
+        return entries  # type: ignore[return-value]
+
+    # ------------------------------------------------------------ requests
+
+    def _messages(self, req: Request, as_video: bool) -> list[dict[str, Any]]:
+        o = self.opts
+        parts: list[dict[str, Any]] = []
+        for c in req.content:
+            if c["type"] == "text":
+                parts.append({"type": "text", "text": c["text"]})
+            elif c["type"] == "video" and as_video:
+                url = video_url(np.asarray(c["video"]), req.fps or 1.0)
+                parts.append({"type": "video_url", "video_url": {"url": url}})
+            else:
+                frames = [c["image"]] if c["type"] == "image" else list(c["video"])
+                for f in frames:
+                    url = image_url(np.asarray(f), o.image_format, o.jpeg_quality)
+                    parts.append({"type": "image_url", "image_url": {"url": url}})
+        return [{"role": "user", "content": parts}]
+
+    async def _send_all(
+        self, jobs: list[tuple[Request, str]], mode: str, max_tokens: int
+    ) -> list[dict[str, Any]]:
+        import openai
+
+        client = openai.AsyncOpenAI(
+            base_url=self.opts.base_url,
+            api_key=self._api_key,
+            max_retries=0,  # retried here: counted, with our back-off
+            timeout=self.opts.timeout,
+        )
+        sem = asyncio.Semaphore(self.opts.concurrency)
+        pace = asyncio.Lock()
+        try:
+            return list(
+                await asyncio.gather(
+                    *(self._one(client, sem, pace, r, k, mode, max_tokens) for r, k in jobs)
+                )
+            )
+        finally:
+            await client.close()
+
+    async def _pace(self, lock: asyncio.Lock) -> None:
+        rpm = self.opts.requests_per_minute
+        if not rpm:
+            return
+        async with lock:
+            now = time.monotonic()
+            if self._next_slot > now:
+                await asyncio.sleep(self._next_slot - now)
+            self._next_slot = max(now, self._next_slot) + 60.0 / rpm
+
+    async def _one(self, client, sem, pace, req, key, mode, max_tokens) -> dict[str, Any]:
+        import openai
+
+        from emobench.io import write_json_atomic
+
+        o = self.opts
+        name = f"openai:{self.name}"
+        has_video = any(c["type"] == "video" for c in req.content)
+        async with sem:
+            attempt = 0
+            while True:
+                as_video = has_video and self._video_ok
+                kw: dict[str, Any] = {
+                    "model": self.name,
+                    "messages": self._messages(req, as_video),
+                    "max_tokens": max_tokens,
+                    "temperature": o.temperature,
+                }
+                if mode == "loglik":
+                    kw["logprobs"] = True
+                    kw["top_logprobs"] = o.top_logprobs
+                await self._pace(pace)
+                self._stats["requests"] += 1
+                REQUESTS["sent"] += 1
+                try:
+                    resp = await client.chat.completions.create(**kw)
+                    break
+                except (
+                    openai.RateLimitError,
+                    openai.InternalServerError,
+                    openai.APIConnectionError,
+                ) as exc:  # APITimeoutError is one
+                    what = _describe_error(exc)
+                    if attempt >= o.max_retries:
+                        raise EmobenchError(
+                            f"{name}: {what} after {attempt + 1} attempts "
+                            f"({o.base_url}; raise max_retries or timeout?)"
+                        ) from None
+                    self._stats["retries"] += 1
+                    await asyncio.sleep(min(o.retry_backoff * 2**attempt, 60.0))
+                    attempt += 1
+                except openai.APIStatusError as exc:
+                    if as_video and exc.status_code in (400, 415, 422):
+                        self._video_ok = False  # the server takes no video: images from now on
+                        continue
+                    said = " ".join(str(getattr(exc, "message", "")).split())[:200]
+                    raise EmobenchError(
+                        f"{name}: {_describe_error(exc)} ({o.base_url}): {said}"
+                    ) from None
+        entry = _entry(resp, mode, name)
+        entry["sent_as"] = "video" if as_video else "images"
+        u = entry["usage"]
+        self._stats["prompt_tokens"] += u.get("prompt_tokens") or 0
+        self._stats["completion_tokens"] += u.get("completion_tokens") or 0
+        path = self._cache_path(key)
+        if path is not None:
+            write_json_atomic(path, entry)
+        return entry
+
+
+def _entry(resp: Any, mode: str, name: str) -> dict[str, Any]:
+    if not resp.choices:
+        raise EmobenchError(f"{name}: the server answered without a choice")
+    choice = resp.choices[0]
+    usage = resp.usage
+    entry: dict[str, Any] = {
+        "text": (choice.message.content or "").strip(),
+        "model": resp.model,
+        "usage": {
+            "prompt_tokens": getattr(usage, "prompt_tokens", None),
+            "completion_tokens": getattr(usage, "completion_tokens", None),
+        },
+    }
+    if mode == "loglik":
+        content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+        if not content:
+            raise EmobenchError(
+                f'{name}: scoring = "loglik" needs logprobs, and the server returned none '
+                '(use scoring = "generate")'
+            )
+        first = content[0]
+        top = first.top_logprobs or []
+        pairs = [[t.token, float(t.logprob)] for t in top] or [[first.token, first.logprob]]
+        entry["top_logprobs"] = [[t, lp if np.isfinite(lp) else -1e4] for t, lp in pairs]
+    return entry
+
+
+def _describe_error(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        return f"the server answered {status}"
+    return f"{type(exc).__name__} (no answer)"
+
+
+def _run(coro: Any) -> Any:
+    """Run ``coro`` to the end from synchronous code (in a worker thread when this
+    thread already runs an event loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
