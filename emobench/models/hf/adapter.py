@@ -33,6 +33,12 @@ import numpy as np
 
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
+from emobench.models.chat import (
+    ChatPromptMixin,
+    answer_cache_dir,
+    content_digest,
+    value_summary,
+)
 from emobench.models.hf.loading import load_model, model_hash, resolve_model
 from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable from here)
     CACHE_VERSION,
@@ -64,7 +70,7 @@ def _create(argument: str, options: dict[str, Any]) -> HFModel:
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
-class HFModel(ClipModel):
+class HFModel(ChatPromptMixin, ClipModel):
     """A transformers image-text-to-text model as a :class:`ClipModel` (module docstring)."""
 
     def __init__(self, argument: str, options: dict[str, Any]) -> None:
@@ -104,13 +110,7 @@ class HFModel(ClipModel):
         self.labels = list(ctx.labels)
         self._device = ctx.device
         self._hash = model_hash(self.folder)
-        base = getattr(ctx, "cache_dir", None) or ctx.notes.get("cache_dir")
-        if self.opts.cache_dir:
-            self._cache_dir = Path(self.opts.cache_dir).expanduser()
-        elif base is not None:
-            self._cache_dir = Path(base) / "hf-generations"
-        else:
-            self._cache_dir = Path("~/.cache/emobench/hf-generations").expanduser()
+        self._cache_dir = answer_cache_dir(ctx, self.opts.cache_dir, "hf-generations")
         if self.describer is not None:
             self.describer.fit(ctx)
 
@@ -176,13 +176,7 @@ class HFModel(ClipModel):
 
     def describe(self) -> dict[str, Any]:
         s = self._stats
-
-        def summary(values: list[float]) -> dict[str, float] | None:
-            if not values:
-                return None
-            a = np.asarray(values, dtype=np.float64)
-            return {"mean": round(float(a.mean()), 3), "min": float(a.min()), "max": float(a.max())}
-
+        summary = value_summary
         info: dict[str, Any] = {
             "model": f"hf:{self.name}",
             "model_hash": self._hash,
@@ -216,23 +210,6 @@ class HFModel(ClipModel):
 
     # ------------------------------------------------------------ prompts
 
-    def clip_options(self, clip_id: str) -> list[str]:
-        """The label set in the order this clip's prompt lists it."""
-        if self.opts.option_order == "fixed":
-            return list(self.labels)
-        perm = clip_permutation(clip_id, len(self.labels), self.opts.seed)
-        return [self.labels[i] for i in perm]
-
-    def prompt_text(self, options: list[str]) -> str:
-        """Question, options and answer instruction (the text after the visual items)."""
-        o = self.opts
-        return f"{o.question}\nOptions: {', '.join(options)}.\n{o.instruction}"
-
-    def _visual_items(self, frames: np.ndarray) -> list[dict[str, Any]]:
-        if self.opts.input == "video":
-            return [{"type": "video", "video": frames}]
-        return [{"type": "image", "image": f} for f in frames]
-
     def _clip_request(self, clip: ClipInput) -> tuple[Request, str | None]:
         options = self.clip_options(clip.clip_id)
         text = self.prompt_text(options)
@@ -243,14 +220,9 @@ class HFModel(ClipModel):
             self._stats["describer_calls"] += int(calls)
         else:  # none, msce-dense (a plain, denser clip)
             items = self._visual_items(clip.frames)
-        s = self._stats
-        if s["prompt"] is None:
-            s["prompt"] = text
-            s["options"] = options
-        s["orders"].add(tuple(options))
-        s["frames"].append(len(clip.frames))
+        self._note_prompt(text, options, len(clip.frames))
         if any(c["type"] == "video" for c in items):  # fps only reaches the model with videos
-            s["fps"].append(fps)
+            self._stats["fps"].append(fps)
         return Request([*items, {"type": "text", "text": text}], fps), context
 
     def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
@@ -320,19 +292,8 @@ class HFModel(ClipModel):
         else:
             head["answers"] = [o.answer_prefix + lb for lb in self.labels]
             head["length_norm"] = o.length_norm
-        items = []
-        for c in req.content:
-            if c["type"] == "text":
-                items.append(["text", c["text"]])
-            else:
-                items.append([c["type"], _array_digest(np.asarray(c[c["type"]]))])
-        head["content"] = items
+        head["content"] = content_digest(req)
         return hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()
-
-    def _cache_path(self, key: str) -> Path | None:
-        if not self.opts.cache or self._cache_dir is None:
-            return None
-        return self._cache_dir / key[:2] / f"{key}.json"
 
     def _answer(self, reqs: list[Request], mode: str, max_new_tokens: int) -> list[dict[str, Any]]:
         """One cache entry per request (``text`` or ``scores``, with visual token and pixel
@@ -340,18 +301,7 @@ class HFModel(ClipModel):
         from emobench.io import write_json_atomic
 
         keys = [self._key(r, mode, max_new_tokens) for r in reqs]
-        entries: list[dict[str, Any] | None] = [None] * len(reqs)
-        missing = []
-        for i, k in enumerate(keys):
-            path = self._cache_path(k)
-            if path is not None and path.is_file():
-                try:
-                    entries[i] = json.loads(path.read_text())
-                    self._stats["cache_hits"] += 1
-                    continue
-                except (OSError, ValueError):
-                    pass
-            missing.append(i)
+        entries, missing = self._cached(keys)
         if missing:
             self._load()
             done = self._compute([reqs[i] for i in missing], mode, max_new_tokens)

@@ -40,7 +40,13 @@ import numpy as np
 
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
-from emobench.models.hf.options import Request, _array_digest, clip_permutation, effective_fps
+from emobench.models.chat import (
+    ChatPromptMixin,
+    answer_cache_dir,
+    content_digest,
+    value_summary,
+)
+from emobench.models.hf.options import Request, effective_fps
 from emobench.models.openai.options import (
     CACHE_VERSION,
     OpenAIOptions,
@@ -66,7 +72,7 @@ def _create(argument: str, options: dict[str, Any]) -> OpenAIModel:
     return OpenAIModel(argument, options)
 
 
-class OpenAIModel(ClipModel):
+class OpenAIModel(ChatPromptMixin, ClipModel):
     """A chat-completions endpoint as a :class:`ClipModel` (module docstring)."""
 
     def __init__(self, argument: str, options: dict[str, Any]) -> None:
@@ -98,13 +104,7 @@ class OpenAIModel(ClipModel):
             self._api_key = key
         else:
             self._api_key = "EMPTY"  # local servers ignore it; the client needs one
-        base = getattr(ctx, "cache_dir", None) or ctx.notes.get("cache_dir")
-        if self.opts.cache_dir:
-            self._cache_dir = Path(self.opts.cache_dir).expanduser()
-        elif base is not None:
-            self._cache_dir = Path(base) / "openai-generations"
-        else:
-            self._cache_dir = Path("~/.cache/emobench/openai-generations").expanduser()
+        self._cache_dir = answer_cache_dir(ctx, self.opts.cache_dir, "openai-generations")
 
     # ------------------------------------------------------------ stats
 
@@ -126,7 +126,6 @@ class OpenAIModel(ClipModel):
     def describe(self) -> dict[str, Any]:
         s = self._stats
         o = self.opts
-        frames = np.asarray(s["frames"], dtype=np.float64)
         info: dict[str, Any] = {
             "model": f"openai:{self.name}",
             "server_model": sorted(s["server_models"])[0]
@@ -139,9 +138,7 @@ class OpenAIModel(ClipModel):
             "option_order": o.option_order,
             "options": s["options"],
             "distinct_option_orders": len(s["orders"]),
-            "frames_per_clip": None
-            if not len(frames)
-            else {"mean": round(float(frames.mean()), 3), "min": frames.min(), "max": frames.max()},
+            "frames_per_clip": value_summary(s["frames"]),
             "requests": s["requests"],
             "retries": s["retries"],
             "cache_hits": s["cache_hits"],
@@ -151,8 +148,6 @@ class OpenAIModel(ClipModel):
             },
             "temperature": o.temperature,
         }
-        if info["frames_per_clip"]:
-            info["frames_per_clip"] = {k: float(v) for k, v in info["frames_per_clip"].items()}
         if o.scoring == "loglik":
             info["top_logprobs"] = o.top_logprobs
         else:
@@ -165,22 +160,6 @@ class OpenAIModel(ClipModel):
         return info
 
     # ------------------------------------------------------------ prompts
-
-    def clip_options(self, clip_id: str) -> list[str]:
-        """The label set in the order this clip's prompt lists it."""
-        if self.opts.option_order == "fixed":
-            return list(self.labels)
-        perm = clip_permutation(clip_id, len(self.labels), self.opts.seed)
-        return [self.labels[i] for i in perm]
-
-    def prompt_text(self, options: list[str]) -> str:
-        o = self.opts
-        return f"{o.question}\nOptions: {', '.join(options)}.\n{o.instruction}"
-
-    def _visual_items(self, frames: np.ndarray) -> list[dict[str, Any]]:
-        if self.opts.input == "video":
-            return [{"type": "video", "video": frames}]
-        return [{"type": "image", "image": f} for f in frames]
 
     def _clip_request(self, clip: ClipInput) -> tuple[Request, str | None]:
         options = self.clip_options(clip.clip_id)
@@ -201,11 +180,7 @@ class OpenAIModel(ClipModel):
             self._stats["describer_calls"] += int(calls)
         else:  # none, msce-dense (a plain, denser clip)
             items = self._visual_items(clip.frames)
-        s = self._stats
-        if s["prompt"] is None:
-            s["prompt"], s["options"] = text, options
-        s["orders"].add(tuple(options))
-        s["frames"].append(len(clip.frames))
+        self._note_prompt(text, options, len(clip.frames))
         return Request([*items, {"type": "text", "text": text}], fps), context
 
     def chat(self, contents: list[list[dict[str, Any]]], fps: float | None = None) -> list[str]:
@@ -247,38 +222,18 @@ class OpenAIModel(ClipModel):
         }
         if mode == "loglik":
             head["top_logprobs"] = o.top_logprobs
-        items = []
-        for c in req.content:
-            if c["type"] == "text":
-                items.append(["text", c["text"]])
-            else:
-                items.append([c["type"], _array_digest(np.asarray(c[c["type"]]))])
-                if c["type"] == "video":
-                    items[-1].append(None if req.fps is None else round(float(req.fps), 6))
+        items = content_digest(req)
+        for item in items:
+            if item[0] == "video":  # the frame rate reaches the server with a video
+                item.append(None if req.fps is None else round(float(req.fps), 6))
         head["content"] = items
         return hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()
-
-    def _cache_path(self, key: str) -> Path | None:
-        if not self.opts.cache or self._cache_dir is None:
-            return None
-        return self._cache_dir / key[:2] / f"{key}.json"
 
     def _answer(self, reqs: list[Request], mode: str, max_tokens: int) -> list[dict[str, Any]]:
         """One cache entry per request (``text``, ``model``, ``usage``, ``top_logprobs``),
         asking the server for the missing ones (each stored as soon as it arrives)."""
         keys = [self._key(r, mode, max_tokens) for r in reqs]
-        entries: list[dict[str, Any] | None] = [None] * len(reqs)
-        missing = []
-        for i, k in enumerate(keys):
-            path = self._cache_path(k)
-            if path is not None and path.is_file():
-                try:
-                    entries[i] = json.loads(path.read_text())
-                    self._stats["cache_hits"] += 1
-                    continue
-                except (OSError, ValueError):
-                    pass
-            missing.append(i)
+        entries, missing = self._cached(keys)
         if missing:
             jobs = [(reqs[i], keys[i]) for i in missing]
             done = _run(self._send_all(jobs, mode, max_tokens))

@@ -1,0 +1,104 @@
+"""What every chat-style clip model shares (``hf:`` and ``openai:``): the prompt, the per-cell
+prompt records and the content-keyed answer cache.
+
+:class:`ChatPromptMixin` expects ``self.opts`` (``question``, ``instruction``,
+``option_order``, ``seed``, ``input``, ``cache``, ``cache_dir``), ``self.labels`` and a
+``self._stats`` dict with ``prompt``, ``options``, ``orders``, ``frames`` and ``cache_hits``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emobench.models.base import FitContext
+from emobench.models.hf.options import Request, _array_digest, clip_permutation
+
+
+def value_summary(values: Sequence[float]) -> dict[str, float] | None:
+    """``{"mean", "min", "max"}`` of per-clip counts for a cell record (None when empty)."""
+    if not len(values):
+        return None
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": round(float(a.mean()), 3), "min": float(a.min()), "max": float(a.max())}
+
+
+def answer_cache_dir(ctx: FitContext, option: str | None, name: str) -> Path:
+    """The answer cache folder: the ``cache_dir`` option, else ``<run cache>/<name>``, else
+    ``~/.cache/emobench/<name>``."""
+    if option:
+        return Path(option).expanduser()
+    if ctx.cache_dir is not None:
+        return Path(ctx.cache_dir) / name
+    return Path("~/.cache/emobench").expanduser() / name
+
+
+def content_digest(req: Request) -> list[list[Any]]:
+    """The cache-key form of a request's content: texts as they are, frames by digest."""
+    items: list[list[Any]] = []
+    for c in req.content:
+        if c["type"] == "text":
+            items.append(["text", c["text"]])
+        else:
+            items.append([c["type"], _array_digest(np.asarray(c[c["type"]]))])
+    return items
+
+
+class ChatPromptMixin:
+    """Prompt building, prompt records and answer-cache reads (see the module docstring)."""
+
+    opts: Any
+    labels: list[str]
+    _stats: dict[str, Any]
+    _cache_dir: Path | None
+
+    def clip_options(self, clip_id: str) -> list[str]:
+        """The label set in the order this clip's prompt lists it."""
+        if self.opts.option_order == "fixed":
+            return list(self.labels)
+        perm = clip_permutation(clip_id, len(self.labels), self.opts.seed)
+        return [self.labels[i] for i in perm]
+
+    def prompt_text(self, options: list[str]) -> str:
+        """Question, options and answer instruction (the text after the visual items)."""
+        o = self.opts
+        return f"{o.question}\nOptions: {', '.join(options)}.\n{o.instruction}"
+
+    def _visual_items(self, frames: np.ndarray) -> list[dict[str, Any]]:
+        if self.opts.input == "video":
+            return [{"type": "video", "video": frames}]
+        return [{"type": "image", "image": f} for f in frames]
+
+    def _note_prompt(self, text: str, options: list[str], n_frames: int) -> None:
+        """Record a clip's prompt, option order and frame count for the cell record."""
+        s = self._stats
+        if s["prompt"] is None:
+            s["prompt"], s["options"] = text, options
+        s["orders"].add(tuple(options))
+        s["frames"].append(n_frames)
+
+    def _cache_path(self, key: str) -> Path | None:
+        if not self.opts.cache or self._cache_dir is None:
+            return None
+        return self._cache_dir / key[:2] / f"{key}.json"
+
+    def _cached(self, keys: list[str]) -> tuple[list[dict[str, Any] | None], list[int]]:
+        """The cached answer of each key (None when absent or unreadable) and the positions
+        still to compute; hits are counted in the cell record."""
+        entries: list[dict[str, Any] | None] = [None] * len(keys)
+        missing = []
+        for i, k in enumerate(keys):
+            path = self._cache_path(k)
+            if path is not None and path.is_file():
+                try:
+                    entries[i] = json.loads(path.read_text())
+                    self._stats["cache_hits"] += 1
+                    continue
+                except (OSError, ValueError):
+                    pass
+            missing.append(i)
+        return entries, missing
