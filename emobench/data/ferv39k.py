@@ -37,7 +37,7 @@ def load_ferv39k(root: Path) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     Angry, Surprise, Disgust, Fear) become canonical names.
     """
     from emobench.data.loading import Problems, Record, assemble, read_lines, require_file
-    from emobench.labels import DATASET_ORDERS, UnknownLabelError, canonical
+    from emobench.labels import DATASET_ORDERS
 
     classes = DATASET_ORDERS["ferv39k"]
     root = Path(root).resolve()
@@ -57,14 +57,7 @@ def load_ferv39k(root: Path) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
                     f"{where}: expected '<Scene>/<Emotion>/<id> <EmotionName>': {text!r}",
                 )
                 continue
-            label: str | None
-            try:
-                label = canonical(parts[1])
-            except UnknownLabelError:
-                label = None
-            if label not in classes:
-                problems.add(clip, "unknown-label", f"{where}: {parts[1]!r} is not a FERV39k class")
-                label = None
+            label = problems.class_label(parts[1], classes, clip, where, "FERV39k")
             scene = clip.split("/")[0]
             records.append(
                 Record(

@@ -65,6 +65,22 @@ class Problems:
     def note(self, detail: str) -> None:
         self.add(None, "note", detail)
 
+    def class_label(
+        self, name: str, classes: Sequence[str], clip_id: str, where: str, dataset: str
+    ) -> str | None:
+        """The canonical name of a label written by name (aliases allowed) when it is one of
+        ``classes``; otherwise None, reported as an ``unknown-label`` problem."""
+        from emobench.labels import UnknownLabelError, canonical
+
+        try:
+            label: str | None = canonical(name)
+        except UnknownLabelError:
+            label = None
+        if label in classes:
+            return label
+        self.add(clip_id, "unknown-label", f"{where}: {name!r} is not a {dataset} class")
+        return None
+
     def count(self, kind: str) -> int:
         return sum(p["kind"] == kind for p in self._items)
 

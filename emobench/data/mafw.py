@@ -45,7 +45,7 @@ def load_mafw(root: Path, media: str = "clips") -> tuple[pl.DataFrame, list[dict
         kfold_files,
         read_lines,
     )
-    from emobench.labels import DATASET_ORDERS, UnknownLabelError, canonical
+    from emobench.labels import DATASET_ORDERS
 
     check_choice("mafw", "media", media, tuple(MEDIA))
     classes = DATASET_ORDERS["mafw"]
@@ -64,16 +64,7 @@ def load_mafw(root: Path, media: str = "clips") -> tuple[pl.DataFrame, list[dict
                         clip, "unknown-label", f"{where}: expected '<clip>.mp4 <label>': {text!r}"
                     )
                     continue
-                label: str | None
-                try:
-                    label = canonical(parts[1])
-                except UnknownLabelError:
-                    label = None
-                if label not in classes:
-                    problems.add(
-                        clip, "unknown-label", f"{where}: {parts[1]!r} is not a MAFW class"
-                    )
-                    label = None
+                label = problems.class_label(parts[1], classes, clip, where, "MAFW")
                 media_path = root / folder / (clip + ".mp4" if kind == "video" else clip)
                 records.append(Record(clip, label, split, fold, media_path, kind, None, where))
     index = assemble(records, classes, problems, "mafw")
