@@ -165,6 +165,12 @@ class ModelConfig(_Strict):
     enrichment: list[Literal[ENRICHMENTS]] | None = Field(  # type: ignore[valid-type]
         None, min_length=1, description="overrides sweep.enrichment"
     )
+    sampler: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="overrides sweep.sampler (e.g. a video model that always takes 16 frames)",
+    )
+    order: list[str] | None = Field(None, min_length=1, description="overrides sweep.order")
     options: dict[str, Any] = Field(
         default_factory=dict, description="adapter options (the family's options model)"
     )
@@ -195,6 +201,16 @@ class ModelConfig(_Strict):
     @classmethod
     def _known_rebalancing(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else _check_rebalancing(v)
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_samplers(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_samplers(v)
+
+    @field_validator("order")
+    @classmethod
+    def _known_orders(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_orders(v)
 
     @field_validator("prior_correction")
     @classmethod
@@ -239,20 +255,9 @@ class SweepConfig(_Strict):
     @field_validator("sampler")
     @classmethod
     def _expand_samplers(cls, v: list[str]) -> list[str]:
-        from emobench.video.sampling import SamplerSpecError, parse_spec
+        return _check_samplers(v)
 
-        out: list[str] = []
-        for item in v:
-            for spec in expand_spec_list(item):
-                try:
-                    out.append(str(parse_spec(spec)))
-                except SamplerSpecError as exc:
-                    raise _one_line(exc) from None
-        if not out:
-            raise ValueError("at least one sampler is needed")
-        return list(dict.fromkeys(out))
-
-    @field_validator("order", "enrichment", "seeds")
+    @field_validator("enrichment", "seeds")
     @classmethod
     def _no_repeats(cls, v: list[Any]) -> list[Any]:
         return _unique(v)
@@ -260,12 +265,7 @@ class SweepConfig(_Strict):
     @field_validator("order")
     @classmethod
     def _known_order(cls, v: list[str]) -> list[str]:
-        from emobench.video.sampling import ORDERS
-
-        for name in v:
-            if name not in ORDERS:
-                raise ValueError(ORDERS.message(name))
-        return v
+        return _check_orders(v)
 
     @field_validator("rebalancing")
     @classmethod
@@ -335,8 +335,10 @@ class RunConfig(_Strict):
 
         for i, m in enumerate(self.models):
             family = check_model_name(m.adapter)
+            if family.kind == "imported":  # the settings another program used: one each
+                self._check_imported(i, m)
             enrich = [e for e in (m.enrichment or self.sweep.enrichment) if e != "none"]
-            if enrich and family.kind != "clip":
+            if enrich and family.kind not in ("clip", "imported"):
                 raise ValueError(
                     f"models.{i} ({m.adapter}) is a {family.kind} model: enrichment "
                     f'{enrich[0]!r} needs a clip model (set models.{i}.enrichment = ["none"])'
@@ -348,6 +350,53 @@ class RunConfig(_Strict):
                     f'correction {priors[0]!r} needs scores (e.g. scoring = "loglik")'
                 )
         return self
+
+    def _check_imported(self, i: int, m: ModelConfig) -> None:
+        """An imported model has one sampler, order, enrichment and re-balancing (what the
+        other code used) and one file per seed and dataset
+        (:func:`emobench.models.predictions.adapter.check_config`)."""
+        from emobench.models.predictions.adapter import check_config
+
+        sw = self.sweep
+        axes = {
+            "sampler": m.sampler or sw.sampler,
+            "order": m.order or sw.order,
+            "enrichment": m.enrichment or sw.enrichment,
+            "rebalancing": m.rebalancing or sw.rebalancing,
+            "seeds": sw.seeds,
+        }
+        why = check_config(
+            f"models.{i}", m.adapter, m.options, axes, [d.name for d in self.datasets]
+        )
+        if why:
+            raise ValueError(why)
+
+
+def _check_samplers(v: list[str]) -> list[str]:
+    """Sampler specs, comma lists expanded (``uniform:2,4``), in canonical spelling, each
+    once (a repeat after expansion is dropped)."""
+    from emobench.video.sampling import SamplerSpecError, parse_spec
+
+    out: list[str] = []
+    for item in v:
+        for spec in expand_spec_list(item):
+            try:
+                out.append(str(parse_spec(spec)))
+            except SamplerSpecError as exc:
+                raise _one_line(exc) from None
+    if not out:
+        raise ValueError("at least one sampler is needed")
+    return list(dict.fromkeys(out))
+
+
+def _check_orders(v: list[str]) -> list[str]:
+    from emobench.video.sampling import ORDERS
+
+    v = _unique(v)
+    for name in v:
+        if name not in ORDERS:
+            raise ValueError(ORDERS.message(name))
+    return v
 
 
 def _check_rebalancing(v: list[str]) -> list[str]:

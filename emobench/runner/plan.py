@@ -1,7 +1,9 @@
 """Expand a run configuration into cells, grouped by the model state they need.
 
 A *cell* is one combination of settings (dataset, model, rebalancing, sampler, order,
-enrichment, prior correction, seed); it runs on every selected fold. Cells that share a
+enrichment, prior correction, seed); it runs on every selected fold. A model's own
+``sampler``, ``order``, ``enrichment``, ``rebalancing`` and ``prior_correction`` lists
+replace the sweep's for that model. Cells that share a
 trained model (dataset, model, rebalancing, seed) form a *group*: the model is fitted once
 per fold and its per-frame features serve every sampler, order and prior correction.
 """
@@ -27,6 +29,9 @@ class Cell:
     enrichment: str
     prior_correction: str
     seed: int
+    #: imported models only (``predictions:<file>``): a digest of the files' contents, so
+    #: that it is part of every part's stamp and an edited file makes its parts stale
+    inputs: str | None = None
 
     @property
     def cell_id(self) -> str:
@@ -71,7 +76,11 @@ class Cell:
         }
 
     def as_dict(self) -> dict[str, object]:
-        return {"cell_id": self.cell_id, **asdict(self)}
+        """The cell's fields and id (``inputs`` only when set: other cells are unchanged)."""
+        out = {"cell_id": self.cell_id, **asdict(self)}
+        if self.inputs is None:
+            out.pop("inputs")
+        return out
 
 
 def _slug(text: str) -> str:
@@ -87,12 +96,25 @@ def expand(cfg: RunConfig) -> list[Cell]:
             rebal = m.rebalancing or sw.rebalancing
             priors = m.prior_correction or sw.prior_correction
             enrichments = m.enrichment or sw.enrichment
+            samplers = m.sampler or sw.sampler
+            orders = m.order or sw.order
+            inputs = imported_digest(m.adapter, m.options)
             for rb, seed, sampler, order, enr, prior in product(
-                rebal, sw.seeds, sw.sampler, sw.order, enrichments, priors
+                rebal, sw.seeds, samplers, orders, enrichments, priors
             ):
                 cells.append(
                     Cell(
-                        ds.name, m.display_name, m.adapter, mi, rb, sampler, order, enr, prior, seed
+                        ds.name,
+                        m.display_name,
+                        m.adapter,
+                        mi,
+                        rb,
+                        sampler,
+                        order,
+                        enr,
+                        prior,
+                        seed,
+                        inputs,
                     )
                 )
     ids = [c.cell_id for c in cells]
@@ -104,6 +126,15 @@ def expand(cfg: RunConfig) -> list[Cell]:
             f"two models produce the same cell {sorted(dup)[0]!r}: give them distinct names"
         )
     return cells
+
+
+def imported_digest(adapter: str, options: dict[str, object]) -> str | None:
+    """The content digest of an imported model's files (None for every other model)."""
+    if not adapter.startswith("predictions:"):
+        return None
+    from emobench.models.predictions.adapter import files_digest
+
+    return files_digest(adapter, options)
 
 
 def groups(cells: list[Cell]) -> dict[tuple[str, int, str, int], list[Cell]]:

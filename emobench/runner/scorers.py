@@ -90,7 +90,11 @@ class Scorer(Protocol):
 #: The built-in scorers' modules are imported on the first lookup.
 SCORERS: Registry[Callable[..., Scorer]] = Registry(
     "model kind",
-    modules=("emobench.runner.frame_features", "emobench.runner.clip_scorer"),
+    modules=(
+        "emobench.runner.frame_features",
+        "emobench.runner.clip_scorer",
+        "emobench.runner.imported",
+    ),
 )
 
 
