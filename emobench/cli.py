@@ -71,11 +71,48 @@ def run(
     ),
     list_presets: bool = typer.Option(False, "--list-presets", help="List shipped presets."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    num_processes: int = typer.Option(
+        1,
+        "--num-processes",
+        "-n",
+        min=1,
+        help="Share the run among N local processes (one per GPU with --device cuda/auto, "
+        "else CPU processes); torchrun and accelerate launch work too.",
+    ),
+    rank_timeout: float = typer.Option(
+        300.0,
+        "--rank-timeout",
+        min=0.1,
+        help="With several processes: seconds without a sign of life after which rank 0 "
+        "gives up on a rank (its finished parts are kept; a rerun completes the run).",
+    ),
 ) -> None:
     """Run a benchmark from a preset or a TOML config and write a results folder.
 
     Without arguments it runs the embedded `quickstart` preset. Rerunning the same command resumes an interrupted run and recomputes nothing that is finished.
     """  # noqa: E501  (Typer keeps docstring line breaks)
+    if num_processes > 1 and not (dry_run or list_presets):
+        argv = _run_argv(
+            source, out, device, overrides, limit, backend, recompute, progress, rank_timeout
+        )
+        code: list[int] = []
+
+        def launch() -> None:
+            import os
+
+            from emobench.runner.distributed import DistributedError, launch_local
+
+            if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+                raise DistributedError(
+                    "--num-processes starts its own ranks; under torchrun or accelerate "
+                    "launch leave it out"
+                )
+            code.append(launch_local(argv, num_processes, echo=typer.echo))
+
+        run_cli(launch)
+        if code and code[0]:
+            raise typer.Exit(code[0])
+        return
 
     def body() -> None:
         from emobench.runner.commands import run_command
@@ -91,9 +128,40 @@ def run(
             progress=progress,
             backend=backend,
             recompute=recompute,
+            rank_timeout=rank_timeout,
         )
 
     run_cli(body)
+
+
+def _run_argv(
+    source: str,
+    out: Path | None,
+    device: str | None,
+    overrides: list[str],
+    limit: int | None,
+    backend: str | None,
+    recompute: bool,
+    progress: bool,
+    rank_timeout: float,
+) -> list[str]:
+    """The ``emobench run`` arguments each rank of ``--num-processes`` gets (the same
+    run, without ``--num-processes``)."""
+    argv = [source]
+    if out is not None:
+        argv += ["--out", str(out)]
+    if device is not None:
+        argv += ["--device", device]
+    for item in overrides:
+        argv += ["--set", item]
+    if limit is not None:
+        argv += ["--limit", str(limit)]
+    if backend is not None:
+        argv += ["--backend", backend]
+    if recompute:
+        argv.append("--recompute")
+    argv += ["--progress" if progress else "--no-progress", "--rank-timeout", str(rank_timeout)]
+    return argv
 
 
 def _register_delegated() -> None:

@@ -1,4 +1,9 @@
-"""The body of ``emobench run``: load the config, then dry-run or execute, then summarise."""
+"""The body of ``emobench run``: load the config, then dry-run or execute, then summarise.
+
+Under a multi-process launch (torchrun, accelerate launch, ``--num-processes``) every rank
+runs this body: rank 0 shows the progress bars and the final summary, the other ranks print
+only rank-prefixed lines (see :mod:`emobench.runner.distributed`).
+"""
 
 from __future__ import annotations
 
@@ -22,11 +27,19 @@ def run_command(
     progress: bool = True,
     backend: str | None = None,
     recompute: bool = False,
+    rank_timeout: float | None = None,
 ) -> Path | None:
     """Run (or describe) a benchmark; returns the results folder (None for listings)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from emobench.errors import EmobenchError
+    from emobench.runner.distributed import DEFAULT_RANK_TIMEOUT_S, rank_from_env
+
+    rank = rank_from_env()
+    if rank.parallel and not rank.is_main and (dry_run or list_presets):
+        return None  # rank 0 alone describes the grid or lists presets
     console = Console()
     if list_presets:
         table = Table("preset", "description", title="Shipped presets")
@@ -50,8 +63,18 @@ def run_command(
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from emobench.runner.execute import Engine
 
-    engine = Engine(cfg, out, progress=progress, console=console, recompute=recompute)
-    engine.load_datasets()  # the synth set is generated first if absent
+    launch = rank.parallel and not dry_run
+    engine = Engine(
+        cfg,
+        out,
+        progress=progress and rank.is_main,
+        console=console,
+        recompute=recompute,
+        rank=rank if launch else None,
+        rank_timeout=DEFAULT_RANK_TIMEOUT_S if rank_timeout is None else rank_timeout,
+    )
+    if not launch:  # a launch loads on rank 0 first (it may generate), then on the others
+        engine.load_datasets()  # the synth set is generated first if absent
     for line in engine.warnings:
         console.print(f"[yellow]warning:[/] {line}")
     if dry_run:  # every model is built; a missing weights file is listed, not fatal
@@ -61,9 +84,21 @@ def run_command(
     shown = len(engine.warnings)
     try:
         summary = engine.execute()
+    except EmobenchError as exc:
+        if rank.parallel and not rank.is_main:  # say which rank stopped, in the same line
+            exc.args = (f"{rank.prefix}{exc}",)
+        raise
     finally:
-        for line in engine.warnings[shown:]:
-            console.print(f"[yellow]warning:[/] {line}")
+        if rank.is_main:  # a rank's warnings reach rank 0 and the manifest
+            for line in engine.warnings[shown:]:
+                console.print(f"[yellow]warning:[/] {line}")
+    if not summary.finalized:
+        console.print(
+            f"{escape(rank.prefix)}done: {summary.parts_computed} part(s) computed in "
+            f"{summary.seconds:.1f} s; rank 0 merges the results into {out}",
+            soft_wrap=True,
+        )
+        return out
     console.print(
         f"[bold green]done[/] {summary.cells} cells × folds = {summary.parts_total} "
         f"({summary.parts_done_before} already done, {summary.parts_computed} computed) "

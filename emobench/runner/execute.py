@@ -9,6 +9,11 @@ run with one line (or is recomputed with ``recompute=True``), and a damaged part
 removed and recomputed. One run at a time holds a folder (:mod:`emobench.runner.lock`).
 At the end the parts are merged into ``predictions.parquet``, the metrics table and the
 manifest are written, all atomically.
+
+Several processes may share one run (``torchrun``, ``accelerate launch``, ``emobench run
+--num-processes N``; :mod:`emobench.runner.distributed`): rank 0 audits the folder and
+deals the pending (group, fold) units out; each rank writes its own parts; rank 0 waits
+for the others, then merges and finalises exactly as a single process does.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from emobench.io import write_json_atomic
 from emobench.results import RunFolder, build_manifest, dataset_entry
 from emobench.runner.cache import FeatureCache, FrameCache
 from emobench.runner.datasets import prepare_dataset
+from emobench.runner.distributed import DEFAULT_RANK_TIMEOUT_S, Rank
 from emobench.runner.media import (  # noqa: F401  (re-exported for callers and tests)
     MAX_FAILED_SHARE,
     DecodeFailureError,
@@ -59,6 +65,14 @@ class RunSummary:
     cache: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    #: this process's place in a launch (rank 0 of 1 for a single process)
+    rank: Rank = field(default_factory=Rank)
+    #: False on ranks > 0 (rank 0 merges and finalises the folder)
+    finalized: bool = True
+
+
+#: One unit of work: the pending cells of a group on one fold.
+Unit = tuple[list[Cell], int]
 
 
 # --------------------------------------------------------------------------- engine
@@ -77,8 +91,16 @@ class Engine:
         console: Any = None,
         on_part: Callable[[Cell, int], None] | None = None,
         recompute: bool = False,
+        rank: Rank | None = None,
+        rank_timeout: float = DEFAULT_RANK_TIMEOUT_S,
     ) -> None:
         self.cfg = cfg
+        #: this process's place in a multi-process launch (rank 0 of 1: a single process)
+        self.rank = rank or Rank()
+        #: seconds rank 0 waits for a silent rank before giving up on it
+        self.rank_timeout = rank_timeout
+        #: what the other ranks reported (rank 0 of a launch; for the manifest)
+        self._parallel: dict[str, Any] | None = None
         #: recompute parts made from other settings, data or code instead of refusing
         self.recompute = recompute
         self.out = Path(out)
@@ -272,6 +294,8 @@ class Engine:
         """Run every pending (cell, fold), holding the folder's lock; see the module doc."""
         from emobench.runner.lock import RunLock
 
+        if self.rank.parallel:
+            return self._execute_launch()
         self._check_out()
         try:
             with RunLock(self.out) as lock:
@@ -298,13 +322,8 @@ class Engine:
         done_before = total - len(todo)
         computed = 0
         with self.progress.run(total, done_before):
-            for _key, cells in groups(self.cells).items():
-                ds = cells[0].dataset
-                for fold in self.folds(ds):
-                    pending = [c for c in cells if not self._is_done(c, fold)]
-                    if not pending:
-                        continue
-                    computed += self._run_group(pending, fold)
+            for cells, fold in self.units():
+                computed += self._run_group(cells, fold)
         self._collect_skips()
         t = time.perf_counter()
         self.finalize()
@@ -321,7 +340,177 @@ class Engine:
             timings=dict(self.timings),
         )
 
-    def _run_group(self, cells: list[Cell], fold: int) -> int:
+    def units(self) -> list[Unit]:
+        """The pending work in the engine's stable order: per group and fold, its cells
+        without a reusable part (groups with nothing pending are left out)."""
+        out: list[Unit] = []
+        for _key, cells in groups(self.cells).items():
+            for fold in self.folds(cells[0].dataset):
+                pending = [c for c in cells if not self._is_done(c, fold)]
+                if pending:
+                    out.append((pending, fold))
+        return out
+
+    # ------------------------------------------------------------ several processes
+    def _execute_launch(self) -> RunSummary:
+        """One rank of a multi-process launch (see :mod:`emobench.runner.distributed`)."""
+        from emobench.runner.distributed import Launch
+
+        launch = Launch(self.rank, self.out, timeout=self.rank_timeout)
+        try:
+            with launch:
+                if self.rank.is_main:
+                    return self._execute_main(launch)
+                return self._execute_worker(launch)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OutputFolderError(
+                f"cannot write results to {self.out}: {exc.strerror or exc}{where}; finished "
+                "parts are kept and a rerun resumes"
+            ) from None
+
+    def _execute_main(self, launch: Any) -> RunSummary:
+        """Rank 0: lock and audit the folder, deal the units out, do its share, wait for
+        the other ranks, then merge and finalise as a single process does."""
+        from emobench.runner.distributed import shard
+        from emobench.runner.lock import RunLock
+
+        t0 = time.perf_counter()
+        lock = RunLock(self.out, launch=launch.id)
+        try:  # every failure before the work starts is sent to the other ranks too
+            self._check_out()
+            lock.__enter__()
+        except BaseException as exc:
+            launch.publish(error=exc)
+            raise
+        try:
+            try:
+                msg = lock.stale_message()
+                if msg:
+                    self.warnings.append(msg)
+                if not self._indices:
+                    self.load_datasets(generate=True)
+                _reset_decode_stats()
+                self._settle_parts(self.recompute)
+                self._write_plan()
+                total = sum(len(self.folds(c.dataset)) for c in self.cells)
+                units = self.units()
+                if units:
+                    self.check_models()
+                shares = shard([len(cells) for cells, _ in units], self.rank.world)
+                plan = [
+                    [([c.cell_id for c in units[i][0]], units[i][1]) for i in share]
+                    for share in shares
+                ]
+            except BaseException as exc:
+                launch.publish(error=exc)
+                raise
+            launch.publish(plan=plan)
+            mine = [units[i] for i in shares[0]]
+            todo = sum(len(c) for c, _ in units)
+            computed = 0
+            with self.progress.run(sum(len(c) for c, _ in mine), 0):
+                for cells, fold in mine:
+                    computed += self._run_group(cells, fold)
+            reports = launch.wait_for_ranks()
+            self._merge_reports(reports, launch.id, computed)
+            self._collect_skips()
+            t = time.perf_counter()
+            self.finalize()
+            self.timings["finalize"] = time.perf_counter() - t
+            launch.cleanup()
+        finally:
+            lock.__exit__(None, None, None)
+        return RunSummary(
+            out=self.out,
+            cells=len(self.cells),
+            parts_total=total,
+            parts_done_before=total - todo,
+            parts_computed=computed + sum(int(r.get("parts", 0)) for r in reports.values()),
+            skipped=self.skipped,
+            cache=self.features.stats.as_dict(),
+            seconds=time.perf_counter() - t0,
+            timings=dict(self.timings),
+            rank=self.rank,
+        )
+
+    def _execute_worker(self, launch: Any) -> RunSummary:
+        """Rank > 0: take this rank's share from rank 0, write its parts, report."""
+        from emobench.runner.lock import RankLock
+
+        t0 = time.perf_counter()
+        plan = launch.receive()
+        computed = 0
+        try:  # from here on a failure is reported to rank 0, which stops waiting
+            launch.heartbeat()
+            if not self._indices:
+                self.load_datasets(generate=False)  # rank 0 generated what was absent
+            by_id = {c.cell_id: c for c in self.cells}
+            missing = [cid for ids, _ in plan[self.rank.rank] for cid in ids if cid not in by_id]
+            if missing:
+                raise ConfigError(
+                    f"rank 0 planned cell {missing[0]} that rank {self.rank.rank} does not "
+                    "have: start every rank with the same configuration"
+                )
+            mine = [([by_id[cid] for cid in ids], fold) for ids, fold in plan[self.rank.rank]]
+            with RankLock(self.out, launch.id, self.rank.rank):
+                _reset_decode_stats()
+                for cells, fold in mine:
+                    computed += self._run_group(cells, fold, on_written=launch.part_done)
+                launch.finish(
+                    {
+                        "parts": computed,
+                        "warnings": self.warnings,
+                        "timings": self.timings,
+                        "cache": self.features.stats.as_dict(),
+                        "decoding": _decode_stats(),
+                        "device": str(self._device or self.device_name),
+                    }
+                )
+        except BaseException as exc:
+            launch.finish(error=" ".join(str(exc).split()) or type(exc).__name__)
+            raise
+        return RunSummary(
+            out=self.out,
+            cells=len(self.cells),
+            parts_total=sum(len(self.folds(c.dataset)) for c in self.cells),
+            parts_done_before=0,
+            parts_computed=computed,
+            cache=self.features.stats.as_dict(),
+            seconds=time.perf_counter() - t0,
+            timings=dict(self.timings),
+            rank=self.rank,
+            finalized=False,
+        )
+
+    def _merge_reports(self, reports: dict[int, dict[str, Any]], launch: str, mine: int) -> None:
+        """Rank 0: fold the other ranks' warnings, timings and counts into this run's."""
+        from emobench.runner.distributed import merge_counts
+
+        stats = self.features.stats
+        decoding = _decode_stats()
+        ranks = [{"rank": 0, "parts": mine, "device": str(self._device or self.device_name)}]
+        for r, rep in sorted(reports.items()):
+            for w in rep.get("warnings", []):
+                if w not in self.warnings:
+                    self.warnings.append(w)
+            self.timings = merge_counts(self.timings, rep.get("timings", {}))
+            cache = rep.get("cache", {})
+            stats.hit_frames += int(cache.get("hit_frames", 0))
+            stats.miss_frames += int(cache.get("miss_frames", 0))
+            stats.encoder_calls += int(cache.get("encoder_calls", 0))
+            decoding = merge_counts(decoding, rep.get("decoding", {}))
+            ranks.append({"rank": r, "parts": rep.get("parts"), "device": rep.get("device")})
+        self._parallel = {
+            "world_size": self.rank.world,
+            "launch": launch,
+            "ranks": ranks,
+            "decoding": decoding,
+        }
+
+    def _run_group(
+        self, cells: list[Cell], fold: int, on_written: Callable[[], None] | None = None
+    ) -> int:
         """Fit the group's model on the fold, then write one part per cell from its scorer."""
         first = cells[0]
         labels = self._labels[first.dataset]
@@ -354,6 +543,8 @@ class Engine:
                 self._audit.ok.add((cell.cell_id, fold))
             self.timings["score"] += time.perf_counter() - t
             self.progress.part_done()
+            if on_written is not None:
+                on_written()
             if self.on_part is not None:
                 self.on_part(cell, fold)
         return len(cells)
@@ -401,11 +592,13 @@ class Engine:
 
     @property
     def device(self) -> Any:
-        """The run's torch device, resolved once from the config's device spec."""
+        """The run's torch device, resolved once from the config's device spec (a rank of
+        a launch on a GPU machine takes ``cuda:LOCAL_RANK``)."""
         if self._device is None:
             from emobench.models.device import resolve_device
+            from emobench.runner.distributed import rank_device
 
-            self._device = resolve_device(self.device_name)
+            self._device = resolve_device(rank_device(self.device_name, self.rank))
         return self._device
 
     def _train_prior(self, train: pl.DataFrame, labels: list[str], fold: int) -> np.ndarray:
@@ -465,8 +658,11 @@ class Engine:
         )
         manifest["cache"] = {"dir": str(self.features.root), **self.features.stats.as_dict()}
         manifest["timings_s"] = {k: round(v, 3) for k, v in self.timings.items()}
-        manifest["decoding"] = {"backend": self.backend, "this_run": _decode_stats()}
+        decoding = self._parallel["decoding"] if self._parallel else _decode_stats()
+        manifest["decoding"] = {"backend": self.backend, "this_run": decoding}
         manifest["warnings"] = list(self.warnings)
+        if self._parallel:
+            manifest["parallel"] = {k: v for k, v in self._parallel.items() if k != "decoding"}
         manifest["cell_info"] = self._cell_info()
         preds = validate_predictions(preds)
         self.run.write_predictions(preds)

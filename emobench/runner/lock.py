@@ -5,6 +5,13 @@
 (``.emobench.pid``). The OS drops the lock when the holder dies, so a killed run never
 blocks the next one; its PID file stays behind, which is how the next run tells (and
 reports) that a previous run did not finish, and cleans its stray temporary files.
+
+A launch of several processes (:mod:`emobench.runner.distributed`) shares one folder:
+rank 0 takes :class:`RunLock` with the launch id (written into the PID file) and every
+other rank holds its own ``.emobench-launch/rank-<r>.lock`` through :class:`RankLock`,
+which joins only a folder held by its own launch. :class:`RunLock` refuses a folder while
+any rank lock there is held, so a second, independent run cannot start beside a launch
+even after that launch's rank 0 is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from pathlib import Path
 from emobench.errors import EmobenchError
 
 LOCK_FILE = ".emobench.lock"
+#: Folder of a launch's per-rank lock and state files (see emobench.runner.distributed).
+LAUNCH_DIR = ".emobench-launch"
 PID_FILE = ".emobench.pid"
 #: Temporary files of the atomic writers (``.<name>.<random>.tmp``) and the synth generator.
 TEMP_GLOBS = (".*.tmp",)
@@ -55,8 +64,10 @@ class RunLock:
     removed.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, launch: str | None = None) -> None:
         self.folder = Path(folder)
+        #: the id of the multi-process launch whose rank 0 this is (None: a single process)
+        self.launch = launch
         self.stale: dict | None = None
         self.cleaned = 0
         self._lock = None
@@ -75,6 +86,17 @@ class RunLock:
                 f"{self.folder} is in use by another emobench run ({who}{since}); wait for "
                 "it to finish or choose another --out"
             ) from None
+        try:
+            busy = _held_rank(self.folder)
+        except BaseException:
+            self._lock.release()
+            raise
+        if busy is not None:
+            self._lock.release()
+            raise RunLockedError(
+                f"{self.folder} is in use by another emobench run ({busy}); wait for it to "
+                "finish or choose another --out"
+            )
         old = _read_holder(self.folder)
         if old and old.get("pid") != os.getpid():
             alive = isinstance(old.get("pid"), int) and _pid_alive(old["pid"])
@@ -82,13 +104,13 @@ class RunLock:
         self.cleaned = clean_temp_files(self.folder)
         from emobench.results import write_json_atomic
 
-        write_json_atomic(
-            self.folder / PID_FILE,
-            {
-                "pid": os.getpid(),
-                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            },
-        )
+        holder = {
+            "pid": os.getpid(),
+            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        if self.launch is not None:
+            holder["launch"] = self.launch
+        write_json_atomic(self.folder / PID_FILE, holder)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -108,6 +130,65 @@ class RunLock:
             f"a previous run in {self.folder} (PID {pid}, started {started}) stopped without "
             f"finishing; resuming from its finished parts{extra}"
         )
+
+
+def _held_rank(folder: Path) -> str | None:
+    """Who holds a rank lock of a launch in ``folder`` (one phrase), or None."""
+    from filelock import FileLock, Timeout
+
+    for path in sorted((Path(folder) / LAUNCH_DIR).glob("rank-*.lock")):
+        probe = FileLock(str(path), timeout=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            rank = path.stem.removeprefix("rank-")
+            try:
+                state = json.loads(path.with_suffix(".json").read_text())
+            except (OSError, ValueError):
+                state = {}
+            pid = f", PID {state['pid']}" if isinstance(state, dict) and "pid" in state else ""
+            launch = state.get("launch", "?") if isinstance(state, dict) else "?"
+            return f"rank {rank} of launch {launch}{pid}"
+        probe.release()
+    return None
+
+
+class RankLock:
+    """Context manager for rank ``rank`` > 0 of launch ``launch``: join the folder that
+    this launch's rank 0 holds (its PID file names the launch) and hold the rank's own
+    lock file for as long as the rank works, so no other run starts meanwhile."""
+
+    def __init__(self, folder: Path, launch: str, rank: int) -> None:
+        self.folder = Path(folder)
+        self.launch = launch
+        self.rank = rank
+        self._lock = None
+
+    def __enter__(self) -> RankLock:
+        from filelock import FileLock, Timeout
+
+        holder = _read_holder(self.folder)
+        if holder.get("launch") != self.launch:
+            who = f"PID {holder['pid']}" if "pid" in holder else "no run"
+            raise RunLockedError(
+                f"{self.folder} is not held by this launch ({self.launch}) but by {who}; "
+                "rank 0 must start the run"
+            )
+        path = self.folder / LAUNCH_DIR / f"rank-{self.rank}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(path), timeout=0)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise RunLockedError(
+                f"rank {self.rank} of {self.folder} is already taken by another process; "
+                "is the same rank started twice?"
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
 
 def clean_temp_files(folder: Path) -> int:

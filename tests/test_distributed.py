@@ -1,0 +1,299 @@
+"""Data-parallel runs: ranks share one folder's work and give a single process's results.
+
+The multi-process cases start real rank processes (``python -m emobench run`` with the
+environment torchrun sets, or ``--num-processes``) on a tiny generated set; the reference
+is a single in-process run with one CPU thread, the thread count each of two ranks gets on
+this machine's split, so that scores must agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import make_synth
+
+from emobench.config import validate_config
+from emobench.results import RunFolder
+from emobench.runner.distributed import (
+    DistributedError,
+    Rank,
+    free_port,
+    launch_env,
+    merge_counts,
+    rank_device,
+    rank_from_env,
+    shard,
+)
+from emobench.runner.execute import Engine
+from emobench.runner.lock import RankLock, RunLock, RunLockedError
+from emobench.runner.parts import code_version
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = {"epochs": 1, "patience": 1, "batch_size": 16, "crt_epochs": 1, "encoder_frames": 2}
+#: 2 models × 2 seeds = 4 groups (units) of 2 cells each: 8 parts on the one fold
+CONFIG = """
+name = "dist"
+device = "cpu"
+[[datasets]]
+name = "synth"
+root = "{root}"
+[[models]]
+adapter = "baseline:mean"
+name = "mean"
+options = {{frame_size = 32, encoder = {{widths = [8]}}}}
+[[models]]
+adapter = "baseline:gru"
+name = "gru"
+options = {{frame_size = 32, encoder = {{widths = [8, 8]}}}}
+[sweep]
+sampler = ["uniform:2,4"]
+seeds = [0, 1]
+[train]
+epochs = 1
+patience = 1
+batch_size = 16
+crt_epochs = 1
+encoder_frames = 2
+[metrics]
+n_resamples = 20
+"""
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+def test_shard_hand_checked():
+    # equal weights alternate; ties go to the lower rank
+    assert shard([2, 2, 2, 2], 2) == [[0, 2], [1, 3]]
+    # longest first: the heavy unit alone balances the five light ones
+    assert shard([5, 1, 1, 1, 1, 1], 2) == [[0], [1, 2, 3, 4, 5]]
+    # 0→r0 (3), 1→r1 (3), 2→r0 (5), 3→r1 (5), 4→r0 (7)
+    assert shard([3, 3, 2, 2, 2], 2) == [[0, 2, 4], [1, 3]]
+    assert shard([1], 3) == [[0], [], []]
+    assert shard([], 2) == [[], []]
+    assert shard([4, 1, 2], 1) == [[0, 1, 2]]
+    with pytest.raises(ValueError):
+        shard([1], 0)
+
+
+def test_shard_is_disjoint_covering_balanced_and_deterministic():
+    rng = random.Random(7)
+    for _ in range(200):
+        weights = [rng.randint(1, 9) for _ in range(rng.randint(0, 30))]
+        world = rng.randint(1, 8)
+        shares = shard(weights, world)
+        flat = sorted(i for s in shares for i in s)
+        assert flat == list(range(len(weights)))  # disjoint and covering
+        assert all(s == sorted(s) for s in shares)  # the engine's order inside a share
+        if weights:
+            loads = [sum(weights[i] for i in s) for s in shares]
+            assert max(loads) < sum(weights) / world + max(weights)
+        assert shard(list(weights), world) == shares
+
+
+def test_rank_from_env_and_device():
+    assert rank_from_env({}) == Rank(0, 1, 0, 1)
+    env = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
+    r = rank_from_env(env)
+    assert (r.rank, r.world, r.local_rank, r.local_world, r.is_main) == (3, 4, 1, 2, False)
+    assert r.prefix == "[rank 3/4] "
+    with pytest.raises(DistributedError, match="RANK=4 is not in 0..WORLD_SIZE-1"):
+        rank_from_env({"RANK": "4", "WORLD_SIZE": "4"})
+    with pytest.raises(DistributedError, match="WORLD_SIZE='two' is not an integer"):
+        rank_from_env({"WORLD_SIZE": "two"})
+    assert rank_device("cpu", r) == "cpu"
+    assert rank_device("cuda:0", r) == "cuda:0"  # an explicit device is the user's choice
+    assert rank_device("auto", Rank()) == "auto"  # a single process keeps its setting
+
+
+def test_rank_device_on_gpus(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert rank_device("auto", Rank(1, 4, 1, 4)) == "cuda:1"
+    assert rank_device("cuda", Rank(2, 4, 2, 4)) == "cuda:0"  # 4 local ranks on 2 GPUs
+    assert rank_device("cpu", Rank(1, 4, 1, 4)) == "cpu"
+
+
+def test_merge_counts_and_launch_env():
+    a = {"fit": 1.5, "clips": {"pyav": 3}, "reasons": ["x"], "backend": "auto"}
+    b = {"fit": 2.0, "clips": {"pyav": 1, "decord": 2}, "reasons": ["x", "y"], "score": 1}
+    assert merge_counts(a, b) == {
+        "fit": 3.5,
+        "clips": {"pyav": 4, "decord": 2},
+        "reasons": ["x", "y"],
+        "backend": "auto",
+        "score": 1,
+    }
+    env = launch_env(2, 1, 12345, base={"PATH": "/bin"})
+    assert (env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"], env["MASTER_PORT"]) == (
+        "1",
+        "1",
+        "2",
+        "12345",
+    )
+    assert env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert launch_env(2, 0, 1, base={"OMP_NUM_THREADS": "3"})["OMP_NUM_THREADS"] == "3"
+
+
+def test_a_launch_shares_its_folder_and_refuses_independent_runs(tmp_path, synth_root):
+    out = tmp_path / "run"
+    out.mkdir()
+    busy = r"in use by another emobench run"
+    with RunLock(out, launch="L1"):  # rank 0 of launch L1
+        # rank 1 of the same launch joins; the same rank twice is refused
+        with RankLock(out, "L1", 1), pytest.raises(RunLockedError, match="already taken"):
+            RankLock(out, "L1", 1).__enter__()
+        with pytest.raises(RunLockedError, match="not held by this launch"):
+            RankLock(out, "L2", 1).__enter__()
+        with pytest.raises(RunLockedError, match=busy):  # a second, independent run
+            _engine(synth_root, out).execute()
+    # rank 0 is gone but rank 1 still works: a new run must not start beside it
+    rank0, rank1 = RunLock(out, launch="L1"), RankLock(out, "L1", 1)
+    rank0.__enter__()
+    rank1.__enter__()
+    rank0.__exit__()
+    try:
+        with pytest.raises(RunLockedError, match=busy + r" \(rank 1 of launch"):
+            RunLock(out).__enter__()
+    finally:
+        rank1.__exit__()
+    with RunLock(out):  # free again
+        pass
+
+
+# ----------------------------------------------------------------------------- real ranks
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    return make_synth(root, profile="exp:3", n_train=28, n_test=10, seed=5)
+
+
+@pytest.fixture(scope="module")
+def config(synth_root, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "dist.toml"
+    path.write_text(CONFIG.format(root=synth_root))
+    return path
+
+
+def _engine(synth_root, out):
+    import tomllib
+
+    data = tomllib.loads(CONFIG.format(root=synth_root))
+    engine = Engine(validate_config(data), out, progress=False)
+    engine.load_datasets()
+    return engine
+
+
+def _single(synth_root, out):
+    """A one-process run with one CPU thread (as each of two ranks gets here)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        return _engine(synth_root, out).execute()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _preds(out):
+    df = RunFolder(out).read_predictions()
+    return df.drop("latency_s").sort(["cell_id", "fold", "clip_id"])
+
+
+@pytest.fixture(scope="module")
+def reference(synth_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    summary = _single(synth_root, out)
+    assert summary.parts_computed == 8
+    return out
+
+
+def _env(**extra):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def test_num_processes_gives_the_single_process_results(config, reference, tmp_path):
+    out = tmp_path / "par" / "run"
+    res = subprocess.run(
+        [sys.executable, "-m", "emobench", "run", str(config), "--out", str(out)]
+        + ["--num-processes", "2", "--no-progress"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "[rank 1/2] done: 4 part(s) computed" in res.stdout
+    assert res.stdout.count("8 cells × folds = 8 (0 already done, 8 computed)") == 1
+    assert _preds(out).equals(_preds(reference))
+    got, ref = RunFolder(out).read_manifest(), RunFolder(reference).read_manifest()
+    assert got["parallel"]["world_size"] == 2
+    assert [r["parts"] for r in got["parallel"]["ranks"]] == [4, 4]
+    assert got["cells"] == ref["cells"] and got["skipped"] == ref["skipped"]
+    assert got["cell_info"] == ref["cell_info"]
+    # both ranks encoded frames: the merged count equals the single process's
+    assert got["cache"]["miss_frames"] == ref["cache"]["miss_frames"]
+    assert pl.read_parquet(out / "metrics.parquet").equals(
+        pl.read_parquet(reference / "metrics.parquet")
+    )
+    assert not list((out / ".emobench-launch").glob("rank-*.json"))  # tidied up
+
+
+def test_a_killed_rank_is_named_and_a_rerun_completes_it(config, synth_root, reference, tmp_path):
+    out = tmp_path / "kill" / "run"
+    port = free_port()
+    args = [sys.executable, "-m", "emobench", "run", str(config), "--out", str(out)]
+    args += ["--no-progress", "--rank-timeout", "2"]
+    procs = [
+        subprocess.Popen(
+            args,
+            env=_env(**launch_env(2, r, port, base={})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    try:
+        # rank 1's share is the seed-1 groups (units 1 and 3): kill it after its first part
+        deadline = time.monotonic() + 90
+        while not list((out / "parts").glob("*__s1__f1.parquet")):
+            assert procs[1].poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        procs[1].send_signal(signal.SIGKILL)
+        _, err = procs[0].communicate(timeout=90)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert procs[0].returncode == 1
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: rank 1 of 2 (PID")
+    assert "no sign of life for 2 s" in lines[-1] and "are kept" in lines[-1]
+    assert "Traceback" not in err
+    parts = list((out / "parts").glob("*.parquet"))
+    s1 = [p for p in parts if "__s1__" in p.name]
+    assert len(parts) - len(s1) == 4  # rank 0 finished its share
+    assert 1 <= len(s1) < 4  # rank 1 lost only its unfinished parts
+    assert not (out / "predictions.parquet").exists()
+    # the ranks stamped their parts with the code they read (other edits of this working
+    # tree since this process started must not make them stale)
+    code_version.cache_clear()
+    summary = _single(synth_root, out)  # a one-process rerun completes the launch's work
+    assert (summary.parts_done_before, summary.parts_computed) == (len(parts), 8 - len(parts))
+    assert _preds(out).equals(_preds(reference))
