@@ -15,6 +15,13 @@ Example (the shipped ``quickstart`` preset is a complete one)::
     adapter = "baseline:gru"            # registry name (`emobench models`)
     rebalancing = ["instance-balanced", "class-balanced"]
 
+    [[models]]                          # predictions made elsewhere, imported as cells
+    adapter = "predictions:preds/maedfer_fold{fold}.csv"
+    name = "MAE-DFER"
+    sampler = ["uniform:16"]            # what that code used: one value each; a model's
+    order = ["original"]                # sampler/order/enrichment/rebalancing/
+                                        # prior_correction lists replace the sweep's
+
     [sweep]
     sampler = ["uniform:2,4,8,16,32"]   # comma lists expand: uniform:2, uniform:4, ...
     order = ["original", "shuffle"]
@@ -363,6 +370,7 @@ class RunConfig(_Strict):
             "order": m.order or sw.order,
             "enrichment": m.enrichment or sw.enrichment,
             "rebalancing": m.rebalancing or sw.rebalancing,
+            "prior_correction": m.prior_correction or sw.prior_correction,
             "seeds": sw.seeds,
         }
         why = check_config(

@@ -100,7 +100,10 @@ def test_exported_predictions_import_with_identical_metrics(original, synth5, tm
             {f"score:{lb}": f"score:{lb.title()}" for lb in labels}
         ).write_csv(tmp_path / f"mean_fold{fold}.csv")
     raw.select(["fold", *cols]).write_parquet(tmp_path / "mean_all.parquet")
+    # no fold information: each fold takes its test clips, other folds' clips are expected
+    raw.select(cols).write_csv(tmp_path / "mean_nofold.csv")
     imports = [
+        {"adapter": f"predictions:{tmp_path}/mean_nofold.csv", "name": "nofold"},
         {"adapter": f"predictions:{tmp_path}/mean_fold{{fold}}.csv", "name": "csv"},
         {
             "adapter": "predictions:mean_all.parquet",
@@ -114,7 +117,7 @@ def test_exported_predictions_import_with_identical_metrics(original, synth5, tm
     mine = run.read_metrics()
     ref = _values(original.read_metrics(), "mean")
     assert len(ref) > 40
-    for model in ("csv", "pq"):
+    for model in ("csv", "pq", "nofold"):
         got = _values(mine, model)
         assert got.keys() == ref.keys()
         for key, value in ref.items():
@@ -122,7 +125,7 @@ def test_exported_predictions_import_with_identical_metrics(original, synth5, tm
     # the predictions themselves, logit-adjusted ones included, are the original run's
     new = run.read_predictions()
     key = ["prior_correction", "fold", "clip_id", "pred", "n_frames"]
-    for model in ("csv", "pq"):
+    for model in ("csv", "pq", "nofold"):
         a = new.filter(pl.col("model") == model).select(key).sort(key)
         assert a.equals(preds.select(key).sort(key))
     info = run.read_manifest()["cell_info"]
@@ -297,15 +300,63 @@ def test_prior_correction_without_scores_is_one_line(synth5, tmp_path):
     from emobench.errors import EmobenchError
 
     test = _index(synth5).filter((pl.col("fold") == 1) & (pl.col("split") == "test"))
-    test.select("clip_id", pl.col("label").alias("pred")).write_csv(tmp_path / "p.csv")
-    cfg = _cfg(
-        synth5,
-        [{"adapter": f"predictions:{tmp_path}/p.csv"}],
-        folds=(1,),
-        sweep={**ONE, "prior_correction": ["logit-adjust"]},
-    )
+    model = [{"adapter": f"predictions:{tmp_path}/p{{fold}}.csv"}]
+    sweep = {**ONE, "prior_correction": ["logit-adjust"]}
+    cfg = _cfg(synth5, model, folds=(1,), sweep=sweep)  # no file yet: checked at run time
+    test.select("clip_id", pl.col("label").alias("pred")).write_csv(tmp_path / "p1.csv")
     with pytest.raises(EmobenchError, match=r"has no score:<label> columns: prior correction"):
         _run(cfg, tmp_path / "r")
+    with pytest.raises(ConfigError, match=r"models.0 .*'logit-adjust' needs scores, and .*p1.csv"):
+        _cfg(synth5, model, folds=(1,), sweep=sweep)  # the file exists: at config load
+
+
+def test_score_problems_are_reported_and_scores_decide(synth5, tmp_path):
+    test, _, s, labels = _scores_file(synth5, tmp_path)
+    table = pl.read_csv(tmp_path / "s.csv", schema_overrides={"clip_id": pl.Utf8})
+    ids = table["clip_id"].to_list()
+    kept = [j for j, lb in enumerate(labels) if lb != "sadness"]  # its column is misnamed
+    best = [labels[kept[int(i)]] for i in s[:, kept].argmax(axis=1)]
+    other = [labels[(labels.index(b) + 1) % 4] for b in best]
+    true = test["label"].to_list()
+    table = table.with_columns(
+        # ids[0]: the pred disagrees with the scores; ids[1]: its pred is all it has (below)
+        pl.Series("pred", [other[0], other[1], *best[2:]]),
+        pl.Series("label", [*true[:-1], "neutral" if true[-1] != "neutral" else "anger"]),
+        pl.col("score:anger").cast(pl.Utf8),
+    )
+    table = table.with_columns(  # ids[1]: a score that is not a number
+        pl.when(pl.col("clip_id") == ids[1])
+        .then(pl.lit("n/a"))
+        .otherwise(pl.col("score:anger"))
+        .alias("score:anger")
+    )
+    table = table.drop("score:sadness").with_columns(pl.lit(0.5).alias("score:sadnes"))
+    table.write_csv(tmp_path / "s.csv")
+    cfg = _cfg(synth5, [{"adapter": f"predictions:{tmp_path}/s.csv"}], folds=(1,))
+    _, summary, run = _run(cfg, tmp_path / "r")
+    assert summary.skipped == []
+    report = json.loads(next((tmp_path / "r").rglob("imported/*.json")).read_text())
+    got = {(p["problem"], p["clip_id"]) for p in report["problems"]}
+    assert got == {
+        ("pred-vs-scores", ids[0]),
+        ("bad-score", ids[1]),
+        ("label-mismatch", ids[-1]),
+        ("unknown-score-label", None),
+        ("missing-score-label", None),
+    }
+    detail = {p["problem"]: p["detail"] for p in report["problems"]}
+    assert "'score:sadnes' ignored" in detail["unknown-score-label"]
+    assert "did you mean 'sadness'?" in detail["unknown-score-label"]
+    assert detail["missing-score-label"].startswith("no score:sadness column")
+    preds = run.read_predictions().sort("clip_id")
+    order = run.read_manifest()["datasets"]["synth"]["labels"]
+    # the highest of the usable scores; ids[1] has none: the file's pred
+    assert preds["pred"].to_list() == [best[0], other[1], *best[2:]]
+    assert preds["score:sadness"].null_count() == preds.height
+    assert preds.filter(pl.col("clip_id") == ids[1])[[f"score:{lb}" for lb in order]].row(0) == (
+        None,
+    ) * len(order)
+    assert preds["label"].to_list() == true  # the dataset's labels, not the file's
 
 
 # --------------------------------------------------------------------------- config

@@ -230,6 +230,8 @@ def check_config(
     have one value, which is recorded as the setting the other code used. Several seeds
     need a ``{seed}`` placeholder (or a ``seed`` column) and several datasets a
     ``{dataset}`` placeholder (or a ``dataset`` column): the same rows are not imported twice.
+    A prior correction needs ``score:<label>`` columns (checked on the first file found;
+    a file that appears later is checked when the run reads it).
     """
     for axis in ("sampler", "order", "enrichment", "rebalancing"):
         values = axes[axis]
@@ -253,6 +255,14 @@ def check_config(
                     f"{where} ({adapter}): the run has {len(values)} {name}s; put a "
                     f"{{{name}}} placeholder in the path or a {name} column in the file"
                 )
+    priors = [p for p in axes.get("prior_correction", []) if p != "none"]
+    some = _some_file(pattern, datasets[0], axes["seeds"][0]) if priors else None
+    columns = file_columns(some) if some is not None else []
+    if columns and not any(c.startswith(SCORE_PREFIX) for c in columns):
+        return (
+            f"{where} ({adapter}): prior correction {priors[0]!r} needs scores, and {some} "
+            "has no score:<label> columns"
+        )
     return None
 
 
