@@ -425,3 +425,37 @@ def test_per_model_sampler_and_order_overrides_expand_to_these_cells(synth5, tmp
         _cfg(synth5, [{"adapter": "baseline:mean", "order": ["sideways"]}])
     with pytest.raises(ConfigError, match=r"models.0.sampler"):
         _cfg(synth5, [{"adapter": "baseline:mean", "sampler": ["uniform:0"]}])
+
+
+def test_label_aliases_map_the_files_own_names(synth5, tmp_path):
+    """Another program's class indices (a Parquet integer column) are named by the options."""
+    test = _index(synth5).filter((pl.col("fold") == 1) & (pl.col("split") == "test"))
+    test = test.sort("clip_id")
+    codes = {"happiness": 0, "sadness": 1, "neutral": 2, "anger": 3}
+    table = test.select("clip_id", pl.col("label").replace_strict(codes).alias("pred"))
+    table.write_parquet(tmp_path / "codes.parquet")
+    aliases = {str(v): k for k, v in codes.items()}
+    model = {"adapter": f"predictions:{tmp_path}/codes.parquet", "name": "codes"}
+    cfg = _cfg(synth5, [{**model, "options": {"label_aliases": aliases}}], folds=(1,))
+    engine, _, run = _run(cfg, tmp_path / "r")
+    assert engine.warnings == []
+    preds = run.read_predictions().sort("clip_id")
+    assert preds["pred"].to_list() == test["label"].to_list()
+    # without the aliases every row is an unknown label, counted as invalid and reported
+    engine, _, run = _run(_cfg(synth5, [model], folds=(1,)), tmp_path / "r2")
+    assert set(run.read_predictions()["pred"].to_list()) == {"invalid"}
+    assert len(engine.warnings) == 1 and "12 unknown-label" in engine.warnings[0]
+    with pytest.raises(ConfigError, match=r"models.0.options.label_aliases: label_aliases.HAP: "):
+        _cfg(synth5, [{**model, "options": {"label_aliases": {"HAP": "glee"}}}])
+
+
+def test_one_file_per_seed(synth5, tmp_path):
+    test = _index(synth5).filter((pl.col("fold") == 1) & (pl.col("split") == "test"))
+    test.select("clip_id", pl.lit("anger").alias("pred")).write_csv(tmp_path / "p0.csv")
+    test.select("clip_id", pl.lit("neutral").alias("pred")).write_csv(tmp_path / "p1.csv")
+    model = {"adapter": f"predictions:{tmp_path}/p{{seed}}.csv", "name": "p"}
+    cfg = _cfg(synth5, [model], folds=(1,), sweep={**ONE, "seeds": [0, 1]})
+    _, _, run = _run(cfg, tmp_path / "r")
+    preds = run.read_predictions()
+    got = {s: set(preds.filter(pl.col("seed") == s)["pred"].to_list()) for s in (0, 1)}
+    assert got == {0: {"anger"}, 1: {"neutral"}}
