@@ -31,7 +31,14 @@ from emobench.report.options import FORMATS, ReportOptions, parse_formats, parse
 from emobench.report.sections import ReportContext, build_document
 from emobench.results import Manifest
 
-__all__ = ["FORMATS", "ReportOptions", "parse_formats", "parse_reference", "report_run"]
+__all__ = [
+    "FORMATS",
+    "ReportOptions",
+    "open_context",
+    "parse_formats",
+    "parse_reference",
+    "report_run",
+]
 
 
 def _load_metrics(
@@ -125,8 +132,36 @@ def report_run(run_dir: Path | str, options: ReportOptions | None = None) -> Pat
         raise
 
 
+def open_context(run_dir: Path | str, options: ReportOptions | None = None) -> ReportContext:
+    """The :class:`ReportContext` of a run folder (metrics, cells, confusions, CIs), as
+    :func:`report_run` prepares it, without drawing or writing a report: for code that
+    wants the report's numbers (e.g. :func:`emobench.report.findings.compute_findings`).
+    Figures queued on it run inline."""
+    from emobench.results import open_run
+
+    opts = options if options is not None else ReportOptions()
+    run = open_run(run_dir)
+    return _context(run, run.manifest(), opts, FigureJobs(0))
+
+
 def _report(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs) -> Path:
     """The body of :func:`report_run` once the run folder is open."""
+    ctx = _context(run, manifest, opts, jobs)
+    try:
+        ctx.fig_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create report folder {ctx.fig_dir}: {exc}") from exc
+    _clear_figures(ctx.fig_dir)
+    doc = build_document(ctx)
+    with timed("wait for figures"):
+        jobs.wait()
+    with timed("write md/html"):
+        _write(doc, ctx.out_dir, opts.formats)
+    return ctx.out_dir
+
+
+def _context(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs) -> ReportContext:
+    """Read the run's predictions and metrics and compute what every section shares."""
     with timed("read predictions"):
         predictions = run.read_predictions()
     if predictions.height == 0:
@@ -190,17 +225,7 @@ def _report(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs)
                     f"{ds}: `{model}` has no cell with {wanted}; its default reference cell "
                     "is used."
                 )
-    try:
-        ctx.fig_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReportError(f"cannot create report folder {ctx.fig_dir}: {exc}") from exc
-    _clear_figures(ctx.fig_dir)
-    doc = build_document(ctx)
-    with timed("wait for figures"):
-        jobs.wait()
-    with timed("write md/html"):
-        _write(doc, ctx.out_dir, opts.formats)
-    return ctx.out_dir
+    return ctx
 
 
 def _write(doc: Document, out_dir: Path, fmts: Sequence[str]) -> None:

@@ -2,7 +2,8 @@
 
 :class:`~emobench.report.context.ReportContext` holds everything computed once (cells,
 confusions, metric look-ups, reference cells); :func:`build_document` runs the sections in
-order. The sections with figures live in their own modules (``section_confusion``,
+order, the study's findings first (``findings``, computed from the sections' tables).
+The sections with figures live in their own modules (``section_confusion``,
 ``section_longtail``, ``section_sweeps``, ``section_prior``, ``section_generative``: invalid
 answers of free-text cells and the MSCE enrichment table, only when the run has them).
 Figures are queued on the context's :class:`~emobench.report.jobs.FigureJobs` and
@@ -16,6 +17,7 @@ from emobench.report import analysis as an
 from emobench.report import tables as tb
 from emobench.report.context import ReportContext
 from emobench.report.document import Bullets, Document, Heading, Paragraph
+from emobench.report.findings import findings_section
 from emobench.report.jobs import timed
 from emobench.report.section_confusion import confusion_section
 from emobench.report.section_generative import enrichment_section, generative_section
@@ -32,6 +34,7 @@ def build_document(ctx: ReportContext) -> Document:
     name = ctx.manifest.run_name or ctx.run_path.name
     doc = Document(title=f"emobench report: {name}")
     for section in (
+        findings_section,
         intro,
         overall_section,
         confusion_section,
@@ -54,6 +57,7 @@ def build_document(ctx: ReportContext) -> Document:
 
 
 def intro(ctx: ReportContext, doc: Document) -> None:
+    doc.add(Heading("This run"))
     n_models = ctx.cells.get_column("model").n_unique()
     datasets = ", ".join(f"`{d}`" for d in ctx.infos)
     folds = ctx.predictions.get_column("fold").n_unique()

@@ -1,0 +1,136 @@
+"""What part a model plays in the study's comparisons: a VLM or a vision-only baseline,
+zero-shot or trained on the benchmark, order-aware or not.
+
+The report's findings (:mod:`emobench.report.findings`) pick their cells by these roles,
+never by model names. A role belongs to a model *family* (the part of the registry name
+before ``:``, e.g. ``baseline`` in ``baseline:gru``) and is registered here by name with
+:func:`register_model_role`; a family from a plugin registers its own. What a family's
+cells are is read from the run's manifest: each cell's ``adapter`` (else its display
+name) gives the family and argument, the run configuration's ``models`` entry gives the
+options (e.g. an ``openclip`` linear probe is trained, its zero-shot use is not).
+
+A model whose family has no role is left out of the findings, and the report says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from emobench.registry import Registry
+
+#: The two sides of the study's comparison.
+Role = Literal["vlm", "vision-only"]
+#: ``(argument, options) -> bool`` of one family (argument: the name after ``family:``).
+RoleTest = Callable[[str, Mapping[str, Any]], bool]
+
+
+def _never(argument: str, options: Mapping[str, Any]) -> bool:
+    return False
+
+
+def _always(argument: str, options: Mapping[str, Any]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class FamilyRole:
+    """A model family's role: ``role``, whether a model is ``trained`` on the benchmark's
+    training split (not zero-shot) and whether it is ``temporal`` (its output depends on
+    the frame order, so shuffling the frames can hurt it)."""
+
+    family: str
+    role: Role
+    trained: RoleTest = _never
+    temporal: RoleTest = _never
+
+
+MODEL_ROLES: Registry[FamilyRole] = Registry("model family role")
+
+
+def register_model_role(
+    family: str,
+    role: Role,
+    *,
+    trained: RoleTest = _never,
+    temporal: RoleTest = _never,
+) -> FamilyRole:
+    """Register (or replace) the role of ``family``; returns the entry."""
+    return MODEL_ROLES.add(family, FamilyRole(family, role, trained, temporal))
+
+
+#: Heads of ``baseline:<head>`` that read the frames in order (``mean`` pools them).
+ORDER_AWARE_BASELINE_HEADS: tuple[str, ...] = ("gru", "transformer")
+
+register_model_role(
+    "baseline",
+    "vision-only",
+    trained=_always,
+    temporal=lambda arg, opts: arg in ORDER_AWARE_BASELINE_HEADS,
+)
+# A contrastive VLM: zero-shot from prompts, or trained when it gets a linear probe.
+register_model_role(
+    "openclip",
+    "vlm",
+    trained=lambda arg, opts: str(opts.get("probe", "none")).lower() != "none",
+)
+# Generative VLMs, zero-shot unless the options carry a LoRA fine-tuning recipe.
+for _family in ("hf", "openai"):
+    register_model_role(_family, "vlm", trained=lambda arg, opts: bool(opts.get("lora")))
+
+
+@dataclass(frozen=True)
+class ModelRole:
+    """The role of one model of a run (by display name)."""
+
+    model: str
+    adapter: str
+    family: str
+    role: Role | None  # None: the family has no registered role
+    trained: bool
+    temporal: bool
+
+    @property
+    def zero_shot_vlm(self) -> bool:
+        """A VLM used as it was pre-trained (no training on the benchmark)."""
+        return self.role == "vlm" and not self.trained
+
+    @property
+    def temporal_baseline(self) -> bool:
+        """A vision-only model whose output depends on the frame order."""
+        return self.role == "vision-only" and self.temporal
+
+
+def model_roles(manifest: Any, models: list[str]) -> dict[str, ModelRole]:
+    """The :class:`ModelRole` of each display name in ``models``, from the manifest."""
+    from emobench.results import Manifest
+
+    man = Manifest.from_dict(manifest)
+    adapters: dict[str, str] = {}
+    for cell in man.cells:
+        if cell.get("model") is not None and cell.get("adapter"):
+            adapters.setdefault(str(cell["model"]), str(cell["adapter"]))
+    options: dict[str, Mapping[str, Any]] = {}
+    for entry in man.config.get("models") or []:
+        if not isinstance(entry, Mapping) or not entry.get("adapter"):
+            continue
+        name = str(entry.get("name") or entry["adapter"])
+        adapters.setdefault(name, str(entry["adapter"]))
+        opts = entry.get("options")
+        options[name] = opts if isinstance(opts, Mapping) else {}
+    out = {}
+    for model in models:
+        adapter = adapters.get(model, model)
+        family, _, argument = adapter.partition(":")
+        entry = MODEL_ROLES.get(family)
+        opts = options.get(model, {})
+        out[model] = ModelRole(
+            model=model,
+            adapter=adapter,
+            family=family,
+            role=None if entry is None else entry.role,
+            trained=entry is not None and entry.trained(argument, opts),
+            temporal=entry is not None and entry.temporal(argument, opts),
+        )
+    return out
