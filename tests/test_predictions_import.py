@@ -459,3 +459,21 @@ def test_one_file_per_seed(synth5, tmp_path):
     preds = run.read_predictions()
     got = {s: set(preds.filter(pl.col("seed") == s)["pred"].to_list()) for s in (0, 1)}
     assert got == {0: {"anger"}, 1: {"neutral"}}
+
+
+def test_files_digest_follows_content_not_location(tmp_path):
+    from emobench.models.predictions.adapter import files_digest
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for fold in (1, 2):
+            pl.DataFrame({"clip_id": [f"c{fold}"], "pred": ["anger"]}).write_csv(
+                tmp_path / folder / f"p{fold}.csv"
+            )
+    a = files_digest(f"predictions:{tmp_path}/a/p{{fold}}.csv", {})
+    assert a == files_digest(f"predictions:{tmp_path}/b/p{{fold}}.csv", {})
+    assert a == files_digest("predictions:p{fold}.csv", {"base_dir": str(tmp_path / "b")})
+    (tmp_path / "b" / "p2.csv").write_text("clip_id,pred\nc2,neutral\n")
+    assert a != files_digest(f"predictions:{tmp_path}/b/p{{fold}}.csv", {})
+    (tmp_path / "a" / "p3.csv").write_text("clip_id,pred\nc3,neutral\n")  # a fold added
+    assert a != files_digest(f"predictions:{tmp_path}/a/p{{fold}}.csv", {})

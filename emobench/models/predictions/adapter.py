@@ -26,6 +26,7 @@ a JSON report in the results folder and a short warning line per kind to the man
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import string
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from emobench.errors import EmobenchError
+from emobench.labels import INVALID
 from emobench.models.registry import parse_options, register_model, split_name
 from emobench.settings import StrictModel
 
@@ -156,11 +158,12 @@ def files_digest(adapter: str, options: dict[str, Any]) -> str:
         fields = placeholders(pattern)
     except (EmobenchError, ValueError):
         return "invalid"  # the run stops with its own error line
-    del fields  # checked: only known placeholders
+    # names relative to the pattern's fixed folder: the same files elsewhere, same digest
+    root = os.path.dirname(pattern.split("{", 1)[0]) if fields else os.path.dirname(pattern)
     h = hashlib.sha256()
     for hit in sorted(glob.glob(_as_glob(pattern))):
         if Path(hit).is_file():
-            h.update(f"{hit}\0{file_sha256(Path(hit))}\n".encode())
+            h.update(f"{os.path.relpath(hit, root)}\0{file_sha256(Path(hit))}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -381,9 +384,9 @@ class ImportedPredictions:
             lab = None
         if lab is not None and lab in self.labels:
             return lab, None
-        pool = {lb: lb for lb in self.labels}
+        pool = {lb: lb for lb in self.labels}  # names that map to one of the labels
         pool.update({k: canonical(v) for k, v in self.aliases.items()})
-        best = suggest(key, list(pool))
+        best = suggest(key, [k for k, v in pool.items() if v in self.labels])
         hint = f"; did you mean {pool[best]!r}?" if best is not None else ""
         if lab is not None:
             return None, f"{text!r} is not a label of this dataset{hint}"
@@ -477,7 +480,7 @@ class ImportedPredictions:
                 lab, why = self.to_label(pred)
                 if lab is None:
                     problem("unknown-label", f"pred: {why}; counted as invalid", cid)
-                preds.append(lab if lab is not None else "invalid")
+                preds.append(lab if lab is not None else INVALID)
             if row.get("label") is not None and str(row["label"]).strip():
                 true, why = self.to_label(row["label"])
                 if true != r["label"]:
@@ -489,7 +492,7 @@ class ImportedPredictions:
                     )
             if scores is not None:
                 self._row_scores(row, scores[i], problem, cid)
-                if preds[-1] not in (None, "invalid") and np.isfinite(scores[i]).any():
+                if preds[-1] not in (None, INVALID) and np.isfinite(scores[i]).any():
                     best = self.labels[int(np.argmax(scores[i]))]
                     if best != preds[-1]:
                         problem(
