@@ -173,6 +173,11 @@ def test_bad_rows_are_reported_clip_by_clip(synth5, tmp_path):
     assert got[typo] == "invalid" and got[foreign] == "invalid"
     assert got[same] == true[2]
     assert dict(zip(preds["clip_id"], preds["raw_text"], strict=True))[same] == f"It is {true[2]}."
+    # the file gives no frame counts, latencies or scores: they stay empty
+    assert preds["n_frames"].null_count() == preds["latency_s"].null_count() == 9
+    assert not [c for c in preds.columns if c.startswith("score:")] or all(
+        preds[c].null_count() == 9 for c in preds.columns if c.startswith("score:")
+    )
 
     report_path = next((tmp_path / "r" / "checkpoints").rglob("imported/*.json"))
     report = json.loads(report_path.read_text())
