@@ -185,6 +185,49 @@ def test_checkpoint_is_reused_and_a_damaged_one_is_retrained(tiny, tmp_path):
     assert path.stat().st_size > 1000  # rewritten whole
 
 
+def test_gradient_accumulation_equals_the_larger_batch(tiny, tmp_path):
+    """4 clips × 2 accumulated passes take the same steps as batches of 8 (same draws:
+    TSN indices come from one stream in clip order, no dropout in VideoMAE)."""
+    clips = _inputs(k=4)
+    scores = []
+    for opts in ({"batch_size": 8}, {"batch_size": 4, "grad_accum": 2}, {"batch_size": 4}):
+        m = create_model(f"hfvideo:{tiny}", {"lr": 1e-3, **opts})
+        m.fit(_ctx(tmp_path / str(len(scores)), epochs=2))
+        scores.append(_scores(m, clips))
+    np.testing.assert_allclose(scores[1], scores[0], atol=1e-5, rtol=0)
+    assert np.abs(scores[2] - scores[0]).max() > 1e-3  # batches of 4: other steps
+
+
+@pytest.mark.parametrize(
+    ("arch", "frames", "error"),
+    [
+        ("timesformer", 6, None),  # time embeddings interpolated: any frame count
+        ("vjepa2", 6, None),  # rotary positions, pixel_values_videos, attentive pooler
+        ("vivit", None, None),
+        ("vivit", 6, "takes exactly 4 frames"),
+    ],
+)
+def test_other_architectures_probe_and_predict(tmp_path, arch, frames, error):
+    from hfvideo_tiny import build_classifier
+
+    folder = build_classifier(tmp_path / arch, arch)
+    opts = {"frozen": True, "epochs": 2, **({"num_frames": frames} if frames else {})}
+    if error:
+        with pytest.raises(EmobenchError, match=error):
+            create_model(f"hfvideo:{folder}", opts)
+        return
+    m = create_model(f"hfvideo:{folder}", opts)
+    warnings = []
+    m.fit(_ctx(tmp_path, warnings=warnings))
+    assert len(warnings) == 1 and "no image/video processor" in warnings[0]
+    scores = _scores(m, _inputs(k=5))
+    assert scores.shape == (4, 3) and np.isfinite(scores).all()
+    info = m.describe()
+    assert info["architecture"] == arch and info["frames_model"] == (frames or 4)
+    assert info["normalisation"]["source"].startswith("imagenet")
+    assert m._net.hf.config.id2label == dict(enumerate(LABELS))
+
+
 def test_frozen_features_equal_a_direct_forward_and_come_from_the_cache(tiny, tmp_path):
     from transformers import VideoMAEForVideoClassification, VideoMAEImageProcessor
 
