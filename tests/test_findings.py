@@ -309,6 +309,7 @@ def test_roles_come_from_the_manifest_not_the_display_name():
             {"cell_id": "a", "model": "clip-zs", "adapter": "openclip:emobench-tiny@synth-web"},
             {"cell_id": "b", "model": "clip-probe", "adapter": "openclip:emobench-tiny@synth-web"},
             {"cell_id": "c", "model": "pooled", "adapter": "baseline:mean"},
+            {"cell_id": "d", "model": "lora", "adapter": "hf:/w/tiny"},
         ],
         "config": {
             "models": [
@@ -319,14 +320,19 @@ def test_roles_come_from_the_manifest_not_the_display_name():
                     "options": {"probe": "linear"},
                 },
                 {"adapter": "baseline:transformer", "name": "attn"},
+                {"adapter": "hf:/w/tiny", "name": "lora", "options": {"finetune": "lora"}},
+                {"adapter": "hf:/w/tiny", "name": "zs", "options": {"finetune": "none"}},
             ]
         },
     }
-    roles = model_roles(manifest, ["clip-zs", "clip-probe", "pooled", "attn", "mystery:x"])
+    names = ["clip-zs", "clip-probe", "pooled", "attn", "lora", "zs", "mystery:x"]
+    roles = model_roles(manifest, names)
     assert roles["clip-zs"].zero_shot_vlm and not roles["clip-probe"].zero_shot_vlm
     assert roles["clip-probe"].role == "vlm" and roles["clip-probe"].trained
     assert roles["pooled"].role == "vision-only" and not roles["pooled"].temporal_baseline
     assert roles["attn"].temporal_baseline  # adapter from the config, no cell record
+    assert roles["lora"].role == "vlm" and roles["lora"].trained
+    assert roles["zs"].zero_shot_vlm
     assert roles["mystery:x"].role is None and roles["mystery:x"].family == "mystery"
 
 

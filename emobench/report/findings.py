@@ -427,14 +427,12 @@ def _shuffle(run: _Run) -> None:
             rank = _reference_variant(o_row)
             if key not in best or rank < best[key][0]:
                 best[key] = (rank, orig, other)
-        temporal: dict[str, list[tuple[str, str, str]]] = {}
-        vlms: dict[str, list[tuple[str, str, str]]] = {}
+        # model -> sampling -> (original cell, shuffled cell)
+        pairs: dict[str, dict[str, tuple[str, str]]] = {}
         for (model, sampling), (_, orig, other) in sorted(best.items()):
-            role = run.roles[model]
-            if role.temporal_baseline:
-                temporal.setdefault(sampling, []).append((model, orig, other))
-            elif role.role == "vlm":
-                vlms.setdefault(sampling, []).append((model, orig, other))
+            pairs.setdefault(model, {})[sampling] = (orig, other)
+        temporal = [m for m in pairs if run.roles[m].temporal_baseline]
+        vlms = [m for m in pairs if run.roles[m].role == "vlm"]
         if not temporal or not vlms:
             what = (
                 "no cells that differ only in frame order (original vs shuffle)"
@@ -445,21 +443,33 @@ def _shuffle(run: _Run) -> None:
             )
             run.lack(ds, what)
             continue
-        shared = sorted(set(temporal) & set(vlms))
-        if not shared:
-            run.lack(ds, "the temporal baselines and the VLMs were shuffled at different samplings")
-            continue
-        for sampling in shared:
-            for b_model, b_orig, b_shuf in temporal[sampling]:
-                for v_model, v_orig, v_shuf in vlms[sampling]:
-                    _shuffle_statement(
-                        run,
-                        ds,
-                        info,
-                        sampling,
-                        (b_model, b_orig, b_shuf),
-                        (v_model, v_orig, v_shuf),
+        for b_model in temporal:
+            for v_model in vlms:
+                shared = set(pairs[b_model]) & set(pairs[v_model])
+                if not shared:
+                    run.lack(
+                        ds, f"`{b_model}` and `{v_model}` were shuffled at different samplings"
                     )
+                    continue
+                # the densest sampling both were shuffled at (the reference-cell convention)
+                sampling = max(
+                    shared, key=lambda s, m=b_model: _density_rank(ctx.rows[pairs[m][s][0]])
+                )
+                _shuffle_statement(
+                    run,
+                    ds,
+                    info,
+                    sampling,
+                    (b_model, *pairs[b_model][sampling]),
+                    (v_model, *pairs[v_model][sampling]),
+                    len(shared),
+                )
+
+
+def _density_rank(row: Mapping[str, Any]) -> float:
+    """How dense a cell's sampling is: its density, all frames densest of all."""
+    d = row.get("density")
+    return float("inf") if row.get("density_unit") == "all" or d is None else float(d)
 
 
 def _shuffle_statement(
@@ -469,6 +479,7 @@ def _shuffle_statement(
     sampling: str,
     base: tuple[str, str, str],
     vlm: tuple[str, str, str],
+    n_shared: int,
 ) -> None:
     from emobench.metrics import MetricsError
     from emobench.report.finding_stats import joint_metric_draws
@@ -498,7 +509,13 @@ def _shuffle_statement(
         ds,
         f"{sampling}: vision-only `{b_model}` Δ UAR {db[2].text()} vs VLM `{v_model}` Δ UAR "
         f"{dv[2].text()}; difference of the Δs {est.text()} on {joined.height} clips all four "
-        "cells answered",
+        "cells answered"
+        + (
+            f" (the densest of {n_shared} samplings both were shuffled at; the frame-order "
+            "table has the others)"
+            if n_shared > 1
+            else ""
+        ),
         est,
         -1,
     )

@@ -60,6 +60,15 @@ def register_model_role(
     return MODEL_ROLES.add(family, FamilyRole(family, role, trained, temporal))
 
 
+def _option_on(key: str) -> RoleTest:
+    """A test: option ``key`` is set to something other than ``none``."""
+
+    def test(argument: str, options: Mapping[str, Any]) -> bool:
+        return str(options.get(key) or "none").strip().lower() != "none"
+
+    return test
+
+
 #: Heads of ``baseline:<head>`` that read the frames in order (``mean`` pools them).
 ORDER_AWARE_BASELINE_HEADS: tuple[str, ...] = ("gru", "transformer")
 
@@ -69,15 +78,14 @@ register_model_role(
     trained=_always,
     temporal=lambda arg, opts: arg in ORDER_AWARE_BASELINE_HEADS,
 )
+# Pretrained video classifiers (VideoMAE, ...), fine-tuned or probed per fold: their
+# encoders embed each frame's position in time.
+register_model_role("hfvideo", "vision-only", trained=_always, temporal=_always)
 # A contrastive VLM: zero-shot from prompts, or trained when it gets a linear probe.
-register_model_role(
-    "openclip",
-    "vlm",
-    trained=lambda arg, opts: str(opts.get("probe", "none")).lower() != "none",
-)
-# Generative VLMs, zero-shot unless the options carry a LoRA fine-tuning recipe.
-for _family in ("hf", "openai"):
-    register_model_role(_family, "vlm", trained=lambda arg, opts: bool(opts.get("lora")))
+register_model_role("openclip", "vlm", trained=_option_on("probe"))
+# Generative VLMs: zero-shot unless fine-tuned (``finetune = "lora"`` of the hf family).
+register_model_role("hf", "vlm", trained=_option_on("finetune"))
+register_model_role("openai", "vlm")
 
 
 @dataclass(frozen=True)
