@@ -297,3 +297,28 @@ def test_a_killed_rank_is_named_and_a_rerun_completes_it(config, synth_root, ref
     summary = _single(synth_root, out)  # a one-process rerun completes the launch's work
     assert (summary.parts_done_before, summary.parts_computed) == (len(parts), 8 - len(parts))
     assert _preds(out).equals(_preds(reference))
+
+
+def test_a_launch_on_a_busy_folder_stops_every_rank_with_one_line(config, tmp_path):
+    out = tmp_path / "busy" / "run"
+    out.mkdir(parents=True)
+    with RunLock(out):  # an independent run holds the folder
+        res = subprocess.run(
+            [sys.executable, "-m", "emobench", "run", str(config), "--out", str(out)]
+            + ["-n", "2", "--no-progress"],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert res.returncode == 1
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2, res.stderr
+    # rank 0 gives the usual lock line; rank 1 stops at once with rank 0's reason
+    mine = [e for e in errors if e.startswith("error: [rank 1/2] ")]
+    assert len(mine) == 1 and "rank 0 could not start the run: " in mine[0]
+    rank0 = next(e for e in errors if e not in mine)
+    assert f"is in use by another emobench run (PID {os.getpid()}" in rank0
+    assert "in use by another emobench run" in mine[0]
+    assert "Traceback" not in res.stderr
+    assert not (out / "parts").exists()
