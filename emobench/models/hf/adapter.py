@@ -19,6 +19,11 @@ and generation settings, the prompt and the frames' bytes, so a rerun or a sweep
 repeats a setting makes no model call. With ``msce``/``msce-text`` enrichment the gaps
 between keyframes are described first (:mod:`emobench.models.hf.msce`) by the same model
 or by ``msce_describer``.
+
+``finetune = "lora"`` trains LoRA adapters in :meth:`HFModel.fit` on the fold's training
+clips with the cell's re-balancing recipe (:mod:`emobench.models.hf.finetune`); scoring then
+runs with the adapters, the answer cache keys carry the adapters' fingerprint, and the model
+with adapters is kept apart from the zero-shot one in the loaded-model cache.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable
     CACHE_VERSION,
     DEFAULT_INSTRUCTION,
     DEFAULT_QUESTION,
+    FINETUNE_SETTINGS,
     MODEL_CALLS,
     HFOptions,
     Request,
@@ -66,8 +72,11 @@ def _create(argument: str, options: dict[str, Any]) -> HFModel:
     return HFModel(argument, options)
 
 
-#: Loaded (model, processor) pairs, so the groups of a sweep load a model once.
-_LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+#: Loaded (model, processor, adapters) triples, so the groups of a sweep load a model once;
+#: ``adapters`` is None for the plain model, else (peft model, label-row delta) of the
+#: fine-tuned adapters whose fingerprint ends the key: a model with adapters is never
+#: handed to a zero-shot group, nor one with other adapters.
+_LOADED: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
 
 
 class HFModel(ChatPromptMixin, ClipModel):
@@ -90,7 +99,12 @@ class HFModel(ChatPromptMixin, ClipModel):
                     f"hf:{argument}: options.msce_describer must be an hf:<model> name, "
                     f"got {self.opts.msce_describer!r}"
                 )
-            keep = {k: v for k, v in options.items() if not k.startswith("msce_")}
+            # the describer is the base model: no msce settings, no fine-tuning
+            keep = {
+                k: v
+                for k, v in options.items()
+                if not k.startswith("msce_") and k not in FINETUNE_SETTINGS and k != "finetune"
+            }
             if self.opts.msce_describer_input is not None:
                 keep["input"] = self.opts.msce_describer_input
             self.describer = HFModel(arg, keep)
@@ -100,6 +114,10 @@ class HFModel(ChatPromptMixin, ClipModel):
         self._hash = ""
         self._cache_dir: Path | None = None
         self._inner_batch = self.opts.batch_size
+        #: fine-tuned adapters of the current fit (finetune = "lora"), else None
+        self._adapter: Any = None
+        #: (peft model, label-row delta) while a model with adapters is loaded
+        self._adapted: tuple[Any, Any] | None = None
         self.reset_stats()
 
     # ------------------------------------------------------------ setup
@@ -113,6 +131,19 @@ class HFModel(ChatPromptMixin, ClipModel):
         self._cache_dir = answer_cache_dir(ctx, self.opts.cache_dir, "hf-generations")
         if self.describer is not None:
             self.describer.fit(ctx)
+        if self.opts.finetune == "lora":
+            from emobench.models.hf.finetune import fit_lora
+
+            self._model = self._processor = self._adapted = None
+            self._adapter = fit_lora(self, ctx)
+            self.reset_stats()  # validation scoring during training is not a cell's work
+
+    def _install_adapted(self, peft_model: Any, rows: Any, fingerprint: str) -> None:
+        """Keep a just-trained model with adapters for scoring, in the loaded-model cache
+        under a key that carries the adapter fingerprint."""
+        self._model = peft_model.get_base_model()
+        self._adapted = (peft_model, rows)
+        self._remember(self._load_key(fingerprint), (self._model, self._processor, self._adapted))
 
     def _processor_kwargs(self) -> dict[str, Any]:
         o = self.opts
@@ -125,11 +156,9 @@ class HFModel(ChatPromptMixin, ClipModel):
             kw["size"] = dict(o.size)
         return kw
 
-    def _load(self) -> None:
-        if self._model is not None:
-            return
+    def _load_key(self, adapter: str | None) -> tuple[Any, ...]:
         o = self.opts
-        key = (
+        return (
             str(self.folder),
             self._hash,
             o.dtype,
@@ -137,11 +166,23 @@ class HFModel(ChatPromptMixin, ClipModel):
             o.attn_implementation,
             str(self._device),
             json.dumps(self._processor_kwargs(), sort_keys=True),
+            adapter,  # None: the plain model; a fingerprint: that model with those adapters
         )
+
+    @staticmethod
+    def _remember(key: tuple[Any, ...], value: tuple[Any, Any, Any]) -> None:
+        while len(_LOADED) >= 2:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = value
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        o = self.opts
+        fp = self._adapter.fingerprint if self._adapter is not None else None
+        key = self._load_key(fp)
         if key not in _LOADED:
-            while len(_LOADED) >= 2:
-                _LOADED.pop(next(iter(_LOADED)))
-            _LOADED[key] = load_model(
+            model, processor = load_model(
                 self.folder,
                 device=self._device,
                 dtype=o.dtype,
@@ -150,7 +191,14 @@ class HFModel(ChatPromptMixin, ClipModel):
                 trust_remote_code=o.trust_remote_code,
                 processor_kwargs=self._processor_kwargs(),
             )
-        self._model, self._processor = _LOADED[key]
+            adapted = None
+            if self._adapter is not None:  # a fresh copy: peft wraps it in place
+                from emobench.models.hf.finetune import attach
+
+                adapted = attach(model, self._adapter.folder)
+                model = adapted[0].get_base_model()
+            self._remember(key, (model, processor, adapted))
+        self._model, self._processor, self._adapted = _LOADED[key]
 
     @property
     def _input_device(self) -> Any:
@@ -194,6 +242,22 @@ class HFModel(ChatPromptMixin, ClipModel):
             "cache_hits": s["cache_hits"],
             "processor": self._processor_kwargs(),
         }
+        if self._adapter is not None:
+            o = self.opts
+            info["finetune"] = {
+                "method": "lora",
+                "adapter": self._adapter.fingerprint,
+                "folder": self._adapter.folder.name,
+                "trained_now": self._adapter.trained_now,
+                "lora_r": o.lora_r,
+                "lora_alpha": o.lora_alpha,
+                "lora_dropout": o.lora_dropout,
+                "lora_targets": o.lora_targets or "language-model attention + MLP projections",
+                "lora_vision_blocks": o.lora_vision_blocks,
+                "finetune_frames": o.finetune_frames,
+                "decoupled_stage2": o.decoupled_stage2,
+                "training": self._adapter.summary,
+            }
         if self.opts.scoring == "loglik":
             info["length_norm"] = self.opts.length_norm
             info["answers"] = [self.opts.answer_prefix + lb for lb in self.labels]
@@ -250,7 +314,8 @@ class HFModel(ChatPromptMixin, ClipModel):
         (``{"type": "image"|"video"|"text", ...}``, in order): MSCE's describer primitive.
         Cached like every answer."""
         reqs = [Request(list(c), fps) for c in contents]
-        entries = self._answer(reqs, "generate", self.opts.msce_max_new_tokens)
+        # descriptions come from the base model, also when this model is fine-tuned
+        entries = self._answer(reqs, "generate", self.opts.msce_max_new_tokens, adapters=False)
         return [e["text"] for e in entries]
 
     # ------------------------------------------------------------ predict
@@ -272,7 +337,7 @@ class HFModel(ChatPromptMixin, ClipModel):
 
     # ------------------------------------------------------------ the answer cache
 
-    def _key(self, req: Request, mode: str, max_new_tokens: int) -> str:
+    def _key(self, req: Request, mode: str, max_new_tokens: int, adapters: bool = True) -> str:
         import torch  # noqa: F401  (dtype names below are torch's)
 
         from emobench.models.hf.loading import torch_dtype
@@ -287,6 +352,8 @@ class HFModel(ChatPromptMixin, ClipModel):
             "fps": None if req.fps is None else round(float(req.fps), 6),
             "mode": mode,
         }
+        if adapters and self._adapter is not None:  # fine-tuned answers never meet zero-shot
+            head["adapter"] = self._adapter.fingerprint
         if mode == "generate":
             head["max_new_tokens"] = max_new_tokens
         else:
@@ -295,16 +362,25 @@ class HFModel(ChatPromptMixin, ClipModel):
         head["content"] = content_digest(req)
         return hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()
 
-    def _answer(self, reqs: list[Request], mode: str, max_new_tokens: int) -> list[dict[str, Any]]:
+    def _answer(
+        self, reqs: list[Request], mode: str, max_new_tokens: int, adapters: bool = True
+    ) -> list[dict[str, Any]]:
         """One cache entry per request (``text`` or ``scores``, with visual token and pixel
-        counts), computing the missing ones in batches."""
+        counts), computing the missing ones in batches; ``adapters=False`` answers as the
+        base model (fine-tuned adapters switched off)."""
         from emobench.io import write_json_atomic
 
-        keys = [self._key(r, mode, max_new_tokens) for r in reqs]
+        keys = [self._key(r, mode, max_new_tokens, adapters) for r in reqs]
         entries, missing = self._cached(keys)
         if missing:
             self._load()
-            done = self._compute([reqs[i] for i in missing], mode, max_new_tokens)
+            if adapters or self._adapted is None:
+                done = self._compute([reqs[i] for i in missing], mode, max_new_tokens)
+            else:
+                from emobench.models.hf.finetune import adapters_off
+
+                with adapters_off(self._adapted):
+                    done = self._compute([reqs[i] for i in missing], mode, max_new_tokens)
             for i, e in zip(missing, done, strict=True):
                 entries[i] = e
                 path = self._cache_path(keys[i])

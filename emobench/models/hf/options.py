@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from emobench.models.base import ClipInput
 from emobench.settings import Bool, Float, PositiveInt, Seed, StrictModel
@@ -57,6 +57,47 @@ class HFOptions(StrictModel):
     msce_describe_prompt: str | None = None
     msce_max_new_tokens: PositiveInt = 48
     gap_frames: PositiveInt = 4
+    # --- fine-tuning (emobench.models.hf.finetune): "lora" trains LoRA adapters in fit()
+    finetune: Literal["none", "lora"] = "none"
+    lora_r: PositiveInt = 8
+    lora_alpha: Annotated[Float, Field(gt=0)] = 16.0
+    lora_dropout: Annotated[Float, Field(ge=0, lt=1)] = 0.05
+    #: leaf names of the language model's linears to adapt (default: its attention and MLP
+    #: projections, found under the language model only, never in the vision tower)
+    lora_targets: Annotated[list[str], Field(min_length=1)] | None = None
+    #: also adapt every linear of the vision tower's last N blocks
+    lora_vision_blocks: Annotated[int, Field(ge=0, le=1024)] = 0
+    #: K frames per training clip (TSN segment-random per epoch; segment centres for val)
+    finetune_frames: PositiveInt = 8
+    #: overrides of the run's [train] table for the fine-tuning
+    finetune_epochs: PositiveInt | None = None
+    finetune_crt_epochs: PositiveInt | None = None
+    finetune_lr: Annotated[Float, Field(gt=0)] | None = None
+    finetune_batch_size: PositiveInt | None = None
+    finetune_grad_accum: PositiveInt = 1
+    #: weight of the answer-token language-model loss added to the recipe's class loss
+    finetune_lm_weight: Annotated[Float, Field(ge=0)] = 1.0
+    #: decoupled-crt stage 2: LoRA of the last ``stage2_layers`` LM layers, or a delta on
+    #: the LM-head rows of the label tokens
+    decoupled_stage2: Literal["last-layers", "label-rows"] = "last-layers"
+    stage2_layers: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _finetune_settings_need_lora(self) -> HFOptions:
+        """A fine-tuning setting without ``finetune = "lora"`` would silently do nothing."""
+        if self.finetune == "none":
+            given = sorted(self.model_fields_set & FINETUNE_SETTINGS)
+            if given:
+                raise ValueError(f'{given[0]} needs finetune = "lora" (it is "none")')
+        return self
+
+
+#: The options that only mean something with ``finetune = "lora"``.
+FINETUNE_SETTINGS = frozenset(
+    name
+    for name in HFOptions.model_fields
+    if name.startswith(("lora_", "finetune_", "decoupled_", "stage2_"))
+)
 
 
 def clip_permutation(clip_id: str, n: int, seed: int = 0) -> np.ndarray:

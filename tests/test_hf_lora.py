@@ -1,0 +1,330 @@
+"""``finetune = "lora"`` of the ``hf:`` family on a tiny random Qwen2.5-VL (CPU, seconds).
+
+Hand-made clips whose colour depends on the label go through a :class:`FitContext` built
+here (``load_frames`` returns the arrays), so each test controls exactly what is trained.
+The checks compare against independent references: a plain forward for the differentiable
+answer log-probabilities, the tensors before and after each training stage, the scores of a
+fresh model that loads the saved adapters, the answer cache keys of a zero-shot model.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import polars as pl
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from emobench.errors import EmobenchError  # noqa: E402
+from emobench.models.base import ClipInput, FitContext  # noqa: E402
+from emobench.models.hf import adapter as hf  # noqa: E402
+from emobench.models.hf import finetune as ft  # noqa: E402
+
+LABELS = ["happiness", "sadness", "anger"]
+#: per label: the clip colour (happiness bright, sadness dark, anger red)
+COLOURS = {"happiness": (230, 230, 230), "sadness": (20, 20, 40), "anger": (220, 30, 30)}
+BASE = {
+    "finetune": "lora",
+    "scoring": "loglik",
+    # mean per-token class logits: the labels' different token counts do not dominate the
+    # class loss, so the epoch loss of a tiny random model is not swamped by which labels
+    # an epoch happened to draw
+    "length_norm": True,
+    "input": "video",
+    "lora_r": 4,
+    "finetune_frames": 2,
+    "finetune_epochs": 3,
+    "finetune_lr": 2e-2,
+    "finetune_batch_size": 3,
+    "batch_size": 4,
+}
+
+
+@pytest.fixture(scope="module")
+def qwen(tmp_path_factory):
+    from hf_tiny import build_qwen25_vl
+
+    return build_qwen25_vl(tmp_path_factory.mktemp("hf-lora") / "qwen")
+
+
+def _clip_frames(label: str, i: int, n: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(100 + i)
+    base = np.array(COLOURS[label], dtype=np.int16)
+    noise = rng.integers(-20, 21, (n, 28, 28, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def _data(counts=(5, 3, 2)):
+    """A long-tailed training set: clip ids, labels, frames."""
+    ids, labels, frames = [], [], {}
+    i = 0
+    for lb, n in zip(LABELS, counts, strict=True):
+        for _ in range(n):
+            cid = f"tr{i:02d}"
+            ids.append(cid)
+            labels.append(lb)
+            frames[cid] = _clip_frames(lb, i)
+            i += 1
+    index = pl.DataFrame(
+        {
+            "clip_id": ids,
+            "path": ids,
+            "media": ["frames"] * len(ids),
+            "label": labels,
+            "split": ["train"] * len(ids),
+            "fold": [1] * len(ids),
+            "n_frames": [6] * len(ids),
+            "fps": [25.0] * len(ids),
+            "onset": [None] * len(ids),
+            "apex": [None] * len(ids),
+            "offset": [None] * len(ids),
+        },
+        schema_overrides={"onset": pl.Int64, "apex": pl.Int64, "offset": pl.Int64},
+    )
+    return index, frames
+
+
+def _ctx(tmp_path, rebalancing="instance-balanced", warnings=None, decoded=None):
+    index, frames = _data()
+
+    def load_frames(model, rows):
+        ids = rows["clip_id"].to_list()
+        if decoded is not None:
+            decoded.extend(ids)
+        return [frames[c] for c in ids], list(range(len(ids)))
+
+    return FitContext(
+        dataset="synth",
+        fold=1,
+        seed=0,
+        rebalancing=rebalancing,
+        labels=LABELS,
+        train_index=index,
+        checkpoint_dir=tmp_path / "ckpt",
+        device=torch.device("cpu"),
+        train_options={"val_fraction": 0.3, "patience": 10, "crt_epochs": 1},
+        load_frames=load_frames,
+        load_features=None,
+        warn=(warnings.append if warnings is not None else lambda _: None),
+        cache_dir=tmp_path / "cache",
+    )
+
+
+def _test_clips():
+    return [
+        ClipInput(
+            clip_id=f"te{i}",
+            frames=_clip_frames(lb, 50 + i, 4),
+            indices=np.arange(4) * 2,
+            fps=25.0,
+        )
+        for i, lb in enumerate(LABELS)
+    ]
+
+
+def _scores(model, clips):
+    return np.stack([o.scores for o in model.predict(clips)])
+
+
+def _state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_lora_trains_saves_reloads_and_never_leaks(qwen, tmp_path):
+    clips = _test_clips()
+    zs = {"scoring": "loglik", "input": "video", "length_norm": True, "cache": False}
+    zero = hf.HFModel(str(qwen), zs)
+    zero.fit(_ctx(tmp_path))
+    before_zero = _scores(zero, clips)
+    base_state = _state(zero._model)
+
+    m = hf.HFModel(str(qwen), {**BASE, "cache": False})
+    steps = ft.TRAIN_STEPS["optimizer"]
+    m.fit(_ctx(tmp_path))
+    # 10 clips, 30 % per class to validation (2 + 1 + 1): 6 train, batches of 3 → 2 steps
+    assert ft.TRAIN_STEPS["optimizer"] - steps == 3 * 2
+    hist = ft.read_adapter(m._adapter.folder)
+    summary = m._adapter.summary
+    assert summary == hist.summary and summary["epochs_run"] == 3
+    first, last = summary["train_loss_first_last"]
+    assert last < first - 0.1, (first, last)  # the training loss falls
+    assert summary["n_train"] == 6 and summary["n_val"] == 4
+    # only LoRA tensors are new; every base weight is unchanged
+    tuned = _state(m._model)
+    for k, v in tuned.items():
+        if "lora_" in k:
+            continue
+        ref = base_state.pop(k.replace(".base_layer", ""))
+        assert torch.equal(v, ref), k
+    assert not base_state  # every base tensor was compared
+    assert any(k.startswith("model.language_model.layers.0.self_attn.q_proj") for k in tuned)
+    assert not any("visual" in k and "lora_" in k for k in tuned)  # vision tower untouched
+    tuned_scores = _scores(m, clips)
+    assert not np.allclose(tuned_scores, before_zero, atol=1e-3)
+
+    # a fresh model loads the saved adapters: no training step, identical scores
+    steps = ft.TRAIN_STEPS["optimizer"]
+    again = hf.HFModel(str(qwen), {**BASE, "cache": False})
+    again.fit(_ctx(tmp_path))
+    assert ft.TRAIN_STEPS["optimizer"] == steps and again._adapter.trained_now is False
+    assert again._adapter.fingerprint == m._adapter.fingerprint
+    np.testing.assert_allclose(_scores(again, clips), tuned_scores, atol=1e-6, rtol=0)
+    info = again.describe()["finetune"]
+    assert info["adapter"] == m._adapter.fingerprint and info["training"]["epochs_run"] == 3
+
+    # zero-shot after all this: the plain model, not one with adapters
+    zero2 = hf.HFModel(str(qwen), zs)
+    zero2.fit(_ctx(tmp_path))
+    np.testing.assert_array_equal(_scores(zero2, clips), before_zero)
+    assert zero2._adapted is None
+    # fine-tuned and zero-shot answers are cached under different keys
+    req, _ = zero2._clip_request(clips[0])
+    assert zero2._key(req, "loglik", 8) != again._key(req, "loglik", 8)
+    # ... but the base-model answers of a fine-tuned model (MSCE descriptions) share them
+    assert zero2._key(req, "generate", 8) == again._key(req, "generate", 8, adapters=False)
+
+    # a damaged adapter is reported, removed and trained again
+    weights = m._adapter.folder / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    warnings: list[str] = []
+    steps = ft.TRAIN_STEPS["optimizer"]
+    third = hf.HFModel(str(qwen), {**BASE, "cache": False})
+    third.fit(_ctx(tmp_path, warnings=warnings))
+    assert len(warnings) == 1 and "damaged LoRA adapters" in warnings[0]
+    assert ft.TRAIN_STEPS["optimizer"] - steps == 6
+    assert third._adapter.fingerprint == m._adapter.fingerprint  # seeded: the same adapters
+
+
+def test_answer_logprobs_match_a_direct_forward(qwen, tmp_path):
+    """The differentiable class logits equal the loglik scores, and the end-of-turn term
+    equals log p(eot | prompt + answer) from one plain forward per label."""
+    m = hf.HFModel(str(qwen), {"scoring": "loglik", "input": "video", "cache": False})
+    m.fit(_ctx(tmp_path))
+    m._load()
+    clip = _test_clips()[0]
+    req, _ = m._clip_request(clip)
+    enc, _ = m.encode([req])
+    answers = m.answer_ids()
+    eot = ft.end_of_turn_id(m._model, m._processor)
+    with torch.no_grad():
+        z, e = ft.answer_logprobs(m, enc, answers, eot)
+    np.testing.assert_allclose(z.numpy()[0], m._loglik([req])[0]["scores"], atol=1e-4)
+    n = enc["input_ids"].shape[1]
+    for c, a in enumerate(answers):
+        kw = dict(enc)
+        extra = torch.tensor([[*a, eot]])
+        kw["input_ids"] = torch.cat([enc["input_ids"], extra], 1)
+        kw["attention_mask"] = torch.ones_like(kw["input_ids"])
+        if "mm_token_type_ids" in kw:
+            zeros = torch.zeros_like(extra, dtype=enc["mm_token_type_ids"].dtype)
+            kw["mm_token_type_ids"] = torch.cat([enc["mm_token_type_ids"], zeros], 1)
+        with torch.no_grad():
+            lp = m._model(**kw).logits[0].double().log_softmax(-1)
+        want_z = sum(float(lp[n - 1 + j, t]) for j, t in enumerate(a))
+        want_e = float(lp[n - 1 + len(a), eot])
+        assert z[0, c].item() == pytest.approx(want_z, abs=1e-4)
+        assert e[0, c].item() == pytest.approx(want_e, abs=1e-4)
+
+
+@pytest.mark.parametrize("stage2", ["last-layers", "label-rows"])
+def test_decoupled_second_stage_trains_only_its_parameters(qwen, tmp_path, monkeypatch, stage2):
+    seen: dict[str, tuple[dict, dict, dict]] = {}
+    real = ft._Trainer.phase
+
+    def spy(self, name, params, *args, **kw):
+        before = _state(self.hf._model)
+        p0 = {k: v.detach().clone() for k, v in params.items()}
+        out = real(self, name, params, *args, **kw)
+        seen[name] = (before, _state(self.hf._model), p0, dict(params))
+        return out
+
+    monkeypatch.setattr(ft._Trainer, "phase", spy)
+    opts = {**BASE, "cache": False, "finetune_epochs": 1, "decoupled_stage2": stage2}
+    m = hf.HFModel(str(qwen), opts)
+    m.fit(_ctx(tmp_path, rebalancing="decoupled-crt"))
+    assert set(seen) == {"train", "crt"}
+    before, after, _, _ = seen["train"]
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("lora_" in k for k in changed)  # stage 1: LoRA only
+    before, after, p0, params = seen["crt"]
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    if stage2 == "last-layers":
+        assert set(params) and all(".layers.1." in k and "lora_" in k for k in params)
+        assert changed and all(k.startswith("model.language_model.layers.1.") for k in changed)
+        assert all("lora_" in k for k in changed)
+    else:
+        assert changed == set()  # no model tensor moves, only the label-row delta
+        (delta,) = params.values()
+        assert not torch.equal(p0["label_rows.delta"], delta)
+        saved = ft.read_adapter(m._adapter.folder).folder / ft.LABEL_ROWS_FILE
+        assert saved.is_file()
+        ids = sorted({t for a in m.answer_ids() for t in a})
+        from safetensors.torch import load_file
+
+        assert load_file(str(saved))["ids"].tolist() == ids
+        # the delta moves exactly the label tokens' logits; switched off, the base's
+        clip = _test_clips()[0]
+        req, _ = m._clip_request(clip)
+        enc, _ = m.encode([req])
+        with torch.no_grad():
+            on = m._model(**enc).logits[0, -1]
+            with ft.adapters_off(m._adapted):
+                off = m._model(**enc).logits[0, -1]
+            m._adapted[0].base_model.disable_adapter_layers()
+            lora_only = m._model(**enc).logits[0, -1]  # the delta alone
+            m._adapted[0].base_model.enable_adapter_layers()
+            m._adapted[1].enabled = False
+            m._adapted[0].base_model.disable_adapter_layers()
+            plain = m._model(**enc).logits[0, -1]
+            m._adapted[1].enabled = True
+            m._adapted[0].base_model.enable_adapter_layers()
+        assert not torch.equal(on, off)
+        diff = (lora_only - plain).abs() > 0
+        assert sorted(torch.nonzero(diff).flatten().tolist()) == ids
+    hist = ft.read_adapter(m._adapter.folder)
+    assert hist.summary["epochs_run"] >= 1
+
+
+def test_bad_finetune_options_are_one_error_line(qwen):
+    from emobench.models.registry import UnknownModelError, create_model
+
+    with pytest.raises(UnknownModelError) as exc:
+        create_model(f"hf:{qwen}", {"finetune": "lora", "lora_r": 0})
+    msg = str(exc.value)
+    assert "\n" not in msg and "options.lora_r" in msg
+    with pytest.raises(UnknownModelError, match='lora_r needs finetune = "lora"'):
+        create_model(f"hf:{qwen}", {"lora_r": 4})
+    with pytest.raises(UnknownModelError, match="options.decoupled_stage2"):
+        create_model(f"hf:{qwen}", {"finetune": "lora", "decoupled_stage2": "head"})
+
+
+def test_bad_targets_are_one_error_line(qwen, tmp_path):
+    m = hf.HFModel(str(qwen), {**BASE, "lora_targets": ["qkv"], "cache": False})
+    with pytest.raises(EmobenchError) as exc:
+        m.fit(_ctx(tmp_path))
+    assert "\n" not in str(exc.value) and "lora_targets" in str(exc.value)
+    m = hf.HFModel(str(qwen), {**BASE, "lora_vision_blocks": 3, "cache": False})
+    with pytest.raises(EmobenchError, match="vision tower has 1 blocks"):
+        m.fit(_ctx(tmp_path))
+
+
+def test_vision_blocks_are_adapted_on_request(qwen):
+    from transformers import AutoModelForImageTextToText
+
+    base = AutoModelForImageTextToText.from_pretrained(qwen)
+    names = ft.lora_target_names(base, None, 1)
+    lm = [n for n in names if n.startswith("model.language_model.layers.")]
+    vis = [n for n in names if n.startswith("model.visual.blocks.0.")]
+    assert len(lm) == 2 * 7  # 2 layers × (q, k, v, o, gate, up, down)
+    assert sorted(n.rsplit(".", 1)[-1] for n in vis) == sorted(
+        ["qkv", "proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    assert len(names) == len(lm) + len(vis)
+    assert ft.lora_target_names(base, None, 0) == lm  # default: no vision-tower linear
