@@ -269,7 +269,10 @@ def test_msce_inverse_is_not_observed(inverse):
 
 def test_missing_cells_are_not_measurable_and_no_effect_is_not_observed(tmp_path: Path):
     f = _findings(tmp_path / "run", +1, msce=False, shuffle="same")
-    assert f["msce"].verdict == "not measurable in this run: synth: no `msce` cell"
+    assert (
+        f["msce"].verdict
+        == "not measurable in this run: synth: no `msce` cell (original frame order)"
+    )
     assert f["msce"].statements == ()
     # neither model changes a single answer: Δs and their difference are 0 [0, 0]
     (s,) = f["shuffle"].statements
@@ -278,11 +281,22 @@ def test_missing_cells_are_not_measurable_and_no_effect_is_not_observed(tmp_path
     assert f["density"].verdict == OBSERVED  # what the run has is still reported
 
 
-def test_a_run_without_shuffled_cells_says_so(tmp_path: Path):
-    f = _findings(tmp_path / "run", +1, msce=False, shuffle="none")
+def test_a_run_without_shuffled_cells_or_baselines_says_so(tmp_path: Path):
+    preds = _predictions(+1, msce=False, shuffle="none").filter(pl.col("model") != GRU)
+    run = _write(tmp_path / "run", preds)
+    ctx = open_context(run.path, ReportOptions(n_resamples=RESAMPLES, seed=3))
+    f = {x.key: x for x in compute_findings(ctx)}
     assert f["shuffle"].verdict == (
         "not measurable in this run: synth: no cells that differ only in frame order "
         "(original vs shuffle)"
+    )
+    # head bias without a vision-only baseline: the VLM's own gap, pooled over folds
+    train, word, gap = f["head-bias"].statements
+    assert gap.estimate.value == pytest.approx(_recall_gap(CORRECT))
+    assert gap.estimate.lo > 0 and gap.status == OBSERVED
+    assert f"`{VLM}`: head−tail recall gap {_recall_gap(CORRECT):+.3f} [" in gap.text
+    assert f["head-bias"].missing == (
+        "synth: no vision-only baseline to compare the VLM's head bias with",
     )
 
 
@@ -297,7 +311,7 @@ def test_findings_open_the_summary(tmp_path: Path):
     assert "### 1. Head bias and its correlation with class and word frequency: observed" in first
     assert "### 2. Frame-order shuffling: temporal baselines vs VLMs: observed" in first
     assert "### 4. MSCE on micro-expression clips: not measurable in this run" in first
-    assert "- not measurable in this run: synth: no `msce` cell" in first
+    assert "- not measurable in this run: synth: no `msce` cell (original frame order)" in first
     assert "Spearman ρ = +1.00 [" in first and "→ observed" in first
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from emobench.errors import EmobenchError
 from emobench.registry import Registry
 from emobench.report import analysis as an
 from emobench.report import generative as gen
@@ -183,7 +184,11 @@ def compute_findings(
     out = []
     for spec in FINDINGS.values():
         run = _Run(ctx, roles)
-        spec.fn(run)
+        try:
+            spec.fn(run)
+        except EmobenchError as exc:  # bad input in one finding leaves the others standing
+            run.statements.clear()
+            run.missing.append(f"the run's tables could not be read for it ({exc})")
         out.append(
             Finding(spec.key, spec.title, spec.claim, tuple(run.statements), tuple(run.missing))
         )
@@ -307,15 +312,14 @@ def _head_bias(run: _Run) -> None:
                 for lab in info.labels
                 if (v := ctx.lookup.value(cid, "class", lab, "f1")) is not None
             }
-            draws = (
-                None
-                if conf is None
-                else class_f1_draws(conf.counts, n_resamples=ctx.n_resamples, seed=ctx.seed)
-            )
+            if conf is None:
+                run.lack(ds, f"`{model}`: no predictions for its reference cell")
+                continue
+            draws = class_f1_draws(conf.counts, n_resamples=ctx.n_resamples, seed=ctx.seed)
             for axis, prior in priors.values():
                 corr = prior_correlation(f1, prior)
                 rho = corr.get("spearman")
-                if rho is None or draws is None:
+                if rho is None:
                     run.lack(
                         ds,
                         f"`{model}`: per-class F1 vs {axis} needs at least 3 classes with "
@@ -627,9 +631,13 @@ def _msce(run: _Run) -> None:
             (str(r.get("enrichment")), tuple(str(r.get(c)) for c in others)): str(r["cell_id"])
             for r in rows
         }
-        msce = [r for r in rows if r.get("enrichment") == "msce"]
+        msce = [
+            r
+            for r in rows
+            if r.get("enrichment") == "msce" and r.get("order") in (None, "original")
+        ]
         if not msce:
-            run.lack(ds, "no `msce` cell")
+            run.lack(ds, "no `msce` cell (original frame order)")
             continue
         for row in sorted(msce, key=_reference_variant):
             key = tuple(str(row.get(c)) for c in others)
