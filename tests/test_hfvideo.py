@@ -287,7 +287,7 @@ def test_engine_run_scores_every_test_clip(tiny, tmp_path):
                 {
                     "adapter": f"hfvideo:{tiny}",
                     "name": "probe",
-                    "options": {"frozen": True, "epochs": 2},
+                    "options": {"frozen": True, "epochs": 2, "train": {"val_fraction": 0.0}},
                 },
             ],  # fmt: skip
             "sweep": {"sampler": ["uniform:4", "uniform:6"], "rebalancing": ["decoupled-crt"]},
@@ -317,6 +317,8 @@ def test_engine_run_scores_every_test_clip(tiny, tmp_path):
     for folds in infos.values():
         info = folds["1"]
         assert info["frames_model"] == 4 and info["training"]["epochs_run"] >= 2
+        if info["mode"] == "frozen-probe":  # no validation split: no validation UAR
+            assert info["training"]["best_val_uar"] is None and info["training"]["n_val"] == 0
         by_sampler.setdefault(info["frames_in"]["mean"], set()).add(info["resampled"])
     assert by_sampler == {4.0: {False}, 6.0: {True}}
 

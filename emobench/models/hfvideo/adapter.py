@@ -435,9 +435,16 @@ class HFVideoModel(ClipModel):
 
 
 def _summary(history: dict[str, Any]) -> dict[str, Any]:
+    """The training record of ``describe()``: JSON-ready (no validation split: None)."""
     keys = ("best_epoch", "best_val_uar", "epochs_run", "phase1_best_val_uar", "n_train",
             "n_val", "seconds")  # fmt: skip
-    return {k: history[k] for k in keys if k in history}
+    out = {}
+    for k in keys:
+        if k in history:
+            v = history[k]
+            finite = v is not None and np.isfinite(v) and v >= 0
+            out[k] = v if finite else None
+    return out
 
 
 def _epochs(ctx: FitContext, what: str) -> Any:
