@@ -10,10 +10,10 @@ not), never by a model's name:
    the class's emotion words (95% CI: stratified clip bootstrap of the fold-mean F1), and
    its head−tail recall gap and WAR−UAR against each vision-only baseline (paired clip
    bootstrap of the difference).
-2. **Shuffle sensitivity** -- at each density where both exist, Δ UAR (shuffled −
-   original) of each order-aware vision-only baseline and of each VLM (paired bootstrap),
-   and the difference of the two Δs on the clips all four cells answered (joint
-   bootstrap). Observed when the baseline drops significantly more.
+2. **Shuffle sensitivity** -- for each (order-aware vision-only baseline, VLM) pair, at
+   the densest sampling both were shuffled at: Δ UAR (shuffled − original) of each
+   (paired bootstrap) and the difference of the two Δs on the clips all four cells
+   answered (joint bootstrap). Observed when the baseline drops significantly more.
 3. **Metric vs density** -- for each model's line of densities (original order, switches
    off): UAR at the sparsest and densest setting, the gain with its paired CI, the peak,
    the smallest density reaching 95% of the peak and the slope per doubling.
@@ -21,8 +21,11 @@ not), never by a model's name:
    clips flagged ``micro``, paired bootstrap.
 
 A statement is *observed* when its 95% CI excludes zero in the study's direction, *not
-observed at this size* otherwise (absent, or too small for this run to show), and a
-finding whose cells the run lacks is *not measurable in this run*, saying what is missing.
+observed: the opposite holds* when it excludes zero on the other side, *not observed at
+this size* otherwise (absent, or too small for this run to show); a finding whose cells
+the run lacks is *not measurable in this run*, saying what is missing. The Δs and gaps
+pool the matched clips over folds (as the report's paired tables do); the ρ uses the
+fold-mean per-class F1 of the per-class table.
 Findings are registered by name (:data:`FINDINGS`); the section renders them in order.
 """
 
@@ -279,7 +282,7 @@ def _num(x: float) -> str:
     "0; WAR−UAR alongside).",
 )
 def _head_bias(run: _Run) -> None:
-    from emobench.metrics import bootstrap_ci, prior_correlation
+    from emobench.metrics import prior_correlation
     from emobench.report.finding_stats import class_f1_draws, rank_correlation_draws
     from emobench.report.priors import get_prior
 
@@ -340,7 +343,7 @@ def _head_bias(run: _Run) -> None:
             if not info.groups:
                 run.lack(ds, "no training counts in the manifest: no head and tail classes")
                 continue
-            _gap_statements(run, ds, info, vlm, bases, bootstrap_ci)
+            _gap_statements(run, ds, info, vlm, bases)
 
 
 def _gap_statements(
@@ -349,16 +352,16 @@ def _gap_statements(
     info: an.DatasetInfo,
     vlm: Mapping[str, Any],
     bases: Sequence[Mapping[str, Any]],
-    bootstrap_ci: Callable[..., dict[str, tuple[float, float]]],
 ) -> None:
-    """The VLM's head−tail recall gap and WAR−UAR, against each vision-only baseline."""
+    """The VLM's head−tail recall gap and WAR−UAR, against each vision-only baseline
+    (paired on the clips both answered), or on its own when the run has none."""
+    from emobench.metrics import bootstrap_ci, longtail
+
     ctx = run.ctx
     cid, model = str(vlm["cell_id"]), str(vlm["model"])
     if not bases:
         sub = ctx.predictions.filter(pl.col("cell_id") == cid)
         y, p = sub.get_column("label").to_list(), sub.get_column("pred").to_list()
-        from emobench.metrics import longtail
-
         point = longtail(y, p, list(info.labels), info.groups)
         cis = bootstrap_ci(
             y,
