@@ -380,3 +380,21 @@ def test_spearman_draws_match_scipy():
     for i in (0, 1, 3, 4):
         assert got[i] == pytest.approx(spearmanr(values[i], prior).statistic)
     assert np.isnan(got[2])
+
+
+def test_shuffle_pairs_meet_at_the_densest_sampling_both_were_shuffled_at(tmp_path: Path):
+    frames = []
+    for k, gru_shuffled in ((4, 14), (8, 14), (16, 6)):  # the GRU drops at 16 frames only
+        frames += _cell(GRU, f"uniform:{k}", lambda lab, i: i < 14, wrong=_next)
+        frames += _cell(
+            GRU, f"uniform:{k}", lambda lab, i, c=gru_shuffled: i < c, order="shuffle", wrong=_next
+        )
+    for k in (4, 8):  # the VLM was not run at 16 frames
+        for order in ("original", "shuffle"):
+            frames += _cell(VLM, f"uniform:{k}", lambda lab, i: i < 10, order=order)
+    run = _write(tmp_path / "run", pl.concat(frames, how="diagonal_relaxed"))
+    ctx = open_context(run.path, ReportOptions(n_resamples=RESAMPLES, seed=3))
+    f = {x.key: x for x in compute_findings(ctx)}
+    (s,) = f["shuffle"].statements
+    assert s.text.startswith("uniform:8: ") and "the densest of 2 samplings" in s.text
+    assert s.estimate.value == 0.0 and s.status == NOT_OBSERVED
