@@ -8,7 +8,9 @@ sampler. Each process count runs the whole benchmark as a fresh
 feature cache every time, so nothing is reused), timed from start to exit (interpreter and
 torch start-up included). One process uses torch's default thread count; N processes split
 the cores (``OMP_NUM_THREADS`` = cores // N, as the launcher does). Prints one JSON object:
-seconds per process count (median of ``--repeats``), speed-up against 1 process, and
+wall seconds per process count (median of ``--repeats``), the CPU seconds all its
+processes used (the cost of the extra start-ups and of redundant work), the machine's
+load average (on a shared machine other jobs take cores too), speed-up against 1 process, and
 whether each run's predictions equal the 1-process run's (``pred`` exactly; the largest
 score difference, which is a float32 rounding difference when thread counts differ).
 
@@ -75,18 +77,24 @@ def make_data(root: Path, n_train: int, n_test: int) -> Path:
     return root
 
 
-def run_once(config: Path, out: Path, n: int) -> float:
-    """Seconds of one ``emobench run --num-processes n`` into a fresh folder."""
+def run_once(config: Path, out: Path, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, all its processes) of one
+    ``emobench run --num-processes n`` into a fresh folder."""
+    import resource
+
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "emobench", "run", str(config), "--out", str(out)]
     cmd += ["--no-progress", "--num-processes", str(n)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if res.returncode != 0:
         raise SystemExit(f"run with {n} process(es) failed:\n{res.stdout}\n{res.stderr}")
-    return seconds
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 def compare(a: Path, b: Path) -> dict[str, object]:
@@ -119,11 +127,14 @@ def main() -> None:
         seeds = list(range(args.seeds))
         config.write_text(CONFIG.format(root=root, seeds=seeds, epochs=args.epochs))
         seconds: dict[int, list[float]] = {n: [] for n in counts}
+        cpu: dict[int, list[float]] = {n: [] for n in counts}
         outs: dict[int, Path] = {}
         for rep in range(args.repeats):
             for n in counts:  # interleaved: a slow phase of the machine hits all alike
                 out = base / f"n{n}-r{rep}" / "run"  # its own feature cache beside it
-                seconds[n].append(run_once(config, out, n))
+                wall, used = run_once(config, out, n)
+                seconds[n].append(wall)
+                cpu[n].append(used)
                 outs[n] = out
         median = {n: statistics.median(v) for n, v in seconds.items()}
         first = counts[0]
@@ -132,7 +143,9 @@ def main() -> None:
             "groups": 2 * args.seeds,
             "parts": 4 * args.seeds,
             "clips": {"train": args.train, "test": args.test},
+            "load_average_1min": round(os.getloadavg()[0], 1),
             "seconds": {str(n): round(s, 2) for n, s in median.items()},
+            "cpu_seconds": {str(n): round(statistics.median(v), 2) for n, v in cpu.items()},
             f"speedup_vs_{first}": {str(n): round(median[first] / s, 2) for n, s in median.items()},
             "check": {str(n): compare(outs[first], outs[n]) for n in counts[1:]},
         }
