@@ -74,8 +74,6 @@ class ClipScorer:
         raise EmobenchError(f"{type(model).__name__} is a clip model: it has no frame features")
 
     def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame, dict[str, Any]]]:
-        from emobench.video.frames import FrameReadError
-
         model = job.model
         gap = int(getattr(model, "gap_frames", 4))
         t = time.perf_counter()
@@ -84,12 +82,16 @@ class ClipScorer:
         frames: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         bad: dict[str, str] = {}
         self.s.progress.start("decoding test clips", len(test))
-        for i, r in enumerate(test):
-            union = np.unique(np.concatenate([v[i].needed() for v in views.values()]))
-            try:
-                frames[r["clip_id"]] = (union, self.s.media.read(r, union, model.frame_size))
-            except FrameReadError as exc:
-                bad[r["clip_id"]] = exc.reason
+        unions = (
+            (r, np.unique(np.concatenate([v[i].needed() for v in views.values()])))
+            for i, r in enumerate(test)
+        )
+        for d in self.s.media.decode_ahead(unions, model.frame_size):  # decoded in workers
+            cid = d.job.row["clip_id"]
+            if d.ok:
+                frames[cid] = (d.job.indices, d.frames)
+            else:
+                bad[cid] = str(d.reason)
             self.s.progress.advance()
         self.s.media.check_failures(bad, job.test, "test")
         record_skips(job.skips, bad, "test")

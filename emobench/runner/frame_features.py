@@ -32,6 +32,10 @@ from emobench.runner.scorers import (
 
 Features = dict[str, tuple[np.ndarray, np.ndarray]]
 
+#: Frames (at least) per encoder call in the features phase: decoded clips are encoded
+#: together, so a GPU gets full batches whatever the frames per clip.
+ENCODE_FRAMES = 256
+
 
 @register_scorer("frame-features")
 class FrameFeatureScorer:
@@ -46,48 +50,85 @@ class FrameFeatureScorer:
 
         Returns the features, the clips that failed to decode (id → reason), and the mean
         decode+encode seconds per computed frame (0 when all came from the cache).
+
+        The missing frames are decoded ahead in the media reader's workers while the model
+        encodes; decoded clips are encoded together, :data:`ENCODE_FRAMES` frames (or the
+        model's ``batch_size``, if larger) per encoder call, and their features written to
+        the cache by a background writer (the writes finish before this returns).
         """
-        from emobench.video.frames import FrameReadError
+        from concurrent.futures import ThreadPoolExecutor
 
         key = f"{model.feature_key}-{self.s.media.backend}"
         stats = self.s.features.stats
         out: Features = {}
         bad: dict[str, str] = {}
-        spent, computed = 0.0, 0
+        todo: list[tuple[dict[str, Any], str, Any, np.ndarray]] = []
         self.s.progress.start(what, rows.height)
         for r in rows.iter_rows(named=True):
-            cid = r["clip_id"]
             ck = clip_key(r)
-            want = needed[cid]
+            want = needed[r["clip_id"]]
             got = self.s.features.load(key, ck)
             have_idx = got[0] if got is not None else np.empty(0, dtype=np.int64)
             missing = np.setdiff1d(want, have_idx)
             stats.hit_frames += int(want.size - missing.size)
             if missing.size:
-                t = time.perf_counter()
-                try:
-                    frames = self.s.media.read(r, missing, model.frame_size)
-                except FrameReadError as exc:
-                    bad[cid] = exc.reason
-                    self.s.progress.advance()
-                    continue
-                new = np.asarray(model.encode(frames), dtype=np.float32)
-                stats.miss_frames += int(missing.size)
-                stats.encoder_calls += 1
+                todo.append((r, ck, got, missing))
+            else:
+                assert got is not None
+                out[r["clip_id"]] = got
+                self.s.progress.advance()
+        if not todo:
+            return out, bad, 0.0
+
+        t = time.perf_counter()
+        computed = 0
+        group: list[tuple[tuple[dict[str, Any], str, Any, np.ndarray], np.ndarray]] = []
+        step = max(ENCODE_FRAMES, int(getattr(model, "batch_size", 0) or 0))
+        writer = ThreadPoolExecutor(1, thread_name_prefix="emobench-feature-store")
+        writes = []
+
+        def flush() -> None:
+            nonlocal computed
+            frames = group[0][1] if len(group) == 1 else np.concatenate([f for _, f in group])
+            new = np.asarray(model.encode(frames), dtype=np.float32)
+            stats.encoder_calls += 1
+            start = 0
+            for (r, ck, got, missing), _ in group:
+                part = new[start : start + missing.size]
+                start += missing.size
                 if got is not None:
                     idx = np.concatenate([got[0], missing])
-                    feats = np.concatenate([got[1].astype(np.float32), new])
+                    feats = np.concatenate([got[1].astype(np.float32), part])
                 else:
-                    idx, feats = missing, new
-                self.s.features.store(key, ck, idx, feats)
+                    idx, feats = missing, part
+                writes.append(writer.submit(self.s.features.store, key, ck, idx, feats))
                 order = np.argsort(idx)
-                got = (idx[order], feats[order])
-                spent += time.perf_counter() - t
+                out[r["clip_id"]] = (idx[order], feats[order])
+                stats.miss_frames += int(missing.size)
                 computed += int(missing.size)
-            assert got is not None
-            out[cid] = got
-            self.s.progress.advance()
-        return out, bad, (spent / computed if computed else 0.0)
+                self.s.progress.advance()
+            group.clear()
+
+        try:
+            wanted = ((r, missing) for r, _, _, missing in todo)
+            decoded = self.s.media.decode_ahead(wanted, model.frame_size)
+            for item, d in zip(todo, decoded, strict=True):
+                if not d.ok:
+                    bad[item[0]["clip_id"]] = str(d.reason)
+                    self.s.progress.advance()
+                    continue
+                if group and group[0][1].shape[1:] != d.frames.shape[1:]:
+                    flush()  # frames of another size (native-size decoding) go in their own call
+                group.append((item, d.frames))
+                if sum(f.shape[0] for _, f in group) >= step:
+                    flush()
+            if group:
+                flush()
+        finally:
+            writer.shutdown(wait=True)
+        for w in writes:
+            w.result()  # a failed cache write is an error, as when it was written inline
+        return out, bad, (time.perf_counter() - t) / computed if computed else 0.0
 
     def all_features(
         self, model: Any, rows: pl.DataFrame, skips: dict[str, str]

@@ -5,10 +5,16 @@ frame cache; a clip that cannot be read is recorded in the group's skip list (id
 reason) and left out. When more than :data:`MAX_FAILED_SHARE` of a split's clips fail,
 :meth:`MediaReader.check_failures` stops the run with one line naming the backend and the
 first failing clip, instead of training or scoring on what is left.
+
+Decoding runs ahead of its consumer (:meth:`MediaReader.decode_ahead`, the engine's
+feature and clip loops and :meth:`MediaReader.whole_clips`): :attr:`MediaReader.workers`
+worker threads (:mod:`emobench.runner.prefetch`) decode the next clips while the model
+encodes the current ones; the frame cache is consulted and filled in the caller's thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -16,6 +22,7 @@ import polars as pl
 
 from emobench.errors import EmobenchError
 from emobench.runner.cache import FrameCache, clip_key
+from emobench.runner.prefetch import Decoded, DecodeJob, Prefetcher, default_workers
 from emobench.runner.work import WorkProgress
 
 #: A split whose clips fail to decode beyond this share stops the run.
@@ -27,12 +34,32 @@ class DecodeFailureError(EmobenchError):
 
 
 class MediaReader:
-    """Frames of clip-index rows at a given size, cached, with failures counted."""
+    """Frames of clip-index rows at a given size, cached, with failures counted.
 
-    def __init__(self, frames: FrameCache, backend: str, progress: WorkProgress) -> None:
+    ``workers``: decode workers ahead of the consumer (None:
+    :func:`~emobench.runner.prefetch.default_workers`; 0: decode in the caller's thread, one
+    clip at a time); ``ahead``: most clips decoded ahead (None: twice the workers);
+    ``kind``: ``thread`` or ``process`` (:data:`~emobench.runner.prefetch.POOL_KINDS`).
+    """
+
+    def __init__(
+        self,
+        frames: FrameCache,
+        backend: str,
+        progress: WorkProgress,
+        *,
+        workers: int | None = None,
+        ahead: int | None = None,
+        kind: str = "thread",
+    ) -> None:
         self.frames = frames
         self.backend = backend
         self.progress = progress
+        self.workers = default_workers() if workers is None else workers
+        self.ahead = ahead
+        self.kind = kind
+        #: the most clips pending ahead of a consumer in any one pass (see Prefetcher.peak)
+        self.peak = 0
 
     def cache_key(self, r: dict[str, Any]) -> str:
         """Frame-cache key of a clip: its media and the decoding backend."""
@@ -53,6 +80,46 @@ class MediaReader:
                 raise FrameReadError(r["clip_id"], str(r["path"]), str(exc)) from None
         return read_clip(r, indices, size=size, backend=self.backend)
 
+    def _from_cache(self, job: DecodeJob) -> Decoded | None:
+        """:meth:`read`'s cache step: the job's frames from its cached whole clip, or None."""
+        if job.size is None:
+            return None
+        full = self.frames.get(self.cache_key(job.row), job.size)
+        if full is None:
+            return None
+        try:
+            return Decoded(job, full[job.indices], cached=True)
+        except IndexError as exc:
+            return Decoded(job, None, str(exc), cached=True)
+
+    def decode_ahead(
+        self,
+        wanted: Iterable[tuple[dict[str, Any], np.ndarray]],
+        size: int | None,
+        *,
+        whole: bool = False,
+    ) -> Iterator[Decoded]:
+        """:meth:`read` for each (row, indices), in order, decoded ahead in the workers.
+
+        A clip that cannot be read comes back with its reason (``Decoded.reason``).
+        ``whole``: the indices are all the clip's frames, kept in the frame cache (the
+        cache is looked up first and filled as clips arrive).
+        """
+        jobs = (DecodeJob(r, np.asarray(idx), size, self.backend) for r, idx in wanted)
+        pre = Prefetcher(self.workers, self.ahead, self.kind)
+        lookup = self._whole_from_cache if whole else self._from_cache
+        try:
+            for d in pre.run(jobs, lookup):
+                if whole and d.ok and not d.cached:
+                    self.frames.put(self.cache_key(d.job.row), size, d.frames)
+                yield d
+        finally:
+            self.peak = max(self.peak, pre.peak)
+
+    def _whole_from_cache(self, job: DecodeJob) -> Decoded | None:
+        arr = self.frames.get(self.cache_key(job.row), job.size)
+        return Decoded(job, arr, cached=True) if arr is not None else None
+
     def whole_clips(
         self, rows: pl.DataFrame, size: int, skips: dict[str, str], what: str
     ) -> tuple[list[np.ndarray], list[int]]:
@@ -60,24 +127,16 @@ class MediaReader:
 
         Returns the frames of the clips that were read and their row positions.
         """
-        from emobench.video.frames import FrameReadError, read_clip
-
         frames, kept = [], []
         bad: dict[str, str] = {}
         self.progress.start(f"decoding {what} clips", rows.height)
-        for i, r in enumerate(rows.iter_rows(named=True)):
-            key = self.cache_key(r)
-            arr = self.frames.get(key, size)
-            if arr is None:
-                try:
-                    arr = read_clip(r, np.arange(r["n_frames"]), size=size, backend=self.backend)
-                except FrameReadError as exc:
-                    bad[r["clip_id"]] = exc.reason
-                    self.progress.advance()
-                    continue
-                self.frames.put(key, size, arr)
-            frames.append(arr)
-            kept.append(i)
+        wanted = ((r, np.arange(r["n_frames"])) for r in rows.iter_rows(named=True))
+        for i, d in enumerate(self.decode_ahead(wanted, size, whole=True)):
+            if d.ok:
+                frames.append(d.frames)
+                kept.append(i)
+            else:
+                bad[d.job.row["clip_id"]] = d.reason
             self.progress.advance()
         record_skips(skips, bad, what)
         self.check_failures(bad, rows, what)

@@ -31,6 +31,7 @@ from torch import nn
 
 from emobench.errors import EmobenchError
 from emobench.models.device import autocast, resolve_device, run_with_oom_backoff
+from emobench.models.transfer import to_device, to_numpy
 
 #: Input normalisation of ``FrameEncoder``: (x/255 − 0.5) / 0.25, the same for all channels.
 _MEAN, _STD = 0.5, 0.25
@@ -179,22 +180,24 @@ def encode_frames(
     """Per-frame features of uint8 (N, H, W, 3) frames → float32 (N, D).
 
     Runs under ``torch.inference_mode`` in eval mode (bf16 autocast on CUDA), after moving
-    the encoder to ``device``; halves the batch on CUDA out-of-memory.
+    the encoder to ``device``; halves the batch on CUDA out-of-memory. The frames travel as
+    uint8 (pinned and asynchronous on CUDA) and are converted on the device; the features
+    come back in one copy (:mod:`emobench.models.transfer`).
     """
     frames_uint8 = check_frames(frames_uint8)
     dev = resolve_device(device)
     encoder.to(dev).eval()
 
     def run(bs: int) -> np.ndarray:
-        chunks: list[np.ndarray] = []
+        chunks: list[torch.Tensor] = []
         with torch.inference_mode(), autocast(dev):
             for start in range(0, len(frames_uint8), bs):
-                batch = torch.from_numpy(np.ascontiguousarray(frames_uint8[start : start + bs]))
-                chunks.append(encoder(batch.to(dev)).float().cpu().numpy())
+                # uint8 to the device (pinned, asynchronous on CUDA); the encoder converts
+                chunks.append(encoder(to_device(frames_uint8[start : start + bs], dev)))
             if not chunks:  # no frames: still report the feature width
                 probe = torch.zeros((1, *frames_uint8.shape[1:]), dtype=torch.uint8, device=dev)
                 return np.zeros((0, encoder(probe).shape[-1]), dtype=np.float32)
-        return np.concatenate(chunks).astype(np.float32, copy=False)
+        return to_numpy(chunks, 0)  # one copy back at the end
 
     return run_with_oom_backoff(run, max(1, int(batch_size)))
 

@@ -64,6 +64,7 @@ from emobench.models.training import (
     uar,
     validate,
 )
+from emobench.models.transfer import to_device
 from emobench.video.sampling import segment_centres, segment_random
 
 
@@ -122,7 +123,7 @@ def _encoder_logits(
     with torch.inference_mode(), autocast(device):
         for start in range(0, len(clips), per):
             sel = slice(start, start + per)
-            x = torch.from_numpy(_gather_frames(frames, clips[sel], idx[sel])).to(device)
+            x = to_device(_gather_frames(frames, clips[sel], idx[sel]), device)
             b = x.shape[0]
             feats = encoder(x.view(b * k, *x.shape[2:])).float().view(b, k, -1)
             out.append(probe(feats).float().cpu().numpy())
@@ -204,7 +205,7 @@ def train_encoder(
                     batch = _shifted_frames(frames, clips, idx, cfg.crop_pad, rng)
                 else:
                     batch = _gather_frames(frames, clips, idx)
-                x = torch.from_numpy(batch).to(device)
+                x = to_device(batch, device)  # uint8; pinned, asynchronous on CUDA
                 x = FrameEncoder.to_input(x.view(b * k, *x.shape[2:]))
                 if cfg.jitter > 0:
                     x = _photometric(x, b, k, cfg.jitter, rng)

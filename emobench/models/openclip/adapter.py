@@ -304,11 +304,18 @@ class OpenClipModel(FrameFeatureModel):
         return self._feature_key
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 frames (N, H, W, 3) → L2-normalised image embeddings (N, E) float32."""
+        """uint8 frames (N, H, W, 3) → L2-normalised image embeddings (N, E) float32.
+
+        The uint8 frames go to the device as they are (on CUDA through pinned memory,
+        asynchronously: :mod:`emobench.models.transfer`); conversion to float, the bicubic
+        resize to the input size and the normalisation run there, and the embeddings come
+        back in one copy at the end, so the host never waits for a batch in between.
+        """
         import torch
         import torch.nn.functional as F
 
         from emobench.models.device import autocast, run_with_oom_backoff
+        from emobench.models.transfer import to_device, to_numpy
         from emobench.video.frames import centre_crop
 
         if self._model is None:
@@ -320,22 +327,21 @@ class OpenClipModel(FrameFeatureModel):
             )
         frames = centre_crop(frames, self.crop)
         n = len(frames)
+        side = (self.image_size, self.image_size)
 
         def run(bs: int) -> np.ndarray:
             out = []
             with torch.inference_mode(), autocast(self._device):
                 for s in range(0, n, bs):
-                    x = torch.from_numpy(frames[s : s + bs]).to(self._device)
+                    x = to_device(frames[s : s + bs], self._device)
                     x = x.permute(0, 3, 1, 2).float()
-                    if x.shape[-2:] != (self.image_size, self.image_size):
+                    if x.shape[-2:] != side:
                         x = F.interpolate(
-                            x, size=(self.image_size, self.image_size), mode="bicubic",
-                            align_corners=False, antialias=True,
-                        )  # fmt: skip
+                            x, size=side, mode="bicubic", align_corners=False, antialias=True
+                        )
                     x = x.sub_(self._mean).mul_(self._std)  # x is a fresh float copy
-                    f = self._model.encode_image(x, normalize=True)
-                    out.append(f.float().cpu().numpy())
-            return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+                    out.append(self._model.encode_image(x, normalize=True))
+            return to_numpy(out, self.embed_dim)
 
         return run_with_oom_backoff(run, self.batch_size)
 
