@@ -47,6 +47,16 @@ BASE = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: these are many tiny ops, which on a shared 2-core machine run
+    ~20x slower with 2 threads (OpenMP threads wait for each other) than with one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def qwen(tmp_path_factory):
     from hf_tiny import build_qwen25_vl
@@ -189,6 +199,12 @@ def test_lora_trains_saves_reloads_and_never_leaks(qwen, tmp_path):
     assert zero2._key(req, "loglik", 8) != again._key(req, "loglik", 8)
     # ... but the base-model answers of a fine-tuned model (MSCE descriptions) share them
     assert zero2._key(req, "generate", 8) == again._key(req, "generate", 8, adapters=False)
+    # and they are the base model's: MSCE describer calls see no adapters
+    turn = [[{"type": "image", "image": clips[0].frames[0]}, {"type": "text", "text": "Describe"}]]
+    assert again.chat(turn) == zero2.chat(turn)
+    with ft.adapters_off(again._adapted):
+        np.testing.assert_allclose(_scores(again, clips), before_zero, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(_scores(again, clips), tuned_scores, atol=1e-6, rtol=0)
 
     # a damaged adapter is reported, removed and trained again
     weights = m._adapter.folder / "adapter_model.safetensors"
@@ -328,3 +344,57 @@ def test_vision_blocks_are_adapted_on_request(qwen):
     )
     assert len(names) == len(lm) + len(vis)
     assert ft.lora_target_names(base, None, 0) == lm  # default: no vision-tower linear
+
+
+def test_engine_run_with_lora_scores_every_test_clip(qwen, tmp_path):
+    """`finetune = "lora"` through the engine on a tiny synth set: adapters trained on the
+    fold's training clips (class-balanced), every test clip scored with them, the cell
+    record names the adapters, which are saved under the run's checkpoint folder."""
+    from conftest import make_synth
+
+    from emobench.config import validate_config
+    from emobench.results import RunFolder
+    from emobench.runner.execute import Engine
+
+    root = make_synth(
+        tmp_path / "synth", profile="exp:3", n_train=7, n_test=7, n_train_subjects=2, seed=3
+    )
+    options = {
+        "finetune": "lora",
+        "scoring": "loglik",
+        "input": "images",
+        "lora_r": 2,
+        "finetune_frames": 2,
+        "finetune_epochs": 1,
+        "finetune_batch_size": 4,
+    }
+    cfg = validate_config(
+        {
+            "name": "hf-lora",
+            "datasets": [{"name": "synth", "root": str(root)}],
+            "models": [{"adapter": f"hf:{qwen}", "name": "vlm", "options": options}],
+            "sweep": {"sampler": ["uniform:2"], "rebalancing": ["class-balanced"]},
+            "cache": {"dir": str(tmp_path / "cache")},
+            "video": {"backend": "pyav"},
+            "device": "cpu",
+            "train": {"val_fraction": 0.2},
+            "metrics": {"n_resamples": 0},
+        }
+    )
+    steps = ft.TRAIN_STEPS["optimizer"]
+    engine = Engine(cfg, tmp_path / "a", progress=False)
+    engine.load_datasets()
+    engine.execute()
+    assert ft.TRAIN_STEPS["optimizer"] > steps
+    run = RunFolder(tmp_path / "a")
+    preds = run.read_predictions()
+    test_ids = engine._indices["synth"].filter(pl.col("split") == "test")["clip_id"]
+    assert sorted(preds["clip_id"]) == sorted(test_ids)
+    scores = preds.select([c for c in preds.columns if c.startswith("score:")]).to_numpy()
+    assert scores.shape == (len(test_ids), 7) and np.isfinite(scores).all()
+    (info,) = [f["1"] for f in run.read_manifest()["cell_info"].values()]
+    tuned = info["finetune"]
+    assert tuned["method"] == "lora" and tuned["trained_now"] and len(tuned["adapter"]) == 16
+    ckpt = tmp_path / "a" / "checkpoints" / "synth" / "fold1" / "seed0" / tuned["folder"]
+    assert ft.read_adapter(ckpt).fingerprint == tuned["adapter"]
+    assert tuned["folder"].startswith("hf-lora-class-balanced-")

@@ -714,10 +714,24 @@ def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: 
     summary["seconds"] = round(history["seconds"], 3)
     summary["skipped_clips"] = len(trainer.skipped)
     summary["train_loss_first_last"] = [history["train_loss"][0], history["train_loss"][-1]]
+    history, summary = _json_ready(history), _json_ready(summary)
     fp = save_adapter(peft_model, rows, folder, rec, history, summary)
     # keep the trained model for scoring (under a key that carries the adapter fingerprint)
     hf._install_adapted(peft_model, rows, fp)
     return Adapter(folder, fp, summary, trained_now=True)
+
+
+def _json_ready(obj: Any) -> Any:
+    """``obj`` with NaN / infinite floats as None (no validation split gives NaN metrics)."""
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def save_adapter(
