@@ -320,3 +320,32 @@ def test_transfer_round_trip_on_cpu_is_exact():
     out = to_numpy([torch.ones(2, 3), torch.zeros(1, 3, dtype=torch.bfloat16)], 3)
     assert out.dtype == np.float32 and out.tolist() == [[1, 1, 1], [1, 1, 1], [0, 0, 0]]
     assert to_numpy([], 4).shape == (0, 4)
+
+
+def test_features_phase_passes_encoder_errors_on_and_stops_its_threads(rows, tmp_path):
+    from emobench.errors import EmobenchError
+    from emobench.runner import frame_features as ff
+    from emobench.runner.scorers import Services
+
+    class Failing(_MeanModel):
+        def encode(self, frames):
+            if self.calls:
+                raise EmobenchError("encoder broke on its second call")
+            return super().encode(frames)
+
+    before = threading.active_count()
+    reader = MediaReader(FrameCache(None), "pyav", WorkProgress(show=False), workers=2)
+    scorer = ff.FrameFeatureScorer(
+        Services(FeatureCache(tmp_path), reader, WorkProgress(show=False), {})
+    )
+    needed = {r["clip_id"]: np.arange(3) for r in rows}
+    step, ff.ENCODE_FRAMES = ff.ENCODE_FRAMES, 3  # one clip per call
+    try:
+        with pytest.raises(EmobenchError, match="encoder broke on its second call"):
+            scorer.features(Failing(), pl.DataFrame(rows), needed, "test")
+    finally:
+        ff.ENCODE_FRAMES = step
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before  # decode, encode and writer threads ended

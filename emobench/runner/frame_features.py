@@ -10,7 +10,10 @@ probes) come from the same cache through :meth:`FrameFeatureScorer.all_features`
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import numpy as np
@@ -31,10 +34,16 @@ from emobench.runner.scorers import (
 )
 
 Features = dict[str, tuple[np.ndarray, np.ndarray]]
+#: a clip whose features are being computed: row, clip key, cached (indices, features) or
+#: None, the missing frame indices
+Pending = tuple[dict[str, Any], str, Any, np.ndarray]
 
 #: Frames (at least) per encoder call in the features phase: decoded clips are encoded
 #: together, so a GPU gets full batches whatever the frames per clip.
 ENCODE_FRAMES = 256
+#: Encoder calls queued beyond the one running (the next group waits, ready, on the
+#: encoder thread while this one runs).
+ENCODE_AHEAD = 1
 
 
 @register_scorer("frame-features")
@@ -53,16 +62,15 @@ class FrameFeatureScorer:
 
         The missing frames are decoded ahead in the media reader's workers while the model
         encodes; decoded clips are encoded together, :data:`ENCODE_FRAMES` frames (or the
-        model's ``batch_size``, if larger) per encoder call, and their features written to
-        the cache by a background writer (the writes finish before this returns).
+        model's ``batch_size``, if larger) per encoder call, on an encoder thread that
+        always has the next call queued (:data:`ENCODE_AHEAD`), and their features are
+        written to the cache by a background writer (all done before this returns).
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         key = f"{model.feature_key}-{self.s.media.backend}"
         stats = self.s.features.stats
         out: Features = {}
         bad: dict[str, str] = {}
-        todo: list[tuple[dict[str, Any], str, Any, np.ndarray]] = []
+        todo: list[Pending] = []
         self.s.progress.start(what, rows.height)
         for r in rows.iter_rows(named=True):
             ck = clip_key(r)
@@ -82,18 +90,29 @@ class FrameFeatureScorer:
 
         t = time.perf_counter()
         computed = 0
-        group: list[tuple[tuple[dict[str, Any], str, Any, np.ndarray], np.ndarray]] = []
         step = max(ENCODE_FRAMES, int(getattr(model, "batch_size", 0) or 0))
+        group: list[tuple[Pending, np.ndarray]] = []
+        # the model runs in its own thread, one call at a time and in order, while this
+        # thread gathers the next group: the encoder finds its next call waiting
+        encoder = ThreadPoolExecutor(1, thread_name_prefix="emobench-encode")
         writer = ThreadPoolExecutor(1, thread_name_prefix="emobench-feature-store")
-        writes = []
+        encoding: deque[tuple[Future[Any], list[Pending]]] = deque()
+        writes: list[Future[None]] = []
 
-        def flush() -> None:
-            nonlocal computed
+        def submit() -> None:
             frames = group[0][1] if len(group) == 1 else np.concatenate([f for _, f in group])
-            new = np.asarray(model.encode(frames), dtype=np.float32)
+            encoding.append((encoder.submit(model.encode, frames), [p for p, _ in group]))
             stats.encoder_calls += 1
+            group.clear()
+            while len(encoding) > ENCODE_AHEAD:
+                collect()
+
+        def collect() -> None:
+            nonlocal computed
+            future, items = encoding.popleft()
+            new = np.asarray(future.result(), dtype=np.float32)
             start = 0
-            for (r, ck, got, missing), _ in group:
+            for r, ck, got, missing in items:
                 part = new[start : start + missing.size]
                 start += missing.size
                 if got is not None:
@@ -107,24 +126,26 @@ class FrameFeatureScorer:
                 stats.miss_frames += int(missing.size)
                 computed += int(missing.size)
                 self.s.progress.advance()
-            group.clear()
 
+        wanted = ((r, missing) for r, _, _, missing in todo)
         try:
-            wanted = ((r, missing) for r, _, _, missing in todo)
-            decoded = self.s.media.decode_ahead(wanted, model.frame_size)
-            for item, d in zip(todo, decoded, strict=True):
-                if not d.ok:
-                    bad[item[0]["clip_id"]] = str(d.reason)
-                    self.s.progress.advance()
-                    continue
-                if group and group[0][1].shape[1:] != d.frames.shape[1:]:
-                    flush()  # frames of another size (native-size decoding) go in their own call
-                group.append((item, d.frames))
-                if sum(f.shape[0] for _, f in group) >= step:
-                    flush()
+            with closing(self.s.media.decode_ahead(wanted, model.frame_size)) as decoded:
+                for item, d in zip(todo, decoded, strict=True):
+                    if not d.ok:
+                        bad[item[0]["clip_id"]] = str(d.reason)
+                        self.s.progress.advance()
+                        continue
+                    if group and group[0][1].shape[1:] != d.frames.shape[1:]:
+                        submit()  # frames of another size (native-size decoding): own call
+                    group.append((item, d.frames))
+                    if sum(f.shape[0] for _, f in group) >= step:
+                        submit()
             if group:
-                flush()
+                submit()
+            while encoding:
+                collect()
         finally:
+            encoder.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True)
         for w in writes:
             w.result()  # a failed cache write is an error, as when it was written inline
