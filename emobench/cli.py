@@ -168,11 +168,13 @@ def _register_delegated() -> None:
     """Commands whose bodies live with their concern (each module imports lazily)."""
     from emobench.data.synth.cli import generate_synth
     from emobench.models.openclip.cli import pretrain_synth_web
+    from emobench.models.synthvlm.cli import pretrain_synth_vlm
     from emobench.report.cli import report
 
     app.command("report")(report)
     generate_app.command("synth")(generate_synth)
     pretrain_app.command("synth-web")(pretrain_synth_web)
+    pretrain_app.command("synth-vlm")(pretrain_synth_vlm)
 
 
 _register_delegated()
