@@ -192,10 +192,44 @@ def test_gradient_accumulation_equals_the_larger_batch(tiny, tmp_path):
     scores = []
     for opts in ({"batch_size": 8}, {"batch_size": 4, "grad_accum": 2}, {"batch_size": 4}):
         m = create_model(f"hfvideo:{tiny}", {"lr": 1e-3, **opts})
-        m.fit(_ctx(tmp_path / str(len(scores)), epochs=2))
+        m.fit(_ctx(tmp_path / str(len(scores)), epochs=1))
         scores.append(_scores(m, clips))
     np.testing.assert_allclose(scores[1], scores[0], atol=1e-5, rtol=0)
     assert np.abs(scores[2] - scores[0]).max() > 1e-3  # batches of 4: other steps
+
+
+@pytest.mark.parametrize("arch", ["videomae", "vivit", "vjepa2"])
+def test_layer_decay_groups_have_the_hand_computed_rates(tmp_path, arch):
+    from hfvideo_tiny import build_classifier
+
+    from emobench.models.hfvideo.loading import inspect_folder, load_classifier, load_normalisation
+
+    folder = build_classifier(tmp_path / arch, arch)
+    net = load_classifier(
+        folder, inspect_folder(folder, arch), LABELS, load_normalisation(folder), 0, arch
+    )
+    depth = hvt.layer_ids(net)
+    blocks = {"videomae": "videomae.encoder.layer", "vivit": "vivit.layers",
+              "vjepa2": "vjepa2.encoder.layer"}[arch]  # fmt: skip
+    for name, d in depth.items():  # 2 blocks: embeddings 0, block i → i + 1, the rest 3
+        if ".predictor." in name:  # V-JEPA 2's predictor (unused by the classifier)
+            assert d == 3, name
+        elif f".{blocks}.0." in f".{name[3:]}":
+            assert d == 1, name
+        elif f".{blocks}.1." in f".{name[3:]}":
+            assert d == 2, name
+        elif ".embeddings." in name:
+            assert d == 0, name
+        else:
+            assert d == 3 and any(t in name for t in ("classifier", "norm", "pooler")), name
+    groups = hvt.param_groups(net, 1.0, 0.5, 0.01)
+    rate = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    for name, p in net.named_parameters():
+        lr, wd = rate[id(p)]
+        assert lr == 0.5 ** (3 - depth[name])
+        tokens = name.rsplit(".", 1)[1] in ("cls_token", "position_embeddings")  # ViViT
+        assert wd == (0.0 if p.ndim == 1 or tokens else 0.01), name
+    assert sum(len(g["params"]) for g in groups) == len(depth)
 
 
 @pytest.mark.parametrize(

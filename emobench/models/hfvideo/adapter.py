@@ -152,6 +152,7 @@ class HFVideoModel(ClipModel):
             "lr": o.lr if o.frozen else (o.lr or FINETUNE_LR),
             "batch_size": o.batch_size,
             "grad_accum": o.grad_accum,
+            "layer_decay": o.layer_decay,
             "autocast": self._autocast,
         }
 
@@ -220,6 +221,7 @@ class HFVideoModel(ClipModel):
                 num_frames=self.num_frames,
                 batch_size=self.opts.batch_size,
                 grad_accum=self.opts.grad_accum,
+                layer_decay=self.opts.layer_decay,
                 lr=self.opts.lr or FINETUNE_LR,
                 epochs=cfg.epochs,
                 autocast=self._autocast,

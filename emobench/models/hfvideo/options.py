@@ -76,7 +76,9 @@ class HFVideoOptions(StrictModel):
     of fine-tuning the whole network. ``lr``: AdamW learning rate (default 5e-5 when
     fine-tuning; a frozen probe and decoupled-crt's classifier re-training use the run's
     ``[train] lr``). ``epochs``: overrides ``[train] epochs`` for this model.
-    ``batch_size``: clips per forward pass (training and prediction); ``grad_accum``:
+    ``layer_decay``: layer-wise learning-rate decay of fine-tuning (block ``i`` of ``L``
+    gets ``lr · layer_decay^(L − i)``; 1 = off, MAE-DFER uses 0.75). ``batch_size``:
+    clips per forward pass (training and prediction); ``grad_accum``:
     forward passes accumulated per optimizer step (effective batch = the product).
     ``dtype``: ``auto`` trains and predicts under bf16 autocast on CUDA (fp32 master
     weights) and fp32 elsewhere; ``float32`` never autocasts. ``frame_size``: decode side
@@ -94,6 +96,7 @@ class HFVideoOptions(StrictModel):
     epochs: PositiveInt | None = None
     batch_size: PositiveInt = 4
     grad_accum: PositiveInt = 1
+    layer_decay: Annotated[Float, Field(gt=0, le=1)] = 1.0
     dtype: Literal["auto", "float32"] = "auto"
     frame_size: Annotated[int, Field(ge=8, le=1024)] | None = None
     num_frames: PositiveInt | None = None

@@ -14,7 +14,10 @@ Protocol (the shared parts are :mod:`emobench.models.training`'s):
   then re-initialises the classifier and re-trains only it, class-balanced, on the frozen
   network's pooled features (computed once per clip at the segment centres, eval mode: the
   representation no longer changes, so re-computing it every epoch would only add cost).
-* AdamW with a cosine schedule (:func:`make_optimizer`); ``grad_accum`` forward passes of
+* AdamW with a cosine schedule (:func:`make_optimizer`), optional layer-wise learning-rate
+  decay (:func:`param_groups`), no weight decay on biases, norms and embeddings tokens;
+  no augmentation beyond the TSN frame draws (no flips: some expressions are one-sided);
+  ``grad_accum`` forward passes of
   ``batch_size`` clips per optimizer step; bf16 autocast on CUDA (fp32 master weights).
 * Determinism: numpy and torch are seeded from the run's seed inside a forked RNG
   (:func:`seeded`); on CPU the same seed gives bit-identical weights.
@@ -28,6 +31,7 @@ batch decodes its own clips (DFEW at 224 px is ~100 GB of frames: it cannot be h
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,6 +81,8 @@ class FinetuneSettings:
     epochs: int = 20
     #: bf16 autocast on CUDA
     autocast: bool = True
+    #: layer-wise learning-rate decay (1: off; MAE-DFER / VideoMAE fine-tune with 0.75)
+    layer_decay: float = 1.0
 
 
 @contextlib.contextmanager
@@ -201,6 +207,58 @@ def _val_logits(
     return logits
 
 
+#: a transformer block's parameters: ``<backbone>.encoder.layer.<i>.`` (VideoMAE,
+#: TimeSformer, V-JEPA 2) or ``<backbone>.layers.<i>.`` (ViViT)
+_BLOCK = re.compile(r"(?:encoder\.)?layers?\.(\d+)\.")
+#: the backbone's embeddings: ``<backbone>.embeddings.`` or ``<backbone>.encoder.embeddings.``
+_EMBEDDINGS = re.compile(r"(?:encoder\.)?embeddings\.")
+#: parameters without weight decay besides biases and norms (ViT fine-tuning practice)
+_NO_DECAY = ("cls_token", "position_embeddings", "time_embeddings", "mask_token")
+
+
+def layer_ids(net: nn.Module) -> dict[str, int]:
+    """Depth of every parameter of a VideoClassifier for layer-wise lr decay: 0 for the
+    backbone's embeddings, ``i + 1`` for its block ``i``, ``L + 1`` for everything after
+    the ``L`` blocks (final norm, pooler, classifier)."""
+    hf = net.hf
+    prefix = f"hf.{hf.base_model_prefix}."
+    n = int(getattr(hf.config, "num_hidden_layers", 0))
+    out = {}
+    for name, _ in net.named_parameters():
+        depth = n + 1
+        if name.startswith(prefix):  # (V-JEPA 2's unused predictor counts as the top)
+            rest = name[len(prefix) :]
+            block = _BLOCK.match(rest)
+            if block is not None:
+                depth = int(block.group(1)) + 1
+            elif _EMBEDDINGS.match(rest):
+                depth = 0
+        out[name] = min(depth, n + 1)
+    return out
+
+
+def param_groups(
+    net: nn.Module, lr: float, layer_decay: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups: learning rate ``lr · layer_decay^(L + 1 − depth)``
+    (:func:`layer_ids`), no weight decay for biases, norms, tokens and position
+    embeddings."""
+    depth = layer_ids(net)
+    top = max(depth.values(), default=0)
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, p in net.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_wd = p.ndim <= 1 or name.endswith(_NO_DECAY)
+        group = groups.setdefault(
+            (depth[name], no_wd),
+            {"params": [], "lr": lr * layer_decay ** (top - depth[name]),
+             "weight_decay": 0.0 if no_wd else weight_decay},
+        )  # fmt: skip
+        group["params"].append(p)
+    return [groups[k] for k in sorted(groups)]
+
+
 def _finetune_phase(
     net: nn.Module,
     store: ClipStore,
@@ -220,9 +278,8 @@ def _finetune_phase(
     device = next(net.parameters()).device
     per_step = s.batch_size * s.grad_accum
     steps = -(-len(train_idx) // per_step)
-    opt, sched = make_optimizer(
-        list(net.parameters()), cfg.model_copy(update={"lr": s.lr}), s.epochs, steps
-    )
+    groups = param_groups(net, s.lr, s.layer_decay, cfg.weight_decay)
+    opt, sched = make_optimizer(groups, cfg.model_copy(update={"lr": s.lr}), s.epochs, steps)
     stopper = EarlyStopper(net, cfg.patience)
     for epoch in range(1, s.epochs + 1):
         order = train_idx[
@@ -389,6 +446,8 @@ __all__ = [
     "FinetuneSettings",
     "centre_clips",
     "finetune",
+    "layer_ids",
+    "param_groups",
     "retrain_classifier",
     "run_batches",
     "store_outputs",
