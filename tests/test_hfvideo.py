@@ -380,3 +380,16 @@ def test_missing_model_and_bad_options_are_one_error_line(tiny, tmp_path):
                 "models": [{"adapter": f"hfvideo:{tiny}", "options": {"batch_size": "4"}}],
             }
         )
+
+
+def test_out_of_gpu_memory_while_training_is_one_line(tiny, tmp_path, monkeypatch):
+    def oom(*args, **kw):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+
+    monkeypatch.setattr(hvt, "_finetune_phase", oom)
+    m = create_model(f"hfvideo:{tiny}", {"batch_size": 4})
+    with pytest.raises(EmobenchError) as exc:
+        m.fit(_ctx(tmp_path))
+    msg = str(exc.value)
+    assert "\n" not in msg and "batches of 4 clips × 4 frames" in msg and "grad_accum" in msg
+    assert not list((tmp_path / "ckpt").glob("*.safetensors"))  # nothing half-written

@@ -197,7 +197,7 @@ def _val_logits(
     def logits(val_idx: np.ndarray) -> np.ndarray:
         out, kept = store_outputs(net, store, val_idx, s, device)
         # a validation clip that failed to decode (reported by the engine) scores zeros
-        full = np.zeros((len(val_idx), out.shape[1] if out.size else 1), np.float32)
+        full = np.zeros((len(val_idx), net.classifier.out_features), np.float32)
         where = {int(p): i for i, p in enumerate(kept)}
         for i, p in enumerate(val_idx):
             if int(p) in where:
@@ -383,6 +383,27 @@ def retrain_classifier(
     return stopper
 
 
+@contextlib.contextmanager
+def _out_of_memory_is_one_line(s: FinetuneSettings) -> Iterator[None]:
+    """A GPU out-of-memory error while training becomes one line saying what to change
+    (prediction halves its batch instead: :func:`run_batches`)."""
+    from emobench.models.hfvideo.loading import HFVideoError
+
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        pass
+    else:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    raise HFVideoError(
+        f"out of GPU memory fine-tuning with batches of {s.batch_size} clips × "
+        f"{s.num_frames} frames: lower options.batch_size (and raise options.grad_accum "
+        "to keep the effective batch)"
+    )
+
+
 def finetune(
     net: nn.Module,
     store: ClipStore,
@@ -405,7 +426,7 @@ def finetune(
     history: dict[str, Any] = {
         "epoch": [], "train_loss": [], "val_uar": [], "val_acc": [], "val_loss": [], "phase": [],
     }  # fmt: skip
-    with seeded(cfg.seed, device):
+    with seeded(cfg.seed, device), _out_of_memory_is_one_line(s):
         rng = np.random.default_rng(cfg.seed)
         usable = store.usable()
         tr, va = stratified_split(labels[usable], cfg.val_fraction, cfg.seed)
