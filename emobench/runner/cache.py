@@ -75,6 +75,8 @@ class FeatureCache:
             return None
 
     def store(self, feature_key: str, ckey: str, indices: np.ndarray, feats: np.ndarray) -> None:
+        """Write a clip's (indices, features), sorted by index, atomically. Safe from a
+        background thread (the features phase writes from one) as it touches no shared state."""
         order = np.argsort(indices, kind="stable")
         buf = io.BytesIO()
         np.savez(buf, indices=np.asarray(indices)[order], features=np.asarray(feats)[order])
@@ -91,6 +93,10 @@ class FrameCache:
     Training reads whole clips repeatedly (encoder epochs, then feature extraction); keeping
     them here avoids decoding twice. ``disk=True`` also stores uint8 ``.npy`` files under
     ``root/frames/<size>/`` for long real videos where decoding dominates.
+
+    Not thread-safe, and need not be: decode workers never touch it; the media reader looks
+    clips up and stores them in the consumer's thread (:meth:`MediaReader.decode_ahead
+    <emobench.runner.media.MediaReader.decode_ahead>`).
     """
 
     def __init__(self, root: Path | None, *, disk: bool = False, max_bytes: int = 4 << 30) -> None:
