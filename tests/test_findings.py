@@ -12,6 +12,7 @@ and no shuffled cells.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -313,6 +314,18 @@ def test_findings_open_the_summary(tmp_path: Path):
     assert "### 4. MSCE on micro-expression clips: not measurable in this run" in first
     assert "- not measurable in this run: synth: no `msce` cell (original frame order)" in first
     assert "Spearman ρ = +1.00 [" in first and "→ observed" in first
+    # the same findings as data
+    record = json.loads((out / "findings.json").read_text())
+    by_key = {f["key"]: f for f in record["findings"]}
+    assert list(by_key) == ["head-bias", "shuffle", "density", "msce"]
+    for i, f in enumerate(record["findings"], start=1):
+        assert f"### {i}. {f['title']}: {f['verdict']}" in first
+    rho = by_key["head-bias"]["statements"][0]
+    assert rho["value"] == pytest.approx(1.0) and rho["status"] == OBSERVED
+    assert 0 < rho["ci_lo"] <= rho["ci_hi"]
+    assert by_key["shuffle"]["statements"][0]["value"] == pytest.approx(-0.3)
+    assert by_key["msce"]["statements"] == []
+    assert by_key["msce"]["missing"] == ["synth: no `msce` cell (original frame order)"]
 
 
 def test_roles_come_from_the_manifest_not_the_display_name():

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_PRIORS",
     "DEFAULT_REPORT_RESAMPLES",
     "FIGURES_DIR",
+    "FINDINGS_FILE",
     "HTML_FILE",
     "SUMMARY_FILE",
     "ReportError",
@@ -40,6 +41,8 @@ DEFAULT_PRIORS = ("train_freq", "web_word_freq")
 #: Output names inside the report folder (``emobench report --out``, default RUN/report).
 SUMMARY_FILE = "summary.md"
 HTML_FILE = "report.html"
+#: The study's findings as observed in the run, as data (emobench.report.findings).
+FINDINGS_FILE = "findings.json"
 #: Subfolder of the report folder holding the figures (PNG + SVG).
 FIGURES_DIR = "figures"
 

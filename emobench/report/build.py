@@ -1,4 +1,6 @@
-"""Build the report of a run folder: figures, ``summary.md`` and one ``report.html``.
+"""Build the report of a run folder: figures, ``summary.md`` and one ``report.html``, both
+opening with the study's findings as observed in the run (also written as data,
+``findings.json``; :mod:`emobench.report.findings`).
 
 :func:`report_run` reads only the run folder (manifest, predictions, metrics), never torch.
 It computes ``metrics.parquet`` first when the run has none, then renders a fixed, small set
@@ -21,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from emobench.report import FIGURES_DIR, HTML_FILE, SUMMARY_FILE
+from emobench.report import FIGURES_DIR, FINDINGS_FILE, HTML_FILE, SUMMARY_FILE
 from emobench.report import analysis as an
 from emobench.report import figures as fg
 from emobench.report.analysis import ReportError
@@ -112,7 +114,8 @@ def _clear_figures(fig_dir: Path) -> None:
 
 
 def report_run(run_dir: Path | str, options: ReportOptions | None = None) -> Path:
-    """Write figures (PNG + SVG), ``summary.md`` and ``report.html`` for a run folder.
+    """Write figures (PNG + SVG), ``summary.md``, ``report.html`` and ``findings.json``
+    for a run folder.
 
     ``options`` (:class:`~emobench.report.options.ReportOptions`, checked when built;
     None: the defaults) say where and what to write. Returns the report folder.
@@ -156,7 +159,7 @@ def _report(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs)
     with timed("wait for figures"):
         jobs.wait()
     with timed("write md/html"):
-        _write(doc, ctx.out_dir, opts.formats)
+        _write(doc, ctx.out_dir, opts.formats, ctx.findings)
     return ctx.out_dir
 
 
@@ -228,12 +231,16 @@ def _context(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs
     return ctx
 
 
-def _write(doc: Document, out_dir: Path, fmts: Sequence[str]) -> None:
+def _write(doc: Document, out_dir: Path, fmts: Sequence[str], findings: Sequence[Any]) -> None:
+    from emobench.io import write_json_atomic
     from emobench.report.document import render_markdown
+    from emobench.report.findings import findings_record
     from emobench.report.html import render_html
     from emobench.results import atomic_write_text
 
     try:
+        # The findings as data, whatever the formats: what the summary opens with.
+        write_json_atomic(out_dir / FINDINGS_FILE, findings_record(findings))
         # A format not asked for is removed, so the folder never mixes two reports.
         if "md" in fmts:
             atomic_write_text(out_dir / SUMMARY_FILE, render_markdown(doc))

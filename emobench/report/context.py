@@ -42,6 +42,8 @@ class ReportContext:
     jobs: FigureJobs
     notes: list[str] = field(default_factory=list)
     stems: set[str] = field(default_factory=set)
+    #: the study's findings as computed by the findings section (``findings.json``)
+    findings: list[Any] = field(default_factory=list)
 
     def submit(self, fn: Callable[..., tuple[str, str]], *args: Any) -> tuple[str, str]:
         """Queue a figure function (last two args: folder, stem); return its file names."""

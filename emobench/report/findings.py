@@ -126,6 +126,38 @@ class Finding:
         return OBSERVED if n == 1 else f"{OBSERVED} in {k} of {n} comparisons"
 
 
+def findings_record(findings: Sequence[Finding]) -> dict[str, Any]:
+    """The findings as a JSON-ready dict (``findings.json`` of the report folder): per
+    finding its key, title, verdict, what is missing, and each statement's dataset, text,
+    status, value and 95% CI (None where there is none)."""
+
+    def num(x: float | None) -> float | None:
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    return {
+        "findings": [
+            {
+                "key": f.key,
+                "title": f.title,
+                "verdict": f.verdict,
+                "statements": [
+                    {
+                        "dataset": s.dataset,
+                        "text": s.text,
+                        "status": s.status,
+                        "value": num(None if s.estimate is None else s.estimate.value),
+                        "ci_lo": num(None if s.estimate is None else s.estimate.lo),
+                        "ci_hi": num(None if s.estimate is None else s.estimate.hi),
+                    }
+                    for s in f.statements
+                ],
+                "missing": list(f.missing),
+            }
+            for f in findings
+        ]
+    }
+
+
 @dataclass
 class _Run:
     """What every finding reads: the report context and the models' roles."""
@@ -678,6 +710,7 @@ def findings_section(ctx: ReportContext, doc: Document) -> None:
     """The opening section: each finding's verdict, what it means and its numbers."""
     roles = run_roles(ctx)
     findings = compute_findings(ctx, roles)
+    ctx.findings = findings
     unknown = [f"`{m}` (family `{r.family}`)" for m, r in roles.items() if r.role is None]
     if unknown:
         ctx.notes.append(
