@@ -31,7 +31,8 @@ def hub_cache_dir() -> str:
 
 
 def resolve_model(name: str, revision: str | None = None) -> Path:
-    """The local folder holding ``name`` (a folder, or a hub id in the local HF cache).
+    """The local folder holding ``name`` (a folder, a model folder shipped with emobench
+    under ``emobench/models/weights/``, or a hub id in the local HF cache).
 
     Nothing is downloaded; a missing model is one :class:`HFModelNotFoundError` line naming
     what is missing and where it was looked for.
@@ -45,6 +46,9 @@ def resolve_model(name: str, revision: str | None = None) -> Path:
                 "save_pretrained or downloaded with `hf download <id> --local-dir <folder>`)"
             )
         return folder
+    shipped = Path(__file__).resolve().parents[1] / "weights" / name  # e.g. emobench-tiny-vlm
+    if "/" not in name and (shipped / "config.json").is_file():
+        return shipped
     cache = hub_cache_dir()
     try:
         from huggingface_hub import snapshot_download
