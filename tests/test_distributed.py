@@ -34,7 +34,6 @@ from emobench.runner.distributed import (
 )
 from emobench.runner.execute import Engine
 from emobench.runner.lock import RankLock, RunLock, RunLockedError
-from emobench.runner.parts import code_version
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = {"epochs": 1, "patience": 1, "batch_size": 16, "crt_epochs": 1, "encoder_frames": 2}
@@ -171,6 +170,38 @@ def test_a_launch_shares_its_folder_and_refuses_independent_runs(tmp_path, synth
         pass
 
 
+def _state(folder, rank, launch, state, **extra):
+    from emobench.io import write_json_atomic
+
+    info = {"launch": launch, "rank": rank, "pid": 40 + rank, "host": "h", "state": state}
+    write_json_atomic(folder / ".emobench-launch" / f"rank-{rank}.json", {**info, **extra})
+
+
+def test_rank_zero_waits_for_done_and_names_a_failed_or_silent_rank(tmp_path):
+    from emobench.runner.distributed import Launch, RankLostError
+
+    launch = Launch(Rank(0, 3), tmp_path, timeout=0.3)  # no process group needed here
+    _state(tmp_path, 1, launch.id, "done", beat=3, summary={"parts": 2, "warnings": ["w"]})
+    _state(tmp_path, 2, launch.id, "failed", beat=1, parts=1, error="boom")
+    with pytest.raises(RankLostError, match=r"^rank 2 of 3 \(PID 42 on h, 1 part\(s\) written\)"):
+        launch.wait_for_ranks(poll=0.01)
+    # a rank whose heartbeat stays still is given up after the timeout
+    _state(tmp_path, 2, launch.id, "working", beat=7, parts=0)
+    t = time.monotonic()
+    with pytest.raises(RankLostError, match="rank 2 of 3 .* no sign of life for 0.3 s"):
+        launch.wait_for_ranks(poll=0.01)
+    assert 0.3 <= time.monotonic() - t < 5
+    # a file left by another launch counts as no report at all
+    _state(tmp_path, 2, "other", "done", summary={})
+    with pytest.raises(RankLostError, match=r"rank 2 of 3 \(never reported\)"):
+        launch.wait_for_ranks(poll=0.01)
+    _state(tmp_path, 2, launch.id, "done", summary={"parts": 1})
+    assert launch.wait_for_ranks(poll=0.01) == {
+        1: {"parts": 2, "warnings": ["w"]},
+        2: {"parts": 1},
+    }
+
+
 # ----------------------------------------------------------------------------- real ranks
 
 
@@ -254,7 +285,9 @@ def test_num_processes_gives_the_single_process_results(config, reference, tmp_p
     assert not list((out / ".emobench-launch").glob("rank-*.json"))  # tidied up
 
 
-def test_a_killed_rank_is_named_and_a_rerun_completes_it(config, synth_root, reference, tmp_path):
+def test_a_killed_rank_is_named_and_a_rerun_completes_it(
+    config, synth_root, reference, tmp_path, monkeypatch
+):
     out = tmp_path / "kill" / "run"
     port = free_port()
     args = [sys.executable, "-m", "emobench", "run", str(config), "--out", str(out)]
@@ -291,9 +324,12 @@ def test_a_killed_rank_is_named_and_a_rerun_completes_it(config, synth_root, ref
     assert len(parts) - len(s1) == 4  # rank 0 finished its share
     assert 1 <= len(s1) < 4  # rank 1 lost only its unfinished parts
     assert not (out / "predictions.parquet").exists()
-    # the ranks stamped their parts with the code they read (other edits of this working
-    # tree since this process started must not make them stale)
-    code_version.cache_clear()
+    # the ranks stamped their parts with the code they read: edits of this working tree
+    # by others since then must not make them stale
+    import emobench.runner.parts as parts_mod
+
+    _, stamp = parts_mod.read_part(parts[0])
+    monkeypatch.setattr(parts_mod, "code_version", lambda: stamp["code"])
     summary = _single(synth_root, out)  # a one-process rerun completes the launch's work
     assert (summary.parts_done_before, summary.parts_computed) == (len(parts), 8 - len(parts))
     assert _preds(out).equals(_preds(reference))

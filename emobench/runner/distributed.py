@@ -326,19 +326,23 @@ class Launch:
 
     # ------------------------------------------------------------ rank 0: the end
     def wait_for_ranks(
-        self, poll: float = 0.2, on_wait: Callable[[list[int]], None] | None = None
+        self, poll: float | None = None, on_wait: Callable[[list[int]], None] | None = None
     ) -> dict[int, dict[str, Any]]:
         """Rank 0: every other rank's ``done`` summary, waiting as long as they show life.
 
         Raises :class:`RankLostError` (one line, naming the rank) for a rank that failed
-        or whose heartbeat stayed still for ``timeout`` seconds.
+        or whose heartbeat stayed still for ``timeout`` seconds. The state files are read
+        every ``poll`` seconds (default: a tenth of the timeout, at most 1 s, so that
+        many ranks on a shared filesystem are not read in a tight loop); ``on_wait`` is
+        told which ranks are still working when the wait begins.
         """
+        poll = max(0.05, min(1.0, self.timeout / 10)) if poll is None else poll
         seen: dict[int, tuple[Any, float]] = {}
         done: dict[int, dict[str, Any]] = {}
         waiting = [r for r in range(1, self.rank.world)]
         if on_wait is not None and waiting:
-            on_wait(waiting)
-        start = time.monotonic()
+            first = {r: _read_state(self.folder, r) for r in waiting}
+            on_wait([r for r in waiting if (first[r] or {}).get("state") != "done"])
         while waiting:
             now = time.monotonic()
             for r in list(waiting):
@@ -366,7 +370,6 @@ class Launch:
                     )
             if waiting:
                 time.sleep(poll)
-        self._elapsed = time.monotonic() - start
         return done
 
     def cleanup(self) -> None:
@@ -420,6 +423,23 @@ def merge_counts(a: Any, b: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- launcher
+
+
+def _stop(procs: Sequence[subprocess.Popen]) -> None:
+    """After Ctrl-C: give the ranks a few seconds to stop by themselves (their own
+    interrupt handling keeps finished parts), then interrupt, then kill what remains."""
+    deadline = time.monotonic() + 5
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(OSError):
+                p.send_signal(signal.SIGINT)
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=60)
+        if p.poll() is None:
+            p.kill()
 
 
 def free_port() -> int:
@@ -476,17 +496,8 @@ def launch_local(
     try:
         while any(p.poll() is None for p in procs):
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        for p in procs:
-            if p.poll() is None:
-                with contextlib.suppress(OSError):
-                    p.send_signal(signal.SIGINT)
-        for p in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=60)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    except KeyboardInterrupt:  # Ctrl-C reached the ranks too (one process group)
+        _stop(procs)
         raise
     codes = [p.returncode for p in procs]
     for r, code in enumerate(codes):

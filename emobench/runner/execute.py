@@ -412,7 +412,7 @@ class Engine:
             with self.progress.run(sum(len(c) for c, _ in mine), 0):
                 for cells, fold in mine:
                     computed += self._run_group(cells, fold)
-            reports = launch.wait_for_ranks()
+            reports = launch.wait_for_ranks(on_wait=self._say_waiting)
             self._merge_reports(reports, launch.id, computed)
             self._collect_skips()
             t = time.perf_counter()
@@ -482,6 +482,13 @@ class Engine:
             rank=self.rank,
             finalized=False,
         )
+
+    def _say_waiting(self, ranks: list[int]) -> None:
+        """Rank 0: one line while it waits for the other ranks (when progress is shown)."""
+        console = self.progress.console
+        if ranks and self.progress.show and console is not None:
+            names = ", ".join(str(r) for r in ranks)
+            console.print(f"waiting for rank(s) {names} to finish their parts", soft_wrap=True)
 
     def _merge_reports(self, reports: dict[int, dict[str, Any]], launch: str, mine: int) -> None:
         """Rank 0: fold the other ranks' warnings, timings and counts into this run's."""
