@@ -725,8 +725,9 @@ def findings_section(ctx: ReportContext, doc: Document) -> None:
             "zero-shot or trained, order-aware or not), cells by their settings. Each number "
             f"has a 95% CI from a clip bootstrap ({ctx.n_resamples} resamples, seed "
             f"{ctx.seed}); Δs are paired over the clips both cells answered, pooled over "
-            "folds. Observed: the CI excludes 0 in the study's direction; not observed "
-            "at this size: it does not (no effect, or too few clips to show it)."
+            "folds. Observed: the CI excludes 0 in the study's direction; the opposite holds: "
+            "it excludes 0 on the other side; not observed at this size: it includes 0 (no "
+            "effect, or too few clips to show one)."
         )
     )
     for i, f in enumerate(findings, start=1):
