@@ -263,6 +263,8 @@ def test_decoupled_second_stage_trains_only_its_parameters(qwen, tmp_path, monke
 
     monkeypatch.setattr(ft._Trainer, "phase", spy)
     opts = {**BASE, "cache": False, "finetune_epochs": 1, "decoupled_stage2": stage2}
+    if stage2 == "label-rows":
+        opts["finetune_grad_accum"] = 2  # 6 clips in batches of 3: one step per epoch
     m = hf.HFModel(str(qwen), opts)
     m.fit(_ctx(tmp_path, rebalancing="decoupled-crt"))
     assert set(seen) == {"train", "crt"}
@@ -304,8 +306,9 @@ def test_decoupled_second_stage_trains_only_its_parameters(qwen, tmp_path, monke
         assert not torch.equal(on, off)
         diff = (lora_only - plain).abs() > 0
         assert sorted(torch.nonzero(diff).flatten().tolist()) == ids
-    hist = ft.read_adapter(m._adapter.folder)
-    assert hist.summary["epochs_run"] >= 1
+    summary = ft.read_adapter(m._adapter.folder).summary
+    assert summary["epochs_run"] == 1 + 1  # one epoch per stage
+    assert summary["steps"] == (2 if stage2 == "label-rows" else 4)
 
 
 def test_bad_finetune_options_are_one_error_line(qwen):
@@ -319,6 +322,11 @@ def test_bad_finetune_options_are_one_error_line(qwen):
         create_model(f"hf:{qwen}", {"lora_r": 4})
     with pytest.raises(UnknownModelError, match="options.decoupled_stage2"):
         create_model(f"hf:{qwen}", {"finetune": "lora", "decoupled_stage2": "head"})
+    # a separate MSCE describer is the base model: it is not fine-tuned
+    m = create_model(
+        f"hf:{qwen}", {"finetune": "lora", "lora_r": 2, "msce_describer": f"hf:{qwen}"}
+    )
+    assert m.opts.finetune == "lora" and m.describer.opts.finetune == "none"
 
 
 def test_bad_targets_are_one_error_line(qwen, tmp_path):

@@ -625,6 +625,11 @@ class _Trainer:
                     pending = 0
             if pending:
                 self._step(opt, sched)
+            if not losses:
+                raise FineTuneError(
+                    f"hf:{hf.name}: no training clip of this epoch could be decoded "
+                    f"({len(self.skipped)} skipped)"
+                )
             hf._model.eval()
             with torch.no_grad():
                 metrics = validate(self.val_logits, self.y, self.val_idx)
@@ -695,6 +700,11 @@ def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: 
             else:
                 names = set(stage2_lora_params(peft_model, o.stage2_layers))
                 stage2 = {n: p for n, p in peft_model.named_parameters() if n in names}
+            if not stage2:
+                raise FineTuneError(
+                    f"hf:{hf.name}: decoupled-crt stage 2 ({o.decoupled_stage2}) found no "
+                    "parameter to train"
+                )
             for p in stage2.values():
                 p.requires_grad_(True)
             stopper = trainer.phase(
@@ -766,7 +776,12 @@ def save_adapter(
         }
         (tmp / SIDECAR).write_text(to_json(meta) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not folder.is_dir():  # else another process saved the same adapters first
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
