@@ -232,6 +232,20 @@ def test_layer_decay_groups_have_the_hand_computed_rates(tmp_path, arch):
     assert sum(len(g["params"]) for g in groups) == len(depth)
 
 
+def test_warmup_then_cosine_rates_are_the_hand_computed_ones():
+    w = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.AdamW([{"params": [w[0]], "lr": 1.0}, {"params": [w[1]], "lr": 0.5}])
+    sched = hvt.warmup_cosine(opt, warmup=2, total=6)
+    seen = []
+    for _ in range(6):
+        seen.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    c = np.cos(np.pi / 4)  # 0.5(1 + cos(π·1/4)) and 0.5(1 + cos(π·3/4))
+    want = np.array([0.5, 1.0, 1.0, 0.5 * (1 + c), 0.5, 0.5 * (1 - c)])
+    np.testing.assert_allclose(np.array(seen), np.stack([want, want / 2], 1), atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("arch", "frames", "error"),
     [
@@ -316,7 +330,14 @@ def test_engine_run_scores_every_test_clip(tiny, tmp_path):
                 {
                     "adapter": f"hfvideo:{tiny}",
                     "name": "ft",
-                    "options": {"lr": 1e-3, "epochs": 2, "batch_size": 4},
+                    "options": {
+                        "lr": 1e-3,
+                        "epochs": 2,
+                        "batch_size": 2,
+                        "grad_accum": 2,
+                        "layer_decay": 0.75,
+                        "warmup_epochs": 1,
+                    },
                 },
                 {
                     "adapter": f"hfvideo:{tiny}",

@@ -153,6 +153,7 @@ class HFVideoModel(ClipModel):
             "batch_size": o.batch_size,
             "grad_accum": o.grad_accum,
             "layer_decay": o.layer_decay,
+            "warmup_epochs": o.warmup_epochs,
             "autocast": self._autocast,
         }
 
@@ -222,6 +223,7 @@ class HFVideoModel(ClipModel):
                 batch_size=self.opts.batch_size,
                 grad_accum=self.opts.grad_accum,
                 layer_decay=self.opts.layer_decay,
+                warmup_epochs=self.opts.warmup_epochs,
                 lr=self.opts.lr or FINETUNE_LR,
                 epochs=cfg.epochs,
                 autocast=self._autocast,

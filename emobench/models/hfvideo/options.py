@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from emobench.registry import Registry
-from emobench.settings import Bool, Float, PositiveInt, StrictModel, check_train
+from emobench.settings import Bool, Float, Int, PositiveInt, StrictModel, check_train
 
 #: bump when the meaning of a cached frozen feature changes
 FEATURE_VERSION = 1
@@ -77,7 +77,8 @@ class HFVideoOptions(StrictModel):
     fine-tuning; a frozen probe and decoupled-crt's classifier re-training use the run's
     ``[train] lr``). ``epochs``: overrides ``[train] epochs`` for this model.
     ``layer_decay``: layer-wise learning-rate decay of fine-tuning (block ``i`` of ``L``
-    gets ``lr · layer_decay^(L − i)``; 1 = off, MAE-DFER uses 0.75). ``batch_size``:
+    gets ``lr · layer_decay^(L − i)``; 1 = off, MAE-DFER uses 0.75). ``warmup_epochs``:
+    linear learning-rate warm-up before the cosine decay (0 = none). ``batch_size``:
     clips per forward pass (training and prediction); ``grad_accum``:
     forward passes accumulated per optimizer step (effective batch = the product).
     ``dtype``: ``auto`` trains and predicts under bf16 autocast on CUDA (fp32 master
@@ -97,6 +98,7 @@ class HFVideoOptions(StrictModel):
     batch_size: PositiveInt = 4
     grad_accum: PositiveInt = 1
     layer_decay: Annotated[Float, Field(gt=0, le=1)] = 1.0
+    warmup_epochs: Annotated[Int, Field(ge=0)] = 0
     dtype: Literal["auto", "float32"] = "auto"
     frame_size: Annotated[int, Field(ge=8, le=1024)] | None = None
     num_frames: PositiveInt | None = None

@@ -14,7 +14,8 @@ Protocol (the shared parts are :mod:`emobench.models.training`'s):
   then re-initialises the classifier and re-trains only it, class-balanced, on the frozen
   network's pooled features (computed once per clip at the segment centres, eval mode: the
   representation no longer changes, so re-computing it every epoch would only add cost).
-* AdamW with a cosine schedule (:func:`make_optimizer`), optional layer-wise learning-rate
+* AdamW with a cosine schedule (:func:`make_optimizer`; optional linear warm-up:
+  :func:`warmup_cosine`), optional layer-wise learning-rate
   decay (:func:`param_groups`), no weight decay on biases, norms and embeddings tokens;
   no augmentation beyond the TSN frame draws (no flips: some expressions are one-sided);
   ``grad_accum`` forward passes of
@@ -83,6 +84,8 @@ class FinetuneSettings:
     autocast: bool = True
     #: layer-wise learning-rate decay (1: off; MAE-DFER / VideoMAE fine-tune with 0.75)
     layer_decay: float = 1.0
+    #: epochs of linear learning-rate warm-up before the cosine decay
+    warmup_epochs: int = 0
 
 
 @contextlib.contextmanager
@@ -216,6 +219,21 @@ _EMBEDDINGS = re.compile(r"(?:encoder\.)?embeddings\.")
 _NO_DECAY = ("cls_token", "position_embeddings", "time_embeddings", "mask_token")
 
 
+def warmup_cosine(
+    opt: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Step ``t`` uses ``lr · (t + 1) / warmup`` for ``t < warmup``, then
+    ``lr · ½(1 + cos(π (t − warmup) / (total − warmup)))``: linear warm-up, cosine decay."""
+    import math
+
+    def factor(t: int) -> float:
+        if t < warmup:
+            return (t + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (t - warmup) / max(1, total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def layer_ids(net: nn.Module) -> dict[str, int]:
     """Depth of every parameter of a VideoClassifier for layer-wise lr decay: 0 for the
     backbone's embeddings, ``i + 1`` for its block ``i``, ``L + 1`` for everything after
@@ -280,6 +298,8 @@ def _finetune_phase(
     steps = -(-len(train_idx) // per_step)
     groups = param_groups(net, s.lr, s.layer_decay, cfg.weight_decay)
     opt, sched = make_optimizer(groups, cfg.model_copy(update={"lr": s.lr}), s.epochs, steps)
+    if s.warmup_epochs > 0:
+        sched = warmup_cosine(opt, min(s.warmup_epochs, s.epochs) * steps, s.epochs * steps)
     stopper = EarlyStopper(net, cfg.patience)
     for epoch in range(1, s.epochs + 1):
         order = train_idx[
@@ -470,6 +490,7 @@ __all__ = [
     "layer_ids",
     "param_groups",
     "retrain_classifier",
+    "warmup_cosine",
     "run_batches",
     "store_outputs",
 ]
