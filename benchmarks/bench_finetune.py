@@ -191,13 +191,19 @@ COLUMNS = [
 ]
 
 
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return fmt.format(value)
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     cells = [[name for name, _ in COLUMNS]]
     for r in rows:
         if "skipped" in r:
             cells.append([r["section"], f"skipped: {r['skipped']}"] + [""] * (len(COLUMNS) - 2))
             continue
-        cells.append([fmt.format(r[name]) if name in r else "" for name, fmt in COLUMNS])
+        cells.append([_cell(r.get(name), fmt) for name, fmt in COLUMNS])
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -344,7 +344,7 @@ def test_engine_run_scores_every_test_clip(tiny, tmp_path):
                     "name": "probe",
                     "options": {"frozen": True, "epochs": 2, "train": {"val_fraction": 0.0}},
                 },
-            ],  # fmt: skip
+            ],
             "sweep": {"sampler": ["uniform:4", "uniform:6"], "rebalancing": ["decoupled-crt"]},
             "train": {"val_fraction": 0.2, "crt_epochs": 2},
             "cache": {"dir": str(tmp_path / "cache")},
