@@ -202,6 +202,9 @@ class HFVideoModel(ClipModel):
         )  # fmt: skip
 
     def _fit_finetune(self, ctx: FitContext, cfg: Any, recipe: dict[str, Any], path: Path) -> None:
+        """Fine-tune the whole network, or load the checkpoint at ``path``. The training
+        clips are decoded once when their frames fit in ``preload_max_gb``, else batch by
+        batch (:class:`~emobench.models.hfvideo.train.ClipStore`)."""
         from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
         from emobench.models.hfvideo.train import ClipStore, FinetuneSettings, finetune
 
@@ -244,6 +247,10 @@ class HFVideoModel(ClipModel):
         self._training = _summary(self.history)
 
     def _fit_probe(self, ctx: FitContext, cfg: Any, recipe: dict[str, Any], path: Path) -> None:
+        """Linear probe on frozen features, or load the one at ``path``. Each training clip
+        is one view, its ``num_frames`` segment centres (the validation view of
+        fine-tuning), so its feature is computed once and cached across recipes, seeds and
+        reruns; only the uncached clips are decoded."""
         from emobench.models.checkpoint import load_checkpoint, save_module
         from emobench.models.training import train_probe
         from emobench.video.sampling import segment_centres
