@@ -176,6 +176,8 @@ def test_head_bias_observed_with_rho_one_and_the_hand_gap(positive):
         assert axis in s.text and "Spearman ρ = +1.00 [" in s.text and "over 7 classes" in s.text
         assert 0 < s.estimate.lo <= s.estimate.hi == pytest.approx(1.0)
         assert s.status == OBSERVED
+        # the GRU's per-class F1 is the same for every class
+        assert f"(vision-only `{GRU}` ρ undefined (a constant F1 or prior" in s.text
     # VLM gap (0.9 - 0.2667) against the GRU's 0 (equal recall 0.7 everywhere)
     want = _recall_gap(CORRECT)
     assert want == pytest.approx(0.9 - 0.8 / 3)

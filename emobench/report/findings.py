@@ -314,8 +314,6 @@ def _num(x: float) -> str:
     "0; WAR−UAR alongside).",
 )
 def _head_bias(run: _Run) -> None:
-    from emobench.metrics import prior_correlation
-    from emobench.report.finding_stats import class_f1_draws, rank_correlation_draws
     from emobench.report.priors import get_prior
 
     ctx = run.ctx
@@ -340,35 +338,22 @@ def _head_bias(run: _Run) -> None:
             else:
                 run.lack(ds, f"prior `{name}` ({spec.axis_label}) is unavailable")
         for vlm in vlms:
-            cid, model = str(vlm["cell_id"]), str(vlm["model"])
-            conf = ctx.confusions.get(cid)
-            f1 = {
-                lab: v
-                for lab in info.labels
-                if (v := ctx.lookup.value(cid, "class", lab, "f1")) is not None
-            }
-            if conf is None:
-                run.lack(ds, f"`{model}`: no predictions for its reference cell")
-                continue
-            draws = class_f1_draws(conf.counts, n_resamples=ctx.n_resamples, seed=ctx.seed)
+            model = str(vlm["model"])
             for axis, prior in priors.values():
-                corr = prior_correlation(f1, prior)
-                rho = corr.get("spearman")
-                if rho is None:
-                    run.lack(
-                        ds,
-                        f"`{model}`: per-class F1 vs {axis} needs at least 3 classes with "
-                        f"varying F1 and prior (has {corr.get('n', 0)})",
-                    )
+                rho = _rank_correlation(run, info, str(vlm["cell_id"]), prior)
+                if isinstance(rho, str):
+                    run.lack(ds, f"`{model}`: ρ of per-class F1 vs {axis} {rho}")
                     continue
-                labs = [p[0] for p in corr["points"]]
-                idx = [info.labels.index(lab) for lab in labs]
-                lo, hi = _ci(rank_correlation_draws(draws[:, idx], [prior[lab] for lab in labs]))
-                est = Estimate(float(rho), lo, hi)
+                est, n = rho
+                others = []
+                for base in bases:  # the same correlation for each vision-only baseline
+                    b = _rank_correlation(run, info, str(base["cell_id"]), prior)
+                    text = b if isinstance(b, str) else f"= {b[0].text(digits=2)}"
+                    others.append(f"vision-only `{base['model']}` ρ {text}")
                 run.say(
                     ds,
                     f"`{model}`: per-class F1 vs {axis}: Spearman ρ = {est.text(digits=2)} "
-                    f"over {len(labs)} classes",
+                    f"over {n} classes" + (f" ({'; '.join(others)})" if others else ""),
                     est,
                     +1,
                 )
@@ -376,6 +361,38 @@ def _head_bias(run: _Run) -> None:
                 run.lack(ds, "no training counts in the manifest: no head and tail classes")
                 continue
             _gap_statements(run, ds, info, vlm, bases)
+
+
+def _rank_correlation(
+    run: _Run, info: an.DatasetInfo, cid: str, prior: Mapping[str, float]
+) -> tuple[Estimate, int] | str:
+    """Spearman ρ of a cell's per-class F1 (fold means, as in the per-class table) with
+    ``prior``, its 95% CI from the stratified clip bootstrap of those F1s, and the number
+    of classes; or why there is none. Resampling noise in the F1s reorders close classes,
+    which pulls resampled ρ toward 0: the percentile CI leans toward 0, so "observed"
+    (CI above 0) errs on the safe side."""
+    from emobench.metrics import prior_correlation
+    from emobench.report.finding_stats import class_f1_draws, rank_correlation_draws
+
+    ctx = run.ctx
+    conf = ctx.confusions.get(cid)
+    if conf is None:
+        return "undefined (no predictions)"
+    f1 = {
+        lab: v
+        for lab in info.labels
+        if (v := ctx.lookup.value(cid, "class", lab, "f1")) is not None
+    }
+    corr = prior_correlation(f1, prior)
+    rho = corr.get("spearman")
+    if rho is None:
+        n = corr.get("n", 0)
+        return f"undefined (a constant F1 or prior, or fewer than 3 classes: {n})"
+    labs = [p[0] for p in corr["points"]]
+    idx = [info.labels.index(lab) for lab in labs]
+    draws = class_f1_draws(conf.counts, n_resamples=ctx.n_resamples, seed=ctx.seed)
+    lo, hi = _ci(rank_correlation_draws(draws[:, idx], [prior[lab] for lab in labs]))
+    return Estimate(float(rho), lo, hi), len(labs)
 
 
 def _gap_statements(
