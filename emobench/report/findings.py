@@ -225,7 +225,13 @@ def compute_findings(
             run.statements.clear()
             run.missing.append(f"the run's tables could not be read for it ({exc})")
         out.append(
-            Finding(spec.key, spec.title, spec.claim, tuple(run.statements), tuple(run.missing))
+            Finding(
+                spec.key,
+                spec.title,
+                spec.claim,
+                tuple(run.statements),
+                tuple(dict.fromkeys(run.missing)),
+            )
         )
     return out
 
