@@ -79,6 +79,17 @@ def _create(argument: str, options: dict[str, Any]) -> HFModel:
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
 
 
+def release_loaded() -> None:
+    """Drop the loaded models (e.g. before fine-tuning loads its own copy), so that at
+    most the models still referenced elsewhere stay in memory."""
+    _LOADED.clear()
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class HFModel(ChatPromptMixin, ClipModel):
     """A transformers image-text-to-text model as a :class:`ClipModel` (module docstring)."""
 

@@ -654,6 +654,7 @@ def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: 
     from peft import LoraConfig, get_peft_model
 
     from emobench.longtail.rebalance import class_counts, get_rebalancing, make_loss
+    from emobench.models.hf.adapter import release_loaded
     from emobench.models.hf.loading import load_model
     from emobench.models.training import run_summary, seeded
 
@@ -663,7 +664,9 @@ def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: 
     plan = get_rebalancing(ctx.rebalancing)
     counts = class_counts(trainer.y[trainer.train_idx], len(hf.labels))
     # a fresh copy of the base model: peft injects its layers in place, so the copy that
-    # zero-shot scoring shares (adapter._LOADED) must never be the one that is wrapped
+    # zero-shot scoring shares (adapter._LOADED) must never be the one that is wrapped;
+    # the shared copies are dropped first, so training does not hold a model twice
+    release_loaded()
     base, processor = load_model(
         hf.folder,
         device=trainer.device,
