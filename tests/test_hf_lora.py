@@ -320,6 +320,17 @@ def test_bad_finetune_options_are_one_error_line(qwen):
     assert "\n" not in msg and "options.lora_r" in msg
     with pytest.raises(UnknownModelError, match='lora_r needs finetune = "lora"'):
         create_model(f"hf:{qwen}", {"lora_r": 4})
+    from emobench.config import ConfigError, validate_config
+
+    with pytest.raises(ConfigError) as exc:  # at config load, before any work
+        validate_config(
+            {
+                "name": "x",
+                "datasets": [{"name": "synth", "root": "data"}],
+                "models": [{"adapter": f"hf:{qwen}", "options": {"finetune": "lora", "lora_r": 0}}],
+            }
+        )
+    assert "\n" not in str(exc.value) and "models.0.options.lora_r" in str(exc.value)
     with pytest.raises(UnknownModelError, match="options.decoupled_stage2"):
         create_model(f"hf:{qwen}", {"finetune": "lora", "decoupled_stage2": "head"})
     # a separate MSCE describer is the base model: it is not fine-tuned
@@ -327,6 +338,42 @@ def test_bad_finetune_options_are_one_error_line(qwen):
         f"hf:{qwen}", {"finetune": "lora", "lora_r": 2, "msce_describer": f"hf:{qwen}"}
     )
     assert m.opts.finetune == "lora" and m.describer.opts.finetune == "none"
+
+
+@pytest.mark.parametrize("recipe", ["cb-loss", "logit-adjusted", "progressive"])
+def test_every_recipe_gives_its_sampling_and_loss_the_label_logliks(
+    qwen, tmp_path, monkeypatch, recipe
+):
+    """The recipe's loss (from make_loss, unchanged) gets (B, C) class logits (the answer
+    log-likelihoods) and the integer targets; its sampling draws the epoch."""
+    from emobench.longtail import rebalance
+
+    plan = rebalance.get_rebalancing(recipe)
+    made, calls, draws = [], [], []
+    real_loss, real_draw = rebalance.make_loss, rebalance.draw_epoch
+
+    def make_loss(name, counts, params=None):
+        made.append((name, dict(params or {}), list(counts)))
+        fn = real_loss(name, counts, params)
+
+        def loss(logits, targets):
+            calls.append((tuple(logits.shape), logits.requires_grad, targets.tolist()))
+            return fn(logits, targets)
+
+        return loss
+
+    def draw_epoch(strategy, *args, **kw):
+        draws.append(strategy)
+        return real_draw(strategy, *args, **kw)
+
+    monkeypatch.setattr(rebalance, "make_loss", make_loss)
+    monkeypatch.setattr(rebalance, "draw_epoch", draw_epoch)
+    m = hf.HFModel(str(qwen), {**BASE, "cache": False, "finetune_epochs": 1})
+    m.fit(_ctx(tmp_path, rebalancing=recipe))
+    assert made == [(plan.loss, plan.params, [3, 2, 1])]  # the 6 training clips' counts
+    assert draws == [plan.sampling]
+    assert [c[0] for c in calls] == [(3, 3), (3, 3)] and all(c[1] for c in calls)
+    assert all(set(c[2]) <= {0, 1, 2} for c in calls)
 
 
 def test_bad_targets_are_one_error_line(qwen, tmp_path):
