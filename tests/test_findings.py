@@ -21,7 +21,7 @@ import pytest
 from conftest import fake_predictions, fake_run
 from sklearn.metrics import balanced_accuracy_score
 
-from emobench.report.build import ReportOptions, open_context, report_run
+from emobench.report.build import ReportOptions, open_context
 from emobench.report.findings import NOT_OBSERVED, OBSERVED, OPPOSITE, Finding, compute_findings
 
 LABELS = ["neutral", "happiness", "sadness", "anger", "surprise", "fear", "disgust"]
@@ -304,9 +304,16 @@ def test_a_run_without_shuffled_cells_or_baselines_says_so(tmp_path: Path):
 
 
 def test_findings_open_the_summary(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from emobench.cli import app
+
     run = _write(tmp_path / "run", _predictions(+1, msce=False))
-    opts = ReportOptions(n_resamples=RESAMPLES, seed=3, formats=("md",), max_confusion=1)
-    out = report_run(run.path, opts)
+    args = ["report", str(run.path), "--format", "md", "--resamples", str(RESAMPLES)]
+    args += ["--seed", "3", "--max-confusion", "1", "--workers", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = run.path / "report"
     text = (out / "summary.md").read_text()
     sections = [ln for ln in text.splitlines() if ln.startswith("## ")]
     assert sections[:2] == ["## Findings of this run", "## This run"]
@@ -328,6 +335,10 @@ def test_findings_open_the_summary(tmp_path: Path):
     assert by_key["shuffle"]["statements"][0]["value"] == pytest.approx(-0.3)
     assert by_key["msce"]["statements"] == []
     assert by_key["msce"]["missing"] == ["synth: no `msce` cell (original frame order)"]
+    # and the terminal gets each verdict
+    assert "findings.json" in result.output
+    for i, f in enumerate(record["findings"], start=1):
+        assert f"  {i}. {f['title']}: {f['verdict']}" in result.output
 
 
 def test_roles_come_from_the_manifest_not_the_display_name():

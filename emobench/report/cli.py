@@ -15,6 +15,7 @@ from emobench.report import (
     DEFAULT_PRIORS,
     DEFAULT_REPORT_RESAMPLES,
     FIGURES_DIR,
+    FINDINGS_FILE,
     HTML_FILE,
     SUMMARY_FILE,
 )
@@ -126,7 +127,22 @@ def report(
             workers=default_workers() if workers is None else workers,
         )
         folder = report_run(run_dir, options)
-        written = [name for name in (SUMMARY_FILE, HTML_FILE) if (folder / name).exists()]
+        names = (SUMMARY_FILE, HTML_FILE, FINDINGS_FILE)
+        written = [name for name in names if (folder / name).exists()]
         typer.echo(f"report written to {folder} ({', '.join(written)}, {FIGURES_DIR}/)")
+        _echo_findings(folder / FINDINGS_FILE)
 
     run_cli(body)
+
+
+def _echo_findings(path: Path) -> None:
+    """Print each finding's verdict (from ``findings.json``), the summary's opening lines."""
+    import json
+
+    try:
+        findings = json.loads(path.read_text(encoding="utf-8"))["findings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no findings file: the report itself says why
+    typer.echo("findings of this run (details in the summary):")
+    for i, f in enumerate(findings, start=1):
+        typer.echo(f"  {i}. {f.get('title')}: {f.get('verdict')}")
