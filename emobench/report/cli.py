@@ -1,4 +1,5 @@
-"""The ``emobench report`` command: a results folder -> figures, summary.md, report.html.
+"""The ``emobench report`` command: a results folder -> figures, summary.md, report.html,
+findings.json.
 
 Only typer and pathlib load at import time; the report code (polars, matplotlib) loads when
 the command runs, so ``emobench --help`` stays fast.
@@ -104,7 +105,8 @@ def report(
         "(the file is left unchanged).",
     ),
 ) -> None:
-    """Turn a results folder into figures, summary.md and one self-contained report.html."""
+    """Turn a results folder into figures, summary.md and one self-contained report.html
+    (both open with the study's findings as observed in the run, also in findings.json)."""
     from emobench.errors import run_cli
 
     def body() -> None:
