@@ -376,6 +376,18 @@ def test_every_recipe_gives_its_sampling_and_loss_the_label_logliks(
     assert all(set(c[2]) <= {0, 1, 2} for c in calls)
 
 
+def test_out_of_gpu_memory_while_training_is_one_line(qwen, tmp_path, monkeypatch):
+    def oom(*args, **kw):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(ft, "answer_logprobs", oom)
+    m = hf.HFModel(str(qwen), {**BASE, "cache": False})
+    with pytest.raises(EmobenchError) as exc:
+        m.fit(_ctx(tmp_path))
+    msg = str(exc.value)
+    assert "\n" not in msg and "out of GPU memory" in msg and "finetune_batch_size" in msg
+
+
 def test_bad_targets_are_one_error_line(qwen, tmp_path):
     m = hf.HFModel(str(qwen), {**BASE, "lora_targets": ["qkv"], "cache": False})
     with pytest.raises(EmobenchError) as exc:

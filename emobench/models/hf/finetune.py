@@ -573,6 +573,25 @@ class _Trainer:
         loss_fn: Any,
         epochs: int,
     ) -> Any:
+        """One training phase (``train`` or ``crt``) of ``params``; restores the phase's
+        best tensors by validation UAR. Out of GPU memory is one error line."""
+        try:
+            return self._phase(name, params, sampling, loss_fn, epochs)
+        except self.torch.cuda.OutOfMemoryError:
+            raise FineTuneError(
+                f"hf:{self.hf.name}: out of GPU memory while fine-tuning {self.cfg.batch_size} "
+                "clips per batch (lower finetune_batch_size and raise finetune_grad_accum, or "
+                "lower finetune_frames / max_pixels)"
+            ) from None
+
+    def _phase(
+        self,
+        name: str,
+        params: dict[str, Any],
+        sampling: str,
+        loss_fn: Any,
+        epochs: int,
+    ) -> Any:
         from emobench.longtail.rebalance import draw_epoch
         from emobench.models.device import autocast
         from emobench.models.training import (
