@@ -60,14 +60,19 @@ def _clips(n=12, seed=0):
     return frames, pl.DataFrame(rows)
 
 
-def _ctx(tmp_path, rebalancing="instance-balanced", warnings=None, decoded=None, **train):
+def _ctx(
+    tmp_path, rebalancing="instance-balanced", warnings=None, decoded=None, broken=(), **train
+):
+    """A fold of :func:`_clips`; ``load_frames`` leaves out the ``broken`` clip ids (as the
+    engine does with clips that fail to decode) and logs batch sizes in ``decoded``."""
     frames, rows = _clips()
 
     def load(model, sel):
         assert model.frame_size == 32
         if decoded is not None:
             decoded.append(sel.height)
-        return [frames[c] for c in sel["clip_id"]], list(range(sel.height))
+        kept = [i for i, c in enumerate(sel["clip_id"]) if c not in broken]
+        return [frames[sel["clip_id"][i]] for i in kept], kept
 
     return FitContext(
         dataset="toy",
@@ -183,6 +188,31 @@ def test_checkpoint_is_reused_and_a_damaged_one_is_retrained(tiny, tmp_path):
     assert redo.describe()["checkpoint_reused"] is False
     np.testing.assert_array_equal(_scores(redo, clips), ref)
     assert path.stat().st_size > 1000  # rewritten whole
+
+
+@pytest.mark.parametrize("preload_max_gb", [4.0, 0.0], ids=["preloaded", "per-batch"])
+def test_clips_that_fail_to_decode_are_left_out(tiny, tmp_path, preload_max_gb):
+    from emobench.models.training import stratified_split
+
+    _, rows = _clips()
+    codes = np.array([LABELS.index(lb) for lb in rows["label"]])
+    train_pos, val_pos = stratified_split(codes, TRAIN["val_fraction"], 0)  # seed 0's split
+    broken = {f"c{val_pos[0]:02d}", f"c{train_pos[0]:02d}"}  # one validation, one training
+    m = create_model(f"hfvideo:{tiny}", {"lr": 1e-3, "preload_max_gb": preload_max_gb})
+    decoded = []
+    m.fit(_ctx(tmp_path, decoded=decoded, broken=broken, epochs=1))
+    h = m.history
+    assert h["preloaded"] is (preload_max_gb > 0)
+    assert not broken & {f"c{i:02d}" for i in h["val_indices"]}
+    if preload_max_gb > 0:  # known up front: not in the split at all
+        assert decoded == [12] and h["n_train"] + h["n_val"] == 10 and h["decoded_clips"] == 10
+    else:  # validation clips are checked before training, training clips batch by batch
+        assert h["val_indices"] == [int(p) for p in val_pos[1:]] and h["n_train"] == 9
+        assert max(decoded) <= 8
+    assert np.isfinite(h["train_loss"]).all() and np.isfinite(h["val_loss"]).all()
+    probe = create_model(f"hfvideo:{tiny}", {"frozen": True})
+    probe.fit(_ctx(tmp_path, broken=broken, epochs=1))
+    assert probe.history["n_train"] + probe.history["n_val"] == 10
 
 
 def test_gradient_accumulation_equals_the_larger_batch(tiny, tmp_path):

@@ -128,6 +128,15 @@ class ClipStore:
             self.frames.update(got)
         return got
 
+    def check(self, positions: np.ndarray, chunk: int = 32) -> np.ndarray:
+        """Decode ``positions`` a chunk at a time (frames not kept when streaming) and
+        return those that decode: a streaming store learns its validation clips' failures
+        before training, so validation UAR is over the same clips every epoch."""
+        for start in range(0, len(positions), chunk):
+            if not self.preload:
+                self._decode(np.asarray(positions[start : start + chunk]))
+        return np.array([p for p in positions if int(p) not in self.failed], np.int64)
+
     def usable(self) -> np.ndarray:
         """Positions that are not known to fail (all of them when streaming)."""
         return np.array([p for p in range(self.rows.height) if p not in self.failed], np.int64)
@@ -199,7 +208,7 @@ def _val_logits(
 ) -> Callable[[np.ndarray], np.ndarray]:
     def logits(val_idx: np.ndarray) -> np.ndarray:
         out, kept = store_outputs(net, store, val_idx, s, device)
-        # a validation clip that failed to decode (reported by the engine) scores zeros
+        # (safety net: a validation clip that stopped decoding scores zeros)
         full = np.zeros((len(val_idx), net.classifier.out_features), np.float32)
         where = {int(p): i for i, p in enumerate(kept)}
         for i, p in enumerate(val_idx):
@@ -450,7 +459,7 @@ def finetune(
         rng = np.random.default_rng(cfg.seed)
         usable = store.usable()
         tr, va = stratified_split(labels[usable], cfg.val_fraction, cfg.seed)
-        train_idx, val_idx = usable[tr], usable[va]
+        train_idx, val_idx = usable[tr], store.check(usable[va])
         counts = class_counts(labels[train_idx], n_classes)
         net.to(device)
         stopper = _finetune_phase(
