@@ -39,6 +39,15 @@ LABELS = ["anger", "happiness", "sadness"]
 TRAIN = {"epochs": 4, "patience": 10, "val_fraction": 0.25, "crt_epochs": 4, "batch_size": 8}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The models are tiny: one thread is as fast and immune to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from hfvideo_tiny import build_videomae
@@ -162,7 +171,7 @@ def test_finetuning_lowers_the_training_loss(tiny, tmp_path, monkeypatch, rebala
 def test_checkpoint_is_reused_and_a_damaged_one_is_retrained(tiny, tmp_path):
     clips = _inputs(k=4)
     first = create_model(f"hfvideo:{tiny}", {"lr": 1e-3})
-    first.fit(_ctx(tmp_path))
+    first.fit(_ctx(tmp_path, epochs=2))
     ref = _scores(first, clips)
     (path,) = (tmp_path / "ckpt").glob("*.safetensors")
     assert path.with_suffix(".json").is_file()
@@ -170,7 +179,7 @@ def test_checkpoint_is_reused_and_a_damaged_one_is_retrained(tiny, tmp_path):
     steps = dict(hvt.OPTIMIZER_STEPS)
     decoded = []
     again = create_model(f"hfvideo:{tiny}", {"lr": 1e-3})
-    again.fit(_ctx(tmp_path, decoded=decoded))
+    again.fit(_ctx(tmp_path, decoded=decoded, epochs=2))
     assert steps == hvt.OPTIMIZER_STEPS and decoded == []  # no training, no decoding
     assert again.describe()["checkpoint_reused"] is True
     np.testing.assert_array_equal(_scores(again, clips), ref)
@@ -180,7 +189,7 @@ def test_checkpoint_is_reused_and_a_damaged_one_is_retrained(tiny, tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     warnings, decoded = [], []
     redo = create_model(f"hfvideo:{tiny}", {"lr": 1e-3, "preload_max_gb": 0.0})
-    redo.fit(_ctx(tmp_path, warnings=warnings, decoded=decoded))
+    redo.fit(_ctx(tmp_path, warnings=warnings, decoded=decoded, epochs=2))
     assert len(warnings) == 1 and "damaged checkpoint" in warnings[0] and path.name in warnings[0]
     assert "\n" not in warnings[0]
     assert hvt.OPTIMIZER_STEPS["finetune"] > steps["finetune"]
