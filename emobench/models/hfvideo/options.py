@@ -73,9 +73,10 @@ class HFVideoOptions(StrictModel):
     """``[models.options]`` of ``hfvideo:<model>``.
 
     ``frozen``: train a linear probe on the frozen backbone's pooled clip features instead
-    of fine-tuning the whole network. ``lr``: AdamW learning rate (default 5e-5 when
-    fine-tuning; a frozen probe and decoupled-crt's classifier re-training use the run's
-    ``[train] lr``). ``epochs``: overrides ``[train] epochs`` for this model.
+    of fine-tuning the whole network. ``lr``: AdamW learning rate of fine-tuning (default
+    5e-5) or of the frozen probe (default: the run's ``[train] lr``); decoupled-crt's
+    classifier re-training uses ``[train] lr``. ``epochs``: overrides ``[train] epochs``
+    for this model.
     ``layer_decay``: layer-wise learning-rate decay of fine-tuning (block ``i`` of ``L``
     gets ``lr · layer_decay^(L − i)``; 1 = off, MAE-DFER uses 0.75). ``warmup_epochs``:
     linear learning-rate warm-up before the cosine decay (0 = none). ``batch_size``:
@@ -100,7 +101,7 @@ class HFVideoOptions(StrictModel):
     layer_decay: Annotated[Float, Field(gt=0, le=1)] = 1.0
     warmup_epochs: Annotated[Int, Field(ge=0)] = 0
     dtype: Literal["auto", "float32"] = "auto"
-    frame_size: Annotated[int, Field(ge=8, le=1024)] | None = None
+    frame_size: Annotated[Int, Field(ge=8, le=1024)] | None = None
     num_frames: PositiveInt | None = None
     reuse_checkpoints: Bool = True
     preload_max_gb: Annotated[Float, Field(ge=0)] = 4.0
