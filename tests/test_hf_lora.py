@@ -101,14 +101,14 @@ def _data(counts=(5, 3, 2)):
     return index, frames
 
 
-def _ctx(tmp_path, rebalancing="instance-balanced", warnings=None, decoded=None):
+def _ctx(tmp_path, rebalancing="instance-balanced", warnings=None, broken=()):
     index, frames = _data()
 
     def load_frames(model, rows):
+        """The engine's contract: frames of the clips that decode, and their positions."""
         ids = rows["clip_id"].to_list()
-        if decoded is not None:
-            decoded.extend(ids)
-        return [frames[c] for c in ids], list(range(len(ids)))
+        kept = [i for i, c in enumerate(ids) if c not in broken]
+        return [frames[ids[i]] for i in kept], kept
 
     return FitContext(
         dataset="synth",
@@ -386,6 +386,23 @@ def test_out_of_gpu_memory_while_training_is_one_line(qwen, tmp_path, monkeypatc
         m.fit(_ctx(tmp_path))
     msg = str(exc.value)
     assert "\n" not in msg and "out of GPU memory" in msg and "finetune_batch_size" in msg
+
+
+def test_clips_that_do_not_decode_are_skipped_and_counted(qwen, tmp_path):
+    from emobench.models.training import stratified_split
+
+    y = np.repeat([0, 1, 2], [5, 3, 2])  # the clips tr00..tr09 in id order
+    train, val = stratified_split(y, 0.3, 0)
+    broken = {f"tr{train[0]:02d}", f"tr{val[0]:02d}"}  # one training, one validation clip
+    m = hf.HFModel(str(qwen), {**BASE, "cache": False, "finetune_epochs": 1})
+    m.fit(_ctx(tmp_path, broken=broken))
+    summary = m._adapter.summary
+    assert summary["skipped_clips"] == 2 and summary["epochs_run"] == 1
+    history = ft.json.loads((m._adapter.folder / ft.SIDECAR).read_text())["history"]
+    assert set(history["skipped_clips"]) == broken
+    # the validation UAR is over the validation clips that decoded
+    assert history["val_indices"] == [int(p) for p in val[1:]]
+    assert summary["n_val"] == len(val) - 1
 
 
 def test_bad_targets_are_one_error_line(qwen, tmp_path):

@@ -514,7 +514,11 @@ class _Trainer:
                 self.skipped.add(self.rows["clip_id"][int(p)])
         return out
 
-    def _requests(self, positions: np.ndarray, frames: dict[int, tuple[np.ndarray, np.ndarray]]):
+    def _requests(
+        self, positions: np.ndarray, frames: dict[int, tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[list[Any], np.ndarray]:
+        """The evaluation's request for each clip at ``positions`` that has frames, and
+        their class indices."""
         from emobench.models.base import ClipInput
 
         reqs, ys = [], []
@@ -531,6 +535,7 @@ class _Trainer:
         return reqs, np.array(ys, dtype=np.int64)
 
     def _sampled(self, decoded: dict[int, np.ndarray], centres: bool) -> dict[int, Any]:
+        """``(indices, frames)`` of K frames per clip: TSN segment-random, or the centres."""
         from emobench.video.sampling import segment_centres, segment_random
 
         out = {}
@@ -546,10 +551,18 @@ class _Trainer:
 
     # ---------------------------------------------------------------- validation
 
-    def val_logits(self, positions: np.ndarray) -> np.ndarray:
-        """Loglik scores of validation clips (K segment centres), by the scoring path."""
+    def _prepare_val(self) -> None:
+        """Decode the validation clips once (K segment centres each); a clip that fails to
+        decode leaves the validation set (it is reported as skipped)."""
         if self._val_frames is None:
             self._val_frames = self._sampled(self._decode(self.val_idx), centres=True)
+            have = [p for p in self.val_idx if int(p) in self._val_frames]
+            self.val_idx = np.asarray(have, dtype=np.int64)
+
+    def val_logits(self, positions: np.ndarray) -> np.ndarray:
+        """Loglik scores of validation clips, by the scoring path itself."""
+        self._prepare_val()
+        assert self._val_frames is not None
         hf = self.hf
         hf._model.eval()
         out = np.full((len(positions), len(hf.labels)), -1e30)
@@ -603,6 +616,7 @@ class _Trainer:
         )
 
         torch, hf, cfg = self.torch, self.hf, self.cfg
+        self._prepare_val()
         accum = hf.opts.finetune_grad_accum
         n_micro = -(-len(self.train_idx) // cfg.batch_size)
         steps = max(1, -(-n_micro // accum))
