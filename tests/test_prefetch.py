@@ -17,6 +17,7 @@ import pytest
 from conftest import make_synth
 
 from emobench.data.registry import load_index
+from emobench.runner import prefetch
 from emobench.runner.cache import FeatureCache, FrameCache, clip_key
 from emobench.runner.media import MediaReader
 from emobench.runner.prefetch import DecodeJob, Prefetcher, PrefetchError, default_workers
@@ -156,7 +157,10 @@ def test_bad_settings_are_one_line_errors():
         Prefetcher(2, ahead=0)
     with pytest.raises(PrefetchError, match="unknown prefetch worker kind 'fork'"):
         Prefetcher(1, kind="fork")
-    assert 0 <= default_workers() <= 4
+    n = prefetch.cpu_count()
+    assert default_workers(cuda=True) == max(0, min(4, n - 1))
+    assert default_workers(cuda=False) == min(1, n - 1)
+    assert MediaReader(FrameCache(None), "pyav", WorkProgress(show=False)).workers is None
 
 
 def test_process_workers_match_and_count_decodes(rows):

@@ -55,7 +55,9 @@ class MediaReader:
         self.frames = frames
         self.backend = backend
         self.progress = progress
-        self.workers = default_workers() if workers is None else workers
+        #: None: :func:`~emobench.runner.prefetch.default_workers` when decoding starts
+        #: (the model, and torch with it, is loaded by then: a GPU run gets more workers)
+        self.workers = workers
         self.ahead = ahead
         self.kind = kind
         #: the most clips pending ahead of a consumer in any one pass (see Prefetcher.peak)
@@ -106,7 +108,8 @@ class MediaReader:
         cache is looked up first and filled as clips arrive).
         """
         jobs = (DecodeJob(r, np.asarray(idx), size, self.backend) for r, idx in wanted)
-        pre = Prefetcher(self.workers, self.ahead, self.kind)
+        workers = default_workers() if self.workers is None else self.workers
+        pre = Prefetcher(workers, self.ahead, self.kind)
         lookup = self._whole_from_cache if whole else self._from_cache
         try:
             for d in pre.run(jobs, lookup):

@@ -19,7 +19,7 @@ Worker kinds (:data:`POOL_KINDS`, the ``kind`` argument):
   hold the GIL. Frames are pickled back; each worker's clip counts and fallbacks are merged
   into this process's decode statistics (its ``auto`` per-pair checks stay in the worker).
 
-Measured (``benchmarks/bench_pipeline.py``, 2-core CPU): see :func:`default_workers`.
+How many workers by default: :func:`default_workers` (more with a GPU than on a CPU).
 
 The caller consults and fills its caches: ``lookup`` (run in the consumer's thread when a
 job is queued) may answer a job from memory; such a clip never reaches a worker.
@@ -161,15 +161,32 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-#: Most decode workers chosen automatically.
+#: Most decode workers chosen automatically for a GPU.
 MAX_AUTO_WORKERS = 4
+#: Decode workers chosen automatically for a CPU-only run (where the encoder shares the
+#: cores): one thread ahead, measured faster than in-process on a 2-core CPU
+#: (``benchmarks/bench_pipeline.py``) and never slower.
+CPU_AUTO_WORKERS = 1
 
 
-def default_workers() -> int:
-    """Decode workers when the run does not say: min(4, CPUs − 1), one core left to the
-    consumer (the encoder's host side). On a 2-core CPU that is one thread ahead, measured
-    not slower than decoding in-process (see ``benchmarks/bench_pipeline.py``)."""
-    return max(0, min(MAX_AUTO_WORKERS, cpu_count() - 1))
+def cuda_in_use() -> bool:
+    """Whether this process has torch loaded and a CUDA device (no torch import here: a
+    run that has not loaded torch encodes nothing on a GPU)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_available())
+
+
+def default_workers(cuda: bool | None = None) -> int:
+    """Decode workers when the run does not say. With a GPU (``cuda``; None: whether
+    :func:`cuda_in_use`) the host has nothing else to do: min(4, CPUs − 1), one core left
+    to the consumer. On a CPU the encoder needs the cores: :data:`CPU_AUTO_WORKERS`
+    (0 on a single core)."""
+    if cuda is None:
+        cuda = cuda_in_use()
+    cap = MAX_AUTO_WORKERS if cuda else CPU_AUTO_WORKERS
+    return max(0, min(cap, cpu_count() - 1))
 
 
 class Prefetcher:
@@ -250,6 +267,7 @@ __all__ = [
     "PrefetchError",
     "Prefetcher",
     "cpu_count",
+    "cuda_in_use",
     "decode_job",
     "default_workers",
 ]
