@@ -6,6 +6,8 @@ Sections (``--sections``, all by default; a section that cannot run here says wh
   fine-tuned on the CPU through :func:`emobench.models.hfvideo.train.finetune` (TSN
   sampling, AdamW + cosine, instance-balanced), then its frozen-feature and logit
   inference: the per-clip overhead of the training loop, not of the network.
+* ``hfvideo-cpu-small``: VideoMAE-Small widths (ViT-S/16, 12 layers) at 112 px and 8
+  frames on the CPU, one epoch: whether CPU fine-tuning of a real-sized model is practical.
 * ``hfvideo-cuda``: VideoMAE-Base-sized random weights (ViT-B, 16 frames, 224 px, tubelet
   2: 1568 tokens) fine-tuned under bf16 autocast on the GPU: training clips/s, inference
   clips/s and peak memory (``torch.cuda.max_memory_allocated``). Needs CUDA.
@@ -42,6 +44,15 @@ VIDEOMAE_BASE = {
     "num_hidden_layers": 12,
     "num_attention_heads": 12,
     "intermediate_size": 3072,
+}
+#: VideoMAE-Small widths (ViT-S) at 112 px and 8 frames: what a CPU can still fine-tune
+VIDEOMAE_SMALL_112 = {
+    **VIDEOMAE_BASE,
+    "image_size": 112,
+    "num_frames": 8,
+    "hidden_size": 384,
+    "num_attention_heads": 6,
+    "intermediate_size": 1536,
 }
 #: the tests' tiny VideoMAE (tests/hfvideo_tiny.py)
 VIDEOMAE_TINY = {
@@ -155,6 +166,14 @@ def section_hfvideo_cpu(args: argparse.Namespace) -> list[dict[str, Any]]:
              "dtype": "fp32", **row}]  # fmt: skip
 
 
+def section_hfvideo_cpu_small(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """VideoMAE-Small widths at 112 px, 8 frames, on the CPU (one epoch)."""
+    net = _net(VIDEOMAE_SMALL_112)
+    row = _finetune_rate(net, VIDEOMAE_SMALL_112, args.small_clips, 1, 4, "cpu")
+    return [{"section": "hfvideo-cpu-small", "model": "videomae-small 8f 112px",
+             "device": "cpu", "dtype": "fp32", **row}]  # fmt: skip
+
+
 def section_hfvideo_cuda(args: argparse.Namespace) -> list[dict[str, Any]]:
     """VideoMAE-Base sizes, bf16 autocast, on the GPU."""
     import torch
@@ -176,6 +195,7 @@ def section_hfvideo_cuda(args: argparse.Namespace) -> list[dict[str, Any]]:
 #: Sections by name, in run order: ``(args) -> table rows``.
 SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "hfvideo-cpu": section_hfvideo_cpu,
+    "hfvideo-cpu-small": section_hfvideo_cpu_small,
     "hfvideo-cuda": section_hfvideo_cuda,
 }
 
@@ -214,6 +234,7 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--epochs", type=int, default=3, help="CPU training epochs")
     parser.add_argument("--cpu-clips", type=int, default=64)
+    parser.add_argument("--small-clips", type=int, default=16)
     parser.add_argument("--cuda-clips", type=int, default=64)
     parser.add_argument("--cuda-batches", type=int, nargs="+", default=[8])
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
