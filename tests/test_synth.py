@@ -422,9 +422,9 @@ def _manifest_fields(root: Path) -> dict:
 def test_config_validation() -> None:
     q = SynthConfig.quickstart()
     assert (q.profile, q.n_train, q.n_test, q.size, q.fps, q.folds) == (
-        "dfew",
+        "exp:12",
         1000,
-        400,
+        520,
         112,
         25,
         1,

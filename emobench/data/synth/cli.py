@@ -12,7 +12,7 @@ import typer
 
 # Quickstart defaults (kept in sync with SynthConfig by tests/test_synth.py).
 _QS_N_TRAIN = 1000
-_QS_N_TEST = 400
+_QS_N_TEST = 520
 _QS_SUBJECTS_TRAIN = 60
 _QS_SUBJECTS_TEST = 24
 
@@ -20,7 +20,7 @@ _QS_SUBJECTS_TEST = 24
 def generate_synth(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the dataset into."),
     profile: str = typer.Option(
-        "dfew",
+        "exp:12",
         help="Class profile: dfew (7 classes, DFEW proportions), mafw (11 classes), "
         "exp:<ratio>[:<class>,...] (exponential long tail with this max/min ratio), "
         "uniform[:<class>,...].",
@@ -56,7 +56,7 @@ def generate_synth(
 ) -> None:
     """Generate the synth benchmark: face videos with controlled long tail and micro-expressions.
 
-    The defaults are the quickstart set (about 1400 clips of 2–3 s at 112×112).
+    The defaults are the quickstart set (1520 clips of 2–3 s at 112×112).
     """
     from emobench.errors import run_cli
 
