@@ -12,7 +12,9 @@ What is trained, and on what:
 * **Frames.** Whole clips are decoded per batch through ``ctx.load_frames`` (the engine's
   frame cache; clips that fail are skipped, counted and reported); every epoch draws
   ``finetune_frames`` = K frames per clip TSN-style (one random frame in each of K equal
-  segments); validation uses the K segment centres.
+  segments); validation uses the K segment centres. Training clips are plain clips (no
+  MSCE context): a cell with ``msce`` enrichment scores a fine-tuned model on prompts that
+  carry descriptions it was not trained with.
 * **Loss.** The class logits are the per-label answer log-likelihoods — the very scores of
   ``scoring = "loglik"`` (sum, or mean with ``length_norm``), computed differentiably by
   :func:`answer_logprobs` (one prefill, then every label's continuation over the prefill's
