@@ -643,9 +643,9 @@ class _Trainer:
                 if not reqs:
                     continue
                 enc, _ = hf.encode(reqs)
-                yt = torch.from_numpy(y).to(enc["input_ids"].device)
                 with autocast(self.device):
                     z, e = answer_logprobs(hf, enc, answers, eot)
+                yt = torch.from_numpy(y).to(z.device)  # the logits' device (device_map)
                 lz = z / lengths.to(z.device) if hf.opts.length_norm else z
                 loss = loss_fn(lz, yt)
                 if lm_w > 0:
