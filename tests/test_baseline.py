@@ -13,7 +13,13 @@ from emobench.models.baseline.encoder import (
     FrozenVisualEncoder,
     encode_frames,
 )
-from emobench.models.baseline.heads import HEADS, UnknownHeadError, build_head
+from emobench.models.baseline.heads import (
+    HEADS,
+    UnknownHeadError,
+    build_head,
+    masked_range,
+    with_delta,
+)
 from emobench.models.baseline.train import (
     ModuleFileError,
     TrainConfig,
@@ -210,6 +216,75 @@ def test_order_task_gru_learns_mean_cannot() -> None:
         acc[name] = np.mean(predict_head(head, test_k, device="cpu").argmax(1) == test_y)
     assert acc["gru"] >= 0.9
     assert 0.3 <= acc["mean"] <= 0.7
+
+
+def identity_features(
+    n: int, seed: int, d: int = 16, n_classes: int = 3, micro_share: float = 0.5
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The GRU-misses-happiness case in miniature: each clip's features are a large
+    per-clip identity vector (std 3) plus a small class direction (length 2) scaled by
+    an expression envelope: a macro clip is neutral for its first 3-5 frames and then
+    holds the expression; a micro clip flashes it in 2 of its 12-16 frames. The class is
+    only in the *change* within the clip; identity dominates every absolute frame."""
+    rng = np.random.default_rng(seed)
+    dirs = np.random.default_rng(123).normal(size=(n_classes, d))
+    dirs *= 2.0 / np.linalg.norm(dirs, axis=1, keepdims=True)
+    labels = np.arange(n) % n_classes
+    feats = []
+    for i, c in enumerate(labels):
+        t = int(rng.integers(12, 17))
+        env = np.zeros(t)
+        if i % 2 and rng.random() < 2 * micro_share:
+            start = int(rng.integers(2, t - 2))
+            env[start : start + 2] = 1.0
+        else:
+            env[int(rng.integers(3, 6)) :] = 1.0
+        x = rng.normal(0, 3.0, d) + env[:, None] * dirs[c] + rng.normal(0, 0.05, (t, d))
+        feats.append(x.astype(np.float32))
+    return feats, labels
+
+
+def test_identity_cancelling_inputs_recover_small_expressions() -> None:
+    """Reproduces the cause of the quickstart's GRU missing happiness: with absolute
+    features (``delta=False`` / ``spread=False``) the heads cannot separate a small
+    expression from large identity differences in this budget (120 clips, 20 epochs);
+    with each frame's change since the first frame (GRU) or each feature's within-clip
+    range (mean) they do, and the mean head also catches 2-frame flashes that averaging
+    dilutes."""
+    feats, y = identity_features(120, seed=0)
+    test_feats, test_y = identity_features(90, seed=1)
+    cfg = TrainConfig(
+        epochs=20, batch_size=16, lr=1e-2, patience=20, train_frames=(8,), device="cpu"
+    )
+    acc = {}
+    for name, key in (("gru", "delta"), ("mean", "spread")):
+        for on in (False, True):
+            head, _ = train_head(feats, y, 3, name, "instance-balanced", cfg, head_kwargs={key: on})
+            assert getattr(head, key) is on and head.spec["kwargs"][key] is on
+            logits = predict_head(head, test_feats, device="cpu")
+            acc[name, on] = uar(test_y, logits.argmax(1))
+    for name in ("gru", "mean"):
+        assert acc[name, True] >= 0.85, acc  # 0.90 (gru) and 0.96 (mean) when written
+        assert acc[name, False] <= 0.6, acc  # 0.39 and 0.32: near chance (1/3)
+    assert HEADS["gru"](d_in=4, n_classes=2).delta  # on by default
+    assert HEADS["mean"](d_in=4, n_classes=2).spread
+    assert not HEADS["mean"](d_in=4, n_classes=2, hidden=0).spread  # linear probe: plain
+
+
+def test_range_and_delta_by_hand() -> None:
+    x = torch.tensor([[[1.0, 5.0], [3.0, -1.0], [2.0, 9.0]]])
+    np.testing.assert_allclose(
+        masked_range(x, torch.tensor([[True, True, False]])).numpy(), [[2.0, 6.0]]
+    )
+    np.testing.assert_allclose(masked_range(x, torch.ones(1, 3, dtype=torch.bool)), [[2, 10]])
+    np.testing.assert_allclose(
+        with_delta(x)[0, :, 2:].numpy(), [[0.0, 0.0], [2.0, -6.0], [1.0, 4.0]]
+    )
+    # the plain mean head with hidden=0 is average pooling + linear, as before
+    head = build_head("mean", 2, 3, hidden=0, dropout=0.0, spread=False).eval()
+    with torch.no_grad():
+        ref = head.classifier(head.norm(x).mean(1))
+        torch.testing.assert_close(head(x), ref)
 
 
 def test_decoupled_crt_retrains_only_classifier() -> None:

@@ -489,7 +489,7 @@ def train_probe(
         rebalancing,
         cfg,
         progress=progress,
-        head_kwargs={"hidden": 0, "dropout": 0.0},
+        head_kwargs={"hidden": 0, "dropout": 0.0, "spread": False},
     )
 
 

@@ -97,6 +97,7 @@ class BaselineModel(FrameFeatureModel):
     def fit(self, ctx: FitContext) -> None:
         from emobench.data.index import fingerprint
         from emobench.models.baseline.encoder import FrameEncoder
+        from emobench.models.baseline.heads import HEAD_VERSION
         from emobench.models.baseline.train import train_encoder
         from emobench.models.checkpoint import load_checkpoint, save_module
         from emobench.models.training import TrainConfig, train_head
@@ -140,6 +141,7 @@ class BaselineModel(FrameFeatureModel):
         head_recipe = {
             "encoder": self._feature_key,
             "head": self.head_name,
+            "head_version": HEAD_VERSION,
             "rebalancing": ctx.rebalancing,
             "train": enc_recipe["train"],
         }

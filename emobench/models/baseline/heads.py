@@ -1,10 +1,25 @@
 """Temporal heads: per-frame features (B, T, D) → class logits (B, C).
 
-Registry ``HEADS``: ``mean`` (order-agnostic average pooling), ``gru`` (order-aware
-recurrent), ``transformer`` (order-aware self-attention with positional embeddings). All
-accept variable T (2..64) through an optional ``lengths`` tensor (B,): frames at positions
+Registry ``HEADS``: ``mean`` (order-agnostic pooling), ``gru`` (order-aware recurrent),
+``transformer`` (order-aware self-attention with positional embeddings). All accept
+variable T (2..64) through an optional ``lengths`` tensor (B,): frames at positions
 ≥ ``lengths[b]`` are padding and are ignored. Each head ends in ``.classifier``, a plain
 ``nn.Linear``: decoupled training (cRT) re-initialises and re-trains only that layer.
+
+Identity-cancelling inputs (``delta`` / ``spread``, on by default). A frame's features
+are dominated by *who* is in the clip (face shape, skin, hair, lighting); the expression
+is a small change on top, and a micro-expression is a change in a few frames only. The
+baseline's encoder is trained for exactly that signal (its training probe reads the change
+since the clip's first sampled frame, :mod:`emobench.models.baseline.train`), but heads
+that saw only absolute features had to re-learn the subtraction from ~1000 clips and did
+not: on the quickstart the GRU predicted 51% of happiness clips as neutral (a smile is a
+small change of the mouth corners next to large identity differences) and the mean head
+averaged a 0.25–0.5 s flash away. So the order-aware heads also get each frame's change
+since the sequence's first frame (:func:`with_delta`), and the mean head pools each
+feature's range within the clip next to its mean (:func:`masked_range`): identity cancels
+in both, a brief flash moves the range as much as a held expression, and the mean head
+stays order-agnostic. ``delta=False`` / ``spread=False`` give the plain heads (a linear
+probe, ``hidden=0``, pools the plain mean unless ``spread=True`` is asked for).
 """
 
 from __future__ import annotations
@@ -19,6 +34,9 @@ from emobench.errors import EmobenchError
 
 #: Longest sequence a learned positional table covers.
 MAX_FRAMES = 64
+#: Version of the heads' architecture (2: identity-cancelling inputs on by default); part
+#: of the baseline's head checkpoint recipe, so heads saved by older code are not reused.
+HEAD_VERSION = 2
 
 
 class UnknownHeadError(EmobenchError):
@@ -43,6 +61,21 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+def masked_range(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """max − min over dim 1 of (B, T, H) using only positions where ``mask`` is True: how
+    far each feature moves within the clip (0 for a static clip or a single frame)."""
+    valid = mask.unsqueeze(-1)
+    hi = x.masked_fill(~valid, float("-inf")).amax(1)
+    lo = x.masked_fill(~valid, float("inf")).amin(1)
+    return hi - lo
+
+
+def with_delta(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, H) → (B, T, 2H): each frame's features and their change since the
+    sequence's first frame (always a real frame: ``lengths`` ≥ 1)."""
+    return torch.cat([x, x - x[:, :1]], dim=-1)
+
+
 class _Head(nn.Module):
     """Shared bits: the registry name and constructor arguments (for saving)."""
 
@@ -59,40 +92,73 @@ class _Head(nn.Module):
 
 
 class MeanHead(_Head):
-    """Order-agnostic: LayerNorm, optional per-frame projection (``hidden`` > 0, Linear +
-    GELU), masked average over time, dropout, linear classifier. With ``hidden=0`` it is
-    exactly average pooling + linear (what ``train_encoder`` uses)."""
+    """Order-agnostic. ``spread`` (default when ``hidden`` > 0): LayerNorm, each feature's
+    masked mean and range (max − min) over time, optional projection (``hidden`` > 0,
+    Linear + GELU), dropout, linear classifier. ``spread=False``: LayerNorm, optional
+    per-frame projection, masked average over time, dropout, linear classifier; with
+    ``hidden=0`` that is exactly average pooling + linear (the linear probe)."""
 
     name = "mean"
 
-    def __init__(self, d_in: int, n_classes: int, hidden: int = 128, dropout: float = 0.1):
-        super().__init__(d_in=d_in, n_classes=n_classes, hidden=hidden, dropout=dropout)
+    def __init__(
+        self,
+        d_in: int,
+        n_classes: int,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        spread: bool | None = None,
+    ):
+        # None: on for the head (hidden > 0), off for a linear probe (hidden = 0), so that
+        # probes saved before ``spread`` existed load as what they were
+        spread = bool(hidden) if spread is None else bool(spread)
+        super().__init__(
+            d_in=d_in, n_classes=n_classes, hidden=hidden, dropout=dropout, spread=spread
+        )
+        self.spread = spread
+        width = 2 * d_in if self.spread else d_in
         self.norm = nn.LayerNorm(d_in)
-        self.proj = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU()) if hidden else nn.Identity()
+        self.proj = nn.Sequential(nn.Linear(width, hidden), nn.GELU()) if hidden else nn.Identity()
         self.drop = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden or d_in, n_classes)
+        self.classifier = nn.Linear(hidden or width, n_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         mask = length_mask(lengths, x.shape[0], x.shape[1], x.device)
-        pooled = masked_mean(self.proj(self.norm(x)), mask)
+        z = self.norm(x)
+        if self.spread:
+            pooled = self.proj(torch.cat([masked_mean(z, mask), masked_range(z, mask)], dim=-1))
+        else:
+            pooled = masked_mean(self.proj(z), mask)
         return self.classifier(self.drop(pooled))
 
 
 class GRUHead(_Head):
-    """Order-aware: LayerNorm, one unidirectional GRU layer, last valid hidden state,
-    dropout, linear classifier. Padded batches go through ``pack_padded_sequence``."""
+    """Order-aware: LayerNorm, per frame the features and (``delta``, default) their change
+    since the first frame, one unidirectional GRU layer, last valid hidden state, dropout,
+    linear classifier. Padded batches go through ``pack_padded_sequence``."""
 
     name = "gru"
 
-    def __init__(self, d_in: int, n_classes: int, hidden: int = 128, dropout: float = 0.1):
-        super().__init__(d_in=d_in, n_classes=n_classes, hidden=hidden, dropout=dropout)
+    def __init__(
+        self,
+        d_in: int,
+        n_classes: int,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        delta: bool = True,
+    ):
+        super().__init__(
+            d_in=d_in, n_classes=n_classes, hidden=hidden, dropout=dropout, delta=delta
+        )
+        self.delta = bool(delta)
         self.norm = nn.LayerNorm(d_in)
-        self.gru = nn.GRU(d_in, hidden, num_layers=1, batch_first=True)
+        self.gru = nn.GRU(2 * d_in if self.delta else d_in, hidden, num_layers=1, batch_first=True)
         self.drop = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden, n_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         x = self.norm(x)
+        if self.delta:
+            x = with_delta(x)
         if lengths is not None and bool((lengths.to(x.device) != x.shape[1]).any()):
             packed = nn.utils.rnn.pack_padded_sequence(
                 x, lengths.cpu(), batch_first=True, enforce_sorted=False
@@ -137,6 +203,7 @@ class TransformerHead(_Head):
         dropout: float = 0.1,
         pos: str = "sinusoidal",
         pool: str = "cls",
+        delta: bool = True,
     ):
         if pos not in ("sinusoidal", "learned"):
             raise ValueError(f"pos must be 'sinusoidal' or 'learned', got {pos!r}")
@@ -144,12 +211,12 @@ class TransformerHead(_Head):
             raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
         super().__init__(
             d_in=d_in, n_classes=n_classes, d_model=d_model, n_layers=n_layers,
-            n_heads=n_heads, ff=ff, dropout=dropout, pos=pos, pool=pool,
+            n_heads=n_heads, ff=ff, dropout=dropout, pos=pos, pool=pool, delta=delta,
         )  # fmt: skip
-        self.pos, self.pool = pos, pool
+        self.pos, self.pool, self.delta = pos, pool, bool(delta)
         self.d_model = d_model
         self.norm = nn.LayerNorm(d_in)
-        self.proj = nn.Linear(d_in, d_model)
+        self.proj = nn.Linear(2 * d_in if self.delta else d_in, d_model)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
         nn.init.normal_(self.cls, std=0.02)
         if pos == "learned":
@@ -176,7 +243,8 @@ class TransformerHead(_Head):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         b, t, _ = x.shape
         mask = length_mask(lengths, b, t, x.device)
-        h = self.proj(self.norm(x)) + self._positions(mask).to(x.dtype)
+        z = self.norm(x)
+        h = self.proj(with_delta(z) if self.delta else z) + self._positions(mask).to(x.dtype)
         h = torch.cat([self.cls.expand(b, 1, -1).to(h.dtype), h], dim=1)
         pad = torch.cat([torch.zeros((b, 1), dtype=torch.bool, device=x.device), ~mask], dim=1)
         h = self.encoder(h, src_key_padding_mask=pad)
@@ -201,6 +269,7 @@ def build_head(name: str, d_in: int, n_classes: int, **kwargs: Any) -> nn.Module
 
 __all__ = [
     "HEADS",
+    "HEAD_VERSION",
     "MAX_FRAMES",
     "GRUHead",
     "MeanHead",
@@ -209,5 +278,7 @@ __all__ = [
     "build_head",
     "length_mask",
     "masked_mean",
+    "masked_range",
     "sinusoid",
+    "with_delta",
 ]

@@ -179,7 +179,8 @@ def train_encoder(
         if cfg.encoder_probe == "delta":
             probe = _DeltaProbe(encoder.out_dim, n_classes).to(device)
         else:
-            probe = MeanHead(encoder.out_dim, n_classes, hidden=0, dropout=0.0).to(device)
+            probe = MeanHead(encoder.out_dim, n_classes, hidden=0, dropout=0.0, spread=False)
+            probe = probe.to(device)
         steps = -(-len(train_idx) // cfg.batch_size)
         opt, sched = make_optimizer(
             [*encoder.parameters(), *probe.parameters()], cfg, cfg.epochs, steps
