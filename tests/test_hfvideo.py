@@ -442,6 +442,19 @@ def test_missing_model_and_bad_options_are_one_error_line(tiny, tmp_path):
         )
 
 
+def test_text_enrichment_is_one_error_line_and_dense_frames_are_a_clip(tiny, tmp_path):
+    m = create_model(f"hfvideo:{tiny}", {"lr": 1e-3, "epochs": 1})
+    m.fit(_ctx(tmp_path, epochs=1))
+    (clip,) = _inputs(k=8, n=1)
+    dense = ClipInput(clip.clip_id, clip.frames, clip.indices, clip.fps, "msce-dense")
+    np.testing.assert_array_equal(_scores(m, [dense]), _scores(m, [clip]))
+    for enrichment in ("msce", "msce-text"):
+        text = ClipInput(clip.clip_id, clip.frames[::4], clip.indices[::4], clip.fps, enrichment)
+        with pytest.raises(EmobenchError, match="vision-only") as exc:
+            m.predict([text])
+        assert "\n" not in str(exc.value)
+
+
 def test_out_of_gpu_memory_while_training_is_one_line(tiny, tmp_path, monkeypatch):
     def oom(*args, **kw):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")

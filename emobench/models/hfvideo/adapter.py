@@ -20,6 +20,9 @@ A :class:`~emobench.models.base.ClipModel` that gives scores (its logits, in lab
   evenly spaced points, order kept: :func:`resample_indices`). A density sweep therefore
   changes the *span and rate* of the frames at a fixed count; ``describe()`` records
   ``frames_in``, ``frames_model`` and ``resampled`` per cell so the report can say so.
+* Enrichment: ``msce-dense`` is a denser clip (resampled like any other); ``msce`` and
+  ``msce-text`` give the model text, which a vision-only classifier cannot read: one
+  error line (the fitted checkpoint stays, so a corrected rerun does not train again).
 * Frozen features are cached on disk, keyed by the model fingerprint, dataset, clip id,
   presented frame indices (in order), frame size and normalisation, so density and order
   sweeps and reruns reuse them (``<run cache>/hfvideo-features``).
@@ -369,6 +372,12 @@ class HFVideoModel(ClipModel):
             raise EmobenchError(f"{self._where}: predict() before fit()")
         views = []
         for clip in clips:
+            if clip.enrichment in ("msce", "msce-text"):
+                raise HFVideoError(
+                    f"{self._where} is a vision-only classifier: it cannot read the text of "
+                    f"enrichment {clip.enrichment!r}; give it enrichment 'none' or "
+                    "'msce-dense' (the in-between frames as a denser clip)"
+                )
             frames = np.asarray(clip.frames)
             if frames.ndim != 4 or frames.shape[1:] != (self.frame_size, self.frame_size, 3):
                 raise HFVideoError(
