@@ -179,13 +179,16 @@ def test_lora_trains_saves_reloads_and_never_leaks(qwen, tmp_path):
     tuned_scores = _scores(m, clips)
     assert not np.allclose(tuned_scores, before_zero, atol=1e-3)
 
-    # a fresh model loads the saved adapters: no training step, identical scores
+    # a fresh model loads the saved adapters from disk: no training step, identical scores
+    hf.release_loaded()  # nothing in memory to reuse
     steps = ft.TRAIN_STEPS["optimizer"]
     again = hf.HFModel(str(qwen), {**BASE, "cache": False})
     again.fit(_ctx(tmp_path))
     assert ft.TRAIN_STEPS["optimizer"] == steps and again._adapter.trained_now is False
     assert again._adapter.fingerprint == m._adapter.fingerprint
+    assert again._model is None  # loaded lazily, on the first answer not in the cache
     np.testing.assert_allclose(_scores(again, clips), tuned_scores, atol=1e-6, rtol=0)
+    assert again._model is not m._model
     info = again.describe()["finetune"]
     assert info["adapter"] == m._adapter.fingerprint and info["training"]["epochs_run"] == 3
 
@@ -306,6 +309,15 @@ def test_decoupled_second_stage_trains_only_its_parameters(qwen, tmp_path, monke
         assert not torch.equal(on, off)
         diff = (lora_only - plain).abs() > 0
         assert sorted(torch.nonzero(diff).flatten().tolist()) == ids
+    # reloaded from disk (with the label-row delta): the same scores
+    clips = _test_clips()
+    want = _scores(m, clips)
+    hf.release_loaded()
+    again = hf.HFModel(str(qwen), opts)
+    again.fit(_ctx(tmp_path, rebalancing="decoupled-crt"))
+    assert again._adapter.trained_now is False
+    np.testing.assert_allclose(_scores(again, clips), want, atol=1e-6, rtol=0)
+    assert (again._adapted[1] is not None) == (stage2 == "label-rows")
     summary = ft.read_adapter(m._adapter.folder).summary
     assert summary["epochs_run"] == 1 + 1  # one epoch per stage
     assert summary["steps"] == (2 if stage2 == "label-rows" else 4)
