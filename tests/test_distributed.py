@@ -8,6 +8,7 @@ this machine's split, so that scores must agree bit for bit.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -21,6 +22,7 @@ import pytest
 from conftest import make_synth
 
 from emobench.config import validate_config
+from emobench.errors import EmobenchError
 from emobench.results import RunFolder
 from emobench.runner.distributed import (
     DistributedError,
@@ -294,18 +296,31 @@ def reference(synth_root, tmp_path_factory):
     return out
 
 
-def _env(**extra):
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    """A copy of the emobench package for the rank processes: every rank of a launch must
+    run the same code (rank 0 checks), even while this working tree is being edited."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("code")
+    shutil.copytree(
+        ROOT / "emobench", root / "emobench", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return root
+
+
+def _env(snapshot, **extra):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(snapshot), env.get("PYTHONPATH")]))
     return env
 
 
-def test_num_processes_gives_the_single_process_results(config, reference, tmp_path):
+def test_num_processes_gives_the_single_process_results(config, reference, snapshot, tmp_path):
     out = tmp_path / "par" / "run"
     res = subprocess.run(
         [sys.executable, "-m", "emobench", "run", str(config), "--out", str(out)]
         + ["--num-processes", "2", "--no-progress"],
-        env=_env(),
+        env=_env(snapshot),
         capture_output=True,
         text=True,
         timeout=120,
@@ -328,7 +343,7 @@ def test_num_processes_gives_the_single_process_results(config, reference, tmp_p
 
 
 def test_a_killed_rank_is_named_and_a_rerun_completes_it(
-    config, synth_root, reference, tmp_path, monkeypatch
+    config, synth_root, reference, snapshot, tmp_path, monkeypatch
 ):
     out = tmp_path / "kill" / "run"
     port = free_port()
@@ -337,7 +352,7 @@ def test_a_killed_rank_is_named_and_a_rerun_completes_it(
     procs = [
         subprocess.Popen(
             args,
-            env=_env(**launch_env(2, r, port, base={})),
+            env=_env(snapshot, **launch_env(2, r, port, base={})),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -366,25 +381,25 @@ def test_a_killed_rank_is_named_and_a_rerun_completes_it(
     assert len(parts) - len(s1) == 4  # rank 0 finished its share
     assert 1 <= len(s1) < 4  # rank 1 lost only its unfinished parts
     assert not (out / "predictions.parquet").exists()
-    # the ranks stamped their parts with the code they read: edits of this working tree
-    # by others since then must not make them stale
+    # the ranks ran the snapshot's code: stamp the rerun's parts with it too
     import emobench.runner.parts as parts_mod
 
-    _, stamp = parts_mod.read_part(parts[0])
-    monkeypatch.setattr(parts_mod, "code_version", lambda: stamp["code"])
+    codes = {json.dumps(parts_mod.read_part(p)[1]["code"], sort_keys=True) for p in parts}
+    assert len(codes) == 1  # one launch, one code
+    monkeypatch.setattr(parts_mod, "code_version", lambda: json.loads(next(iter(codes))))
     summary = _single(synth_root, out)  # a one-process rerun completes the launch's work
     assert (summary.parts_done_before, summary.parts_computed) == (len(parts), 8 - len(parts))
     assert _preds(out).equals(_preds(reference))
 
 
-def test_a_launch_on_a_busy_folder_stops_every_rank_with_one_line(config, tmp_path):
+def test_a_launch_on_a_busy_folder_stops_every_rank_with_one_line(config, snapshot, tmp_path):
     out = tmp_path / "busy" / "run"
     out.mkdir(parents=True)
     with RunLock(out):  # an independent run holds the folder
         res = subprocess.run(
             [sys.executable, "-m", "emobench", "run", str(config), "--out", str(out)]
             + ["-n", "2", "--no-progress"],
-            env=_env(),
+            env=_env(snapshot),
             capture_output=True,
             text=True,
             timeout=120,
@@ -400,3 +415,39 @@ def test_a_launch_on_a_busy_folder_stops_every_rank_with_one_line(config, tmp_pa
     assert "in use by another emobench run" in mine[0]
     assert "Traceback" not in res.stderr
     assert not (out / "parts").exists()
+
+
+class _FakeLaunch:
+    """What a rank > 0 sees of its launch, without a process group."""
+
+    def __init__(self, plan):
+        self.plan, self.id, self.calls = plan, "L9", []
+
+    def receive(self):
+        return self.plan
+
+    def heartbeat(self):
+        self.calls.append("heartbeat")
+
+    def part_done(self):
+        self.calls.append("part")
+
+    def finish(self, summary=None, error=None):
+        self.calls.append(("finish", error))
+
+
+def test_a_rank_with_other_code_or_cells_stops_and_tells_rank_zero(synth_root, tmp_path):
+    from emobench.runner.parts import code_version
+
+    engine = _engine(synth_root, tmp_path / "run")
+    engine.rank = Rank(1, 2, 1, 2)
+    other = {**code_version(), "source": "0123456789abcdef"}
+    fake = _FakeLaunch({"code": other, "shares": [[], []]})
+    with pytest.raises(DistributedError, match="rank 1 runs other emobench code than rank 0"):
+        engine._execute_worker(fake)
+    assert fake.calls[0] == "heartbeat" and fake.calls[-1][0] == "finish"
+    assert "source 0123456789abcdef" in fake.calls[-1][1]  # rank 0 gets the same line
+    fake = _FakeLaunch({"code": code_version(), "shares": [[], [(["no-such-cell"], 1)]]})
+    with pytest.raises(EmobenchError, match="planned cell no-such-cell that rank 1"):
+        engine._execute_worker(fake)
+    assert "no-such-cell" in fake.calls[-1][1]

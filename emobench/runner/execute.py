@@ -35,13 +35,13 @@ from emobench.io import write_json_atomic
 from emobench.results import RunFolder, build_manifest, dataset_entry
 from emobench.runner.cache import FeatureCache, FrameCache
 from emobench.runner.datasets import prepare_dataset
-from emobench.runner.distributed import DEFAULT_RANK_TIMEOUT_S, Rank
+from emobench.runner.distributed import DEFAULT_RANK_TIMEOUT_S, DistributedError, Rank
 from emobench.runner.media import (  # noqa: F401  (re-exported for callers and tests)
     MAX_FAILED_SHARE,
     DecodeFailureError,
     MediaReader,
 )
-from emobench.runner.parts import Audit, make_stamp, media_fingerprint, write_part
+from emobench.runner.parts import Audit, code_version, make_stamp, media_fingerprint, write_part
 from emobench.runner.plan import Cell, expand, groups
 from emobench.runner.scorers import GroupJob, Services, clip_seed, scorer_for  # noqa: F401
 from emobench.runner.work import WorkProgress
@@ -405,7 +405,7 @@ class Engine:
             except BaseException as exc:
                 launch.publish(error=exc)
                 raise
-            launch.publish(plan=plan)
+            launch.publish(plan={"code": code_version(), "shares": plan})
             mine = [units[i] for i in shares[0]]
             todo = sum(len(c) for c, _ in units)
             computed = 0
@@ -443,16 +443,25 @@ class Engine:
         computed = 0
         try:  # from here on a failure is reported to rank 0, which stops waiting
             launch.heartbeat()
+            if plan["code"] != code_version():  # its parts would be stale at once
+                ours, theirs = code_version(), plan["code"]
+                raise DistributedError(
+                    f"rank {self.rank.rank} runs other emobench code than rank 0 "
+                    f"({ours.get('emobench')} source {ours.get('source')} vs "
+                    f"{theirs.get('emobench')} source {theirs.get('source')}): every rank "
+                    "needs the same emobench install"
+                )
+            shares = plan["shares"]
             if not self._indices:
                 self.load_datasets(generate=False)  # rank 0 generated what was absent
             by_id = {c.cell_id: c for c in self.cells}
-            missing = [cid for ids, _ in plan[self.rank.rank] for cid in ids if cid not in by_id]
+            missing = [cid for ids, _ in shares[self.rank.rank] for cid in ids if cid not in by_id]
             if missing:
                 raise ConfigError(
                     f"rank 0 planned cell {missing[0]} that rank {self.rank.rank} does not "
                     "have: start every rank with the same configuration"
                 )
-            mine = [([by_id[cid] for cid in ids], fold) for ids, fold in plan[self.rank.rank]]
+            mine = [([by_id[cid] for cid in ids], fold) for ids, fold in shares[self.rank.rank]]
             with RankLock(self.out, launch.id, self.rank.rank):
                 _reset_decode_stats()
                 for cells, fold in mine:
