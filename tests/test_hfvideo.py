@@ -6,8 +6,11 @@ run, which uses generated synth videos. Checks: resampling indices against hand-
 ones, the normalisation against the model's own processor, falling training loss under
 instance-balanced and decoupled-crt training, cRT touching only the classifier, checkpoint
 reuse (no optimizer step) and a damaged checkpoint retrained to the same weights (also by
-the batch-by-batch decoding path), frozen features against a direct VideoMAE forward and
-served from the cache, an engine run, and one-line errors.
+the batch-by-batch decoding path), clips that fail to decode left out, gradient
+accumulation equal to the larger batch, layer-decay and warm-up rates by hand, TimeSformer
+/ ViViT / V-JEPA 2 inputs, frozen features against a direct VideoMAE forward and served
+from the cache, an engine run, and one-line errors (missing model, bad options, text
+enrichment, GPU out of memory).
 """
 
 from __future__ import annotations
