@@ -238,11 +238,23 @@ def _make_label_rows(model: nn.Module, token_ids: list[int]) -> Any:
 
 
 def attach(base: nn.Module, folder: Path) -> tuple[Any, Any]:
-    """Load the adapters in ``folder`` into ``base`` (in place): (peft model, label rows)."""
-    from peft import PeftModel
+    """Load the adapters in ``folder`` into ``base`` (in place): (peft model, label rows).
+
+    The adapted modules are the exact names recorded in the sidecar (peft may save a
+    long target list as name suffixes); a mismatch is a :class:`FineTuneError`."""
+    from peft import LoraConfig, PeftModel
     from safetensors.torch import load_file
 
-    peft_model = PeftModel.from_pretrained(base, str(folder), is_trainable=False)
+    names = json.loads((folder / SIDECAR).read_text()).get("lora_modules")
+    config = LoraConfig.from_pretrained(str(folder))
+    if names:
+        config.target_modules = list(names)
+    peft_model = PeftModel.from_pretrained(base, str(folder), is_trainable=False, config=config)
+    got = {n for n, m in peft_model.get_base_model().named_modules() if hasattr(m, "lora_A")}
+    if names and got != set(names):
+        raise FineTuneError(
+            f"{folder.name}: adapters on {len(got)} modules, the sidecar names {len(names)}"
+        )
     rows = None
     path = folder / LABEL_ROWS_FILE
     if path.is_file():
@@ -763,7 +775,7 @@ def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: 
     summary["skipped_clips"] = len(trainer.skipped)
     summary["train_loss_first_last"] = [history["train_loss"][0], history["train_loss"][-1]]
     history, summary = _json_ready(history), _json_ready(summary)
-    fp = save_adapter(peft_model, rows, folder, rec, history, summary)
+    fp = save_adapter(peft_model, rows, folder, rec, history, summary, targets)
     # keep the trained model for scoring (under a key that carries the adapter fingerprint)
     hf._install_adapted(peft_model, rows, fp)
     return Adapter(folder, fp, summary, trained_now=True)
@@ -789,6 +801,7 @@ def save_adapter(
     rec: dict[str, Any],
     history: dict[str, Any],
     summary: dict[str, Any],
+    targets: list[str],
 ) -> str:
     """Write the adapters into a temporary folder beside ``folder``, then rename it into
     place; returns the adapter fingerprint (also recorded in the sidecar)."""
@@ -811,6 +824,7 @@ def save_adapter(
             "recipe": rec,
             "summary": summary,
             "history": history,
+            "lora_modules": list(targets),
         }
         (tmp / SIDECAR).write_text(to_json(meta) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
