@@ -245,11 +245,15 @@ def attach(base: nn.Module, folder: Path) -> tuple[Any, Any]:
     from peft import LoraConfig, PeftModel
     from safetensors.torch import load_file
 
-    names = json.loads((folder / SIDECAR).read_text()).get("lora_modules")
-    config = LoraConfig.from_pretrained(str(folder))
-    if names:
-        config.target_modules = list(names)
-    peft_model = PeftModel.from_pretrained(base, str(folder), is_trainable=False, config=config)
+    try:
+        names = json.loads((folder / SIDECAR).read_text()).get("lora_modules")
+        config = LoraConfig.from_pretrained(str(folder))
+        if names:
+            config.target_modules = list(names)
+        peft_model = PeftModel.from_pretrained(base, str(folder), is_trainable=False, config=config)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise FineTuneError(f"cannot load the LoRA adapters in {folder}: {first}") from None
     got = {n for n, m in peft_model.get_base_model().named_modules() if hasattr(m, "lora_A")}
     if names and got != set(names):
         raise FineTuneError(
