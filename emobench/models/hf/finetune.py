@@ -25,7 +25,10 @@ What is trained, and on what:
   softmax over the labels alone does not make the model *say* the label (the class loss
   is satisfied as soon as the right label out-scores the others, however unlikely all of
   them are), ``finetune_lm_weight`` × the mean per-token NLL of the target (answer tokens +
-  end-of-turn) is added: what ``scoring = "generate"`` needs.
+  end-of-turn) is added: what ``scoring = "generate"`` needs. That term is not
+  re-weighted: under the loss-based recipes (``cb-loss``, ``logit-adjusted``) only the
+  class loss carries the re-balancing (sampling-based recipes shape both terms); set
+  ``finetune_lm_weight = 0`` to train on the recipe's loss alone (enough for ``loglik``).
 * **decoupled-crt.** Stage 1 trains the LoRA adapters on the instance-balanced data
   (plain CE); stage 2 continues from them class-balanced (``crt_sampling``, CE) with only the
   stage-2 parameters trainable: ``decoupled_stage2 = "last-layers"`` → the LoRA matrices of
