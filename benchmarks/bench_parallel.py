@@ -114,9 +114,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", default="1,2", help="process counts, comma-separated")
     ap.add_argument("--seeds", type=int, default=4, help="seeds (groups = 2 × seeds)")
-    ap.add_argument("--train", type=int, default=64, help="training clips")
-    ap.add_argument("--test", type=int, default=24, help="test clips")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--train", type=int, default=128, help="training clips")
+    ap.add_argument("--test", type=int, default=32, help="test clips")
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
     counts = [int(x) for x in args.processes.split(",")]
