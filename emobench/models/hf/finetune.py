@@ -704,6 +704,22 @@ class _Trainer:
         self.history["steps"] += 1
 
 
+def _stage2_last_layers(hf: HFModel, peft_model: Any) -> tuple[dict[str, Any], None]:
+    """decoupled-crt stage 2: the LoRA tensors of the last ``stage2_layers`` LM layers."""
+    names = set(stage2_lora_params(peft_model, hf.opts.stage2_layers))
+    return {n: p for n, p in peft_model.named_parameters() if n in names}, None
+
+
+def _stage2_label_rows(hf: HFModel, peft_model: Any) -> tuple[dict[str, Any], Any]:
+    """decoupled-crt stage 2: a new zero delta on the LM-head rows of the label tokens."""
+    rows = _make_label_rows(hf._model, sorted({t for a in hf.answer_ids() for t in a}))
+    return {"label_rows.delta": rows.delta}, rows
+
+
+#: ``decoupled_stage2`` → (hf model, peft model) → (stage-2 tensors by name, label rows).
+STAGE2 = {"last-layers": _stage2_last_layers, "label-rows": _stage2_label_rows}
+
+
 def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: Path) -> Adapter:
     from peft import LoraConfig, get_peft_model
 
@@ -750,13 +766,7 @@ def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: 
             trainer.history["phase1_best_val_uar"] = stopper.best
             for p in peft_model.parameters():
                 p.requires_grad_(False)
-            if o.decoupled_stage2 == "label-rows":
-                ids = sorted({t for a in hf.answer_ids() for t in a})
-                rows = _make_label_rows(hf._model, ids)
-                stage2 = {"label_rows.delta": rows.delta}
-            else:
-                names = set(stage2_lora_params(peft_model, o.stage2_layers))
-                stage2 = {n: p for n, p in peft_model.named_parameters() if n in names}
+            stage2, rows = STAGE2[o.decoupled_stage2](hf, peft_model)
             if not stage2:
                 raise FineTuneError(
                     f"hf:{hf.name}: decoupled-crt stage 2 ({o.decoupled_stage2}) found no "
