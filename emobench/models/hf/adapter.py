@@ -62,7 +62,8 @@ from emobench.models.registry import parse_options, register_model
 
 @register_model(
     "hf",
-    "generative video VLM through transformers (greedy answer or label log-likelihood), "
+    "generative video VLM through transformers (greedy answer or label log-likelihood; "
+    'zero-shot, or LoRA fine-tuned per fold with finetune = "lora"), '
     "hf:<hub id in the local cache | local folder>, e.g. hf:Qwen/Qwen2.5-VL-7B-Instruct",
     options=HFOptions,
     kind="clip",
