@@ -252,7 +252,12 @@ def test_shared_feature_cache_readers_never_see_a_partial_file(tmp_path):
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    return make_synth(root, profile="exp:3", n_train=24, n_test=8, seed=5)
+    make_synth(root, profile="exp:3", n_train=24, n_test=8, seed=5)
+    # one undecodable test clip: every part lists a skip, whichever rank wrote it
+    ann = pl.read_csv(root / "annotations.csv", schema_overrides={"clip_id": pl.Utf8})
+    victim = ann.filter(pl.col("split") == "test").sort("clip_id").row(0, named=True)
+    (root / victim["path"]).write_bytes(b"this is not a video" * 10)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +338,7 @@ def test_num_processes_gives_the_single_process_results(config, reference, snaps
     assert got["parallel"]["world_size"] == 2
     assert [r["parts"] for r in got["parallel"]["ranks"]] == [4, 4]
     assert got["cells"] == ref["cells"] and got["skipped"] == ref["skipped"]
+    assert len(got["skipped"]) == 8  # the bad clip, once per part: both ranks' skips
     assert got["cell_info"] == ref["cell_info"]
     # both ranks encoded frames: the merged count equals the single process's
     assert got["cache"]["miss_frames"] == ref["cache"]["miss_frames"]
@@ -451,3 +457,29 @@ def test_a_rank_with_other_code_or_cells_stops_and_tells_rank_zero(synth_root, t
     with pytest.raises(EmobenchError, match="planned cell no-such-cell that rank 1"):
         engine._execute_worker(fake)
     assert "no-such-cell" in fake.calls[-1][1]
+
+
+def test_rank_zero_merges_the_other_ranks_reports(synth_root, tmp_path):
+    engine = _engine(synth_root, tmp_path / "run")
+    engine.warnings = ["loaded"]
+    engine.timings = {"fit": 1.0, "features": 0.5, "score": 0.25}
+    engine.features.stats.miss_frames = 10
+    reports = {
+        1: {
+            "parts": 3,
+            "warnings": ["loaded", "damaged checkpoint x: removed"],
+            "timings": {"fit": 2.0, "features": 0.5, "score": 0.25},
+            "cache": {"hit_frames": 4, "miss_frames": 6, "encoder_calls": 2},
+            "decoding": {},
+            "device": "cuda:1",
+        }
+    }
+    engine._merge_reports(reports, "L7", 5)
+    assert engine.warnings == ["loaded", "damaged checkpoint x: removed"]  # no repeats
+    assert engine.timings == {"fit": 3.0, "features": 1.0, "score": 0.5}
+    stats = engine.features.stats
+    assert (stats.hit_frames, stats.miss_frames, stats.encoder_calls) == (4, 16, 2)
+    assert engine._parallel["ranks"] == [
+        {"rank": 0, "parts": 5, "device": "cpu"},
+        {"rank": 1, "parts": 3, "device": "cuda:1"},
+    ]
