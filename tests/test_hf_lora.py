@@ -494,3 +494,22 @@ def test_engine_run_with_lora_scores_every_test_clip(qwen, tmp_path):
     ckpt = tmp_path / "a" / "checkpoints" / "synth" / "fold1" / "seed0" / tuned["folder"]
     assert ft.read_adapter(ckpt).fingerprint == tuned["adapter"]
     assert tuned["folder"].startswith("hf-lora-class-balanced-")
+
+
+def test_early_stopping_restores_the_best_trainable_tensors_in_place():
+    """The stopper keeps copies of the trainable tensors only, and restores them into the
+    model's own parameters (not into copies)."""
+    from emobench.models.training import EarlyStopper
+
+    a = torch.nn.Parameter(torch.ones(2, 3))
+    b = torch.nn.Parameter(torch.zeros(4))
+    holder = ft._trainable_holder({"x.lora_A": a, "x.lora_B": b})
+    assert [t is p for t, p in zip(holder.parameters(), (a, b), strict=True)] == [True, True]
+    stopper = EarlyStopper(holder, patience=2)
+    stopper.update(1, 0.5)
+    with torch.no_grad():
+        a.add_(1.0)
+        b.sub_(2.0)
+    assert stopper.update(2, 0.25) is False and stopper.best_epoch == 1
+    stopper.restore()
+    assert torch.equal(a, torch.ones(2, 3)) and torch.equal(b, torch.zeros(4))
