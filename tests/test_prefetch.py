@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -353,3 +354,60 @@ def test_features_phase_passes_encoder_errors_on_and_stops_its_threads(rows, tmp
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() == before  # decode, encode and writer threads ended
+
+
+def test_clip_scorer_shows_prefetched_frames_and_counts_skips(tmp_path):
+    """A clip model through the engine with two decode workers: every clip it is shown
+    carries exactly the frames read_clip gives for its indices; a deleted video is skipped
+    with its reason, the others scored."""
+    from emobench.config import validate_config
+    from emobench.models.base import ClipModel, ClipOutput
+    from emobench.models.registry import MODEL_FAMILIES, register_model
+    from emobench.runner.execute import Engine
+
+    seen = []
+
+    class Recorder(ClipModel):
+        frame_size = 24
+        batch_size = 2
+
+        def fit(self, ctx):
+            self.labels = list(ctx.labels)
+
+        def predict(self, clips):
+            seen.extend(clips)
+            return [ClipOutput(text=self.labels[0]) for _ in clips]
+
+    register_model("rec-clip", "records clips", kind="clip", gives_scores=lambda o: False)(
+        lambda arg, options: Recorder()
+    )
+    try:
+        root = make_synth(tmp_path / "d", profile="uniform", n_train=7, n_test=7, seed=2)
+        index = load_index("synth", root)
+        test = index.filter(pl.col("split") == "test").sort("clip_id")
+        gone = test["clip_id"][2]
+        Path(test["path"][2]).unlink()  # the index holds absolute paths
+        cfg = validate_config(
+            {
+                "name": "rec",
+                "datasets": [{"name": "synth", "root": str(root)}],
+                "models": [{"adapter": "rec-clip:x", "name": "rec"}],
+                "sweep": {"sampler": ["uniform:5"], "order": ["original", "shuffle"]},
+                "video": {"backend": "pyav"},
+                "device": "cpu",
+                "metrics": {"n_resamples": 0},
+            }
+        )
+        engine = Engine(cfg, tmp_path / "run", progress=False)
+        engine.media.workers = 2
+        engine.load_datasets()
+        summary = engine.execute()
+    finally:
+        MODEL_FAMILIES._entries.pop("rec-clip", None)
+    assert {x["clip_id"]: x["reason"] for x in summary.skipped} == {gone: "missing file"}
+    rows = {r["clip_id"]: r for r in engine._indices["synth"].iter_rows(named=True)}
+    assert len(seen) == 2 * (test.height - 1) and gone not in {c.clip_id for c in seen}
+    for c in seen:
+        want = read_clip(rows[c.clip_id], c.indices, size=24, backend="pyav")
+        assert np.array_equal(c.frames, want)
+    assert engine.media.peak <= 4  # two workers: at most 2 × 2 clips ahead
