@@ -2,8 +2,8 @@
 
 The multi-process cases start real rank processes (``python -m emobench run`` with the
 environment torchrun sets, or ``--num-processes``) on a tiny generated set; the reference
-is a single in-process run with one CPU thread, the thread count each of two ranks gets on
-this machine's split, so that scores must agree bit for bit.
+is a single in-process run with the CPU thread count each of two ranks gets, so that scores
+must agree bit for bit.
 """
 
 from __future__ import annotations
@@ -277,11 +277,12 @@ def _engine(synth_root, out):
 
 
 def _single(synth_root, out):
-    """A one-process run with one CPU thread (as each of two ranks gets here)."""
+    """A one-process run with the CPU threads each of two ranks gets (scores then agree
+    bit for bit)."""
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    torch.set_num_threads(int(launch_env(2, 0, 1)["OMP_NUM_THREADS"]))  # what a rank gets
     try:
         return _engine(synth_root, out).execute()
     finally:
@@ -358,7 +359,7 @@ def test_a_killed_rank_is_named_and_a_rerun_completes_it(
     procs = [
         subprocess.Popen(
             args,
-            env=_env(snapshot, **launch_env(2, r, port, base={})),
+            env=_env(snapshot, **launch_env(2, r, port)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -15,9 +15,10 @@ part files, so the folder's per-part resume works unchanged.
 Coordination (why two channels):
 
 - **start**: ``torch.distributed`` with the gloo backend (CPU sockets; also on CUDA nodes,
-  since only small control messages travel) is used once, to agree on a launch id and the
-  shares, or to pass rank 0's error to everyone (:class:`Launch.publish`/``receive``). All
-  ranks are alive at the start, which is what a collective needs.
+  since only small control messages travel) is used once, to agree on a launch id, rank 0's
+  code version (a rank running other code stops: its parts would be stale) and the shares,
+  or to pass rank 0's error to everyone (:meth:`Launch.publish`, :meth:`Launch.receive`).
+  All ranks are alive at the start, which is what a collective needs.
 - **end**: files in ``<out>/.emobench-launch/``. Each rank ``r > 0`` writes
   ``rank-<r>.json`` (its launch id, PID, host, a heartbeat counter bumped every few
   seconds, parts written, and finally ``done`` with its warnings, timings and cache
