@@ -74,13 +74,13 @@ class MediaReader:
         """
         from emobench.video.frames import FrameReadError, read_clip
 
-        full = self.frames.get(self.cache_key(r), size) if size is not None else None
-        if full is not None:
-            try:
-                return full[indices]
-            except IndexError as exc:
-                raise FrameReadError(r["clip_id"], str(r["path"]), str(exc)) from None
-        return read_clip(r, indices, size=size, backend=self.backend)
+        job = DecodeJob(r, np.asarray(indices), size, self.backend)
+        hit = self._from_cache(job)
+        if hit is None:
+            return read_clip(r, indices, size=size, backend=self.backend)
+        if not hit.ok:
+            raise FrameReadError(r["clip_id"], str(r["path"]), str(hit.reason))
+        return hit.frames
 
     def _from_cache(self, job: DecodeJob) -> Decoded | None:
         """:meth:`read`'s cache step: the job's frames from its cached whole clip, or None."""
