@@ -424,3 +424,40 @@ def test_shuffle_pairs_meet_at_the_densest_sampling_both_were_shuffled_at(tmp_pa
     (s,) = f["shuffle"].statements
     assert s.text.startswith("uniform:8: ") and "the densest of 2 samplings" in s.text
     assert s.estimate.value == 0.0 and s.status == NOT_OBSERVED
+
+
+def test_imported_predictions_take_the_role_their_options_state():
+    from emobench.report.roles import model_roles
+
+    manifest = {
+        "cells": [
+            {"cell_id": "a", "model": "mae-dfer", "adapter": "predictions:mae/{fold}.csv"},
+            {"cell_id": "b", "model": "gemini", "adapter": "predictions:gemini.csv"},
+            {"cell_id": "c", "model": "unknown", "adapter": "predictions:other.csv"},
+        ],
+        "config": {
+            "models": [
+                {
+                    "name": "mae-dfer",
+                    "adapter": "predictions:mae/{fold}.csv",
+                    "options": {"role": "vision-only", "trained": True, "temporal": True},
+                },
+                {"name": "gemini", "adapter": "predictions:gemini.csv", "options": {"role": "vlm"}},
+                {"name": "unknown", "adapter": "predictions:other.csv"},
+            ]
+        },
+    }
+    roles = model_roles(manifest, ["mae-dfer", "gemini", "unknown"])
+    assert roles["mae-dfer"].temporal_baseline and roles["mae-dfer"].trained
+    assert roles["gemini"].zero_shot_vlm and not roles["gemini"].temporal
+    assert roles["unknown"].role is None  # no role stated: left out of the findings
+
+
+def test_predictions_role_option_is_validated():
+    from pydantic import ValidationError
+
+    from emobench.models.predictions.adapter import PredictionsOptions
+
+    assert PredictionsOptions(role="vlm").role == "vlm"
+    with pytest.raises(ValidationError):
+        PredictionsOptions(role="specialist")

@@ -24,6 +24,9 @@ from emobench.registry import Registry
 Role = Literal["vlm", "vision-only"]
 #: ``(argument, options) -> bool`` of one family (argument: the name after ``family:``).
 RoleTest = Callable[[str, Mapping[str, Any]], bool]
+#: ``(argument, options) -> role or None``: for families whose role depends on the model
+#: (imported predictions say in their options what made them).
+RoleOf = Callable[[str, Mapping[str, Any]], "Role | None"]
 
 
 def _never(argument: str, options: Mapping[str, Any]) -> bool:
@@ -41,9 +44,13 @@ class FamilyRole:
     the frame order, so shuffling the frames can hurt it)."""
 
     family: str
-    role: Role
+    role: Role | RoleOf
     trained: RoleTest = _never
     temporal: RoleTest = _never
+
+    def role_of(self, argument: str, options: Mapping[str, Any]) -> Role | None:
+        """This family's role for one model (a fixed role, or the family's rule)."""
+        return self.role(argument, options) if callable(self.role) else self.role
 
 
 MODEL_ROLES: Registry[FamilyRole] = Registry("model family role")
@@ -51,7 +58,7 @@ MODEL_ROLES: Registry[FamilyRole] = Registry("model family role")
 
 def register_model_role(
     family: str,
-    role: Role,
+    role: Role | RoleOf,
     *,
     trained: RoleTest = _never,
     temporal: RoleTest = _never,
@@ -86,6 +93,22 @@ register_model_role("openclip", "vlm", trained=_option_on("probe"))
 # Generative VLMs: zero-shot unless fine-tuned (``finetune = "lora"`` of the hf family).
 register_model_role("hf", "vlm", trained=_option_on("finetune"))
 register_model_role("openai", "vlm")
+
+
+def _imported_role(argument: str, options: Mapping[str, Any]) -> Role | None:
+    role = options.get("role")
+    return role if role in ("vlm", "vision-only") else None
+
+
+# Predictions made by other code (``predictions:<file>``): the user says in the model's
+# options what made them (``role``, ``trained``, ``temporal``); without ``role`` they are
+# left out of the findings.
+register_model_role(
+    "predictions",
+    _imported_role,
+    trained=lambda arg, opts: bool(opts.get("trained", False)),
+    temporal=lambda arg, opts: bool(opts.get("temporal", False)),
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +160,7 @@ def model_roles(manifest: Any, models: list[str]) -> dict[str, ModelRole]:
             model=model,
             adapter=adapter,
             family=family,
-            role=None if entry is None else entry.role,
+            role=None if entry is None else entry.role_of(argument, opts),
             trained=entry is not None and entry.trained(argument, opts),
             temporal=entry is not None and entry.temporal(argument, opts),
         )

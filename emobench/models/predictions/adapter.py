@@ -39,7 +39,7 @@ from pydantic import Field, field_validator
 from emobench.errors import EmobenchError
 from emobench.labels import INVALID
 from emobench.models.registry import parse_options, register_model, split_name
-from emobench.settings import StrictModel
+from emobench.settings import Bool, StrictModel
 
 #: Placeholders a predictions path may hold.
 PLACEHOLDERS = ("dataset", "fold", "seed")
@@ -64,6 +64,19 @@ class PredictionsOptions(StrictModel):
         default_factory=dict,
         description="extra label names of the file → emobench label names (e.g. Happy = "
         '"happiness"), used before the built-in aliases',
+    )
+    role: Literal["vlm", "vision-only"] | None = Field(
+        None,
+        description="what made the predictions, for the report's findings: a VLM or a "
+        "vision-only model (unset: the imported model is left out of the findings)",
+    )
+    trained: Bool = Field(
+        False, description="the model was trained or fine-tuned on the dataset (not zero-shot)"
+    )
+    temporal: Bool = Field(
+        False,
+        description="the model reads frames in order (a temporal vision-only model such as "
+        "MAE-DFER): the findings compare its shuffle sensitivity with the VLMs'",
     )
     scores: Literal["logits", "log-probabilities", "probabilities"] = Field(
         "logits",
