@@ -482,3 +482,16 @@ def test_files_digest_follows_content_not_location(tmp_path):
     assert a != files_digest(f"predictions:{tmp_path}/b/p{{fold}}.csv", {})
     (tmp_path / "a" / "p3.csv").write_text("clip_id,pred\nc3,neutral\n")  # a fold added
     assert a != files_digest(f"predictions:{tmp_path}/a/p{{fold}}.csv", {})
+
+
+def test_dry_run_counts_no_model_call_for_imported_predictions(synth5, tmp_path):
+    from emobench.runner.commands import model_call_counts
+
+    test = _index(synth5).filter((pl.col("fold") == 1) & (pl.col("split") == "test"))
+    path = tmp_path / "p.csv"
+    test.select("clip_id", pl.col("label").alias("pred")).write_csv(path)
+    cfg = _cfg(synth5, [{"adapter": f"predictions:{path}", "name": "p"}], folds=(1,))
+    engine = Engine(cfg, tmp_path / "r", progress=False)
+    engine.load_datasets()
+    (st,) = model_call_counts(engine)
+    assert (st["parts"], st["test_clips"], st["model_calls"]) == (1, test.height, 0)

@@ -138,8 +138,9 @@ def model_call_counts(engine) -> list[dict[str, Any]]:  # type: ignore[no-untype
     ``test_clips`` over all parts and ``model_calls``: one per test clip and part (for a
     frame-feature model, one head scoring; its frames are encoded once into the feature
     cache), plus for a clip model's ``msce`` / ``msce-text`` parts one describer prompt per
-    gap between the clip's sampled keyframes (``describer_calls``). An upper bound: an
-    answer or description already in the cache costs no call."""
+    gap between the clip's sampled keyframes (``describer_calls``); imported predictions
+    (model kind ``imported``) make no call. An upper bound: an answer or description
+    already in the cache costs no call."""
     import polars as pl
 
     from emobench.models.registry import check_model_name
@@ -167,7 +168,8 @@ def model_call_counts(engine) -> list[dict[str, Any]]:  # type: ignore[no-untype
             st["parts"] += 1
             st["test_clips"] += test.height
             st["describer_calls"] += gaps
-            st["model_calls"] += test.height + gaps
+            if kinds[cell.model] != "imported":  # read from a file: no model runs
+                st["model_calls"] += test.height + gaps
     return [{"model": name, **st} for name, st in stats.items()]
 
 
