@@ -411,3 +411,22 @@ def test_clip_scorer_shows_prefetched_frames_and_counts_skips(tmp_path):
         want = read_clip(rows[c.clip_id], c.indices, size=24, backend="pyav")
         assert np.array_equal(c.frames, want)
     assert engine.media.peak <= 4  # two workers: at most 2 × 2 clips ahead
+
+
+def test_features_phase_rejects_an_encoder_that_loses_frames(rows, tmp_path):
+    from emobench.runner import frame_features as ff
+    from emobench.runner.scorers import Services
+
+    class Short(_MeanModel):
+        def encode(self, frames):
+            return super().encode(frames)[:-1]
+
+    reader = MediaReader(FrameCache(None), "pyav", WorkProgress(show=False), workers=1)
+    scorer = ff.FrameFeatureScorer(
+        Services(FeatureCache(tmp_path), reader, WorkProgress(show=False), {})
+    )
+    needed = {r["clip_id"]: np.arange(2) for r in rows[:3]}
+    with pytest.raises(
+        ff.EncodeShapeError, match=r"Short.encode returned features of shape \(5, 3\) for 6 frames"
+    ):
+        scorer.features(Short(), pl.DataFrame(rows[:3]), needed, "test")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from emobench.errors import EmobenchError
 from emobench.runner.cache import clip_key
 from emobench.runner.media import record_skips
 from emobench.runner.plan import Cell
@@ -37,6 +38,11 @@ Features = dict[str, tuple[np.ndarray, np.ndarray]]
 #: a clip whose features are being computed: row, clip key, cached (indices, features) or
 #: None, the missing frame indices
 Pending = tuple[dict[str, Any], str, Any, np.ndarray]
+
+
+class EncodeShapeError(EmobenchError):
+    """A model's ``encode`` did not return one feature row per frame."""
+
 
 #: Frames (at least) per encoder call in the features phase: decoded clips are encoded
 #: together, so a GPU gets full batches whatever the frames per clip.
@@ -111,6 +117,12 @@ class FrameFeatureScorer:
             nonlocal computed
             future, items = encoding.popleft()
             new = np.asarray(future.result(), dtype=np.float32)
+            n = sum(int(p[3].size) for p in items)
+            if new.ndim != 2 or new.shape[0] != n:
+                raise EncodeShapeError(
+                    f"{type(model).__name__}.encode returned features of shape {new.shape} "
+                    f"for {n} frames; expected ({n}, D)"
+                )
             start = 0
             for r, ck, got, missing in items:
                 part = new[start : start + missing.size]
