@@ -430,3 +430,41 @@ def test_features_phase_rejects_an_encoder_that_loses_frames(rows, tmp_path):
         ff.EncodeShapeError, match=r"Short.encode returned features of shape \(5, 3\) for 6 frames"
     ):
         scorer.features(Short(), pl.DataFrame(rows[:3]), needed, "test")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+def test_cuda_transfers_and_encodes_match_the_cpu():
+    """The pinned, asynchronous path (CUDA only): exact uint8 round trip, and encodes equal
+    to the CPU's within bf16 precision."""
+    import torch
+
+    from emobench.models.baseline.encoder import FrameEncoder, encode_frames
+    from emobench.models.openclip.adapter import OpenClipModel
+    from emobench.models.transfer import to_device, to_numpy
+
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (70, 80, 80, 3), dtype=np.uint8)
+    t = to_device(frames[:, 8:72], "cuda")
+    assert t.device.type == "cuda" and np.array_equal(t.cpu().numpy(), frames[:, 8:72])
+    assert np.array_equal(to_numpy([t[:3].float(), t[3:5].float()], 0), frames[:5, 8:72])
+
+    cpu = OpenClipModel("emobench-tiny", {"frame_size": 80, "crop": 72, "batch_size": 16})
+    cpu.load("cpu")
+    gpu = OpenClipModel("emobench-tiny", {"frame_size": 80, "crop": 72, "batch_size": 16})
+    gpu.load("cpu")  # the same seeded weights, then moved
+    gpu.load("cuda")
+    a, b = cpu.encode(frames), gpu.encode(frames)
+    assert b.shape == a.shape and b.dtype == np.float32
+    assert (a * b).sum(1).min() > 0.99  # unit vectors: cosine similarity per frame
+
+    torch.manual_seed(0)
+    enc = FrameEncoder(widths=(4, 8), side=80).eval()
+    a = encode_frames(enc, frames, batch_size=32, device="cpu")
+    b = encode_frames(enc, frames, batch_size=32, device="cuda")
+    assert np.allclose(a, b, atol=0.05 * np.abs(a).max())
