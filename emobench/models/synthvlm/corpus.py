@@ -63,6 +63,26 @@ MOTIONS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("the lips press together", "the lips loosen", (23,)),
     ("the mouth opens", "the mouth closes", (25, 26)),
 )
+#: How a face that holds each motion's action units looks (the ``state`` kind's answers).
+STATES: tuple[str, ...] = (
+    "the brows are raised",
+    "the brows are drawn together",
+    "the eyes are wide",
+    "the eyes are narrowed",
+    "the nose is wrinkled",
+    "the mouth corners are raised",
+    "one mouth corner is tightened",
+    "the mouth corners are turned down",
+    "the chin is pushed up",
+    "the lips are stretched",
+    "the lips are pressed together",
+    "the mouth is open",
+)
+#: The ``state`` kind's prompt and its answer for a face with no marked action unit.
+STATE_PROMPT = "Describe the person's face."
+RELAXED = "the face is relaxed."
+#: An action unit at least this intense is described as held.
+STATE_THRESHOLD = 0.3
 #: A change smaller than this (AU intensity, 0–1) is not described.
 MOTION_THRESHOLD = 0.12
 #: The answer when no action unit moves by :data:`MOTION_THRESHOLD`.
@@ -160,6 +180,25 @@ def describe_motion(aus: np.ndarray) -> str:
     return "; ".join(text for _, _, text in sorted(top, key=lambda f: f[1])) + "."
 
 
+def describe_state(aus: np.ndarray) -> str:
+    """What one face shows, from its AU vector ``(17,)``: the :data:`STATES` phrase of
+    every motion whose driving intensity is at least :data:`STATE_THRESHOLD` (the
+    :data:`MAX_MOTIONS` strongest, in face order), or :data:`RELAXED`. No emotion words:
+    this teaches what to look at, not which class it is."""
+    from emobench.data.synth.aus import AU_INDEX
+
+    a = np.asarray(aus, dtype=np.float64).reshape(-1)
+    found = []
+    for i, (_, _, units) in enumerate(MOTIONS):
+        v = max(a[AU_INDEX[u]] for u in units)
+        if v >= STATE_THRESHOLD:
+            found.append((v, i))
+    if not found:
+        return RELAXED
+    top = sorted(found, key=lambda f: -f[0])[:MAX_MOTIONS]
+    return "; ".join(STATES[i] for _, i in sorted(top, key=lambda f: f[1])) + "."
+
+
 # --------------------------------------------------------------------------- prompts
 
 
@@ -219,7 +258,7 @@ class Corpus:
         self.mention = mention_probabilities(self.freqs, self.cfg.mention_rate)
         self.word_class = {w: c for c in self.cfg.classes for w in EMOTION_WORDS[c]}
         kinds = {k: float(v) for k, v in self.cfg.mix.items() if v > 0}
-        unknown = set(kinds) - {"caption", "qa", "msce", "describe"}
+        unknown = set(kinds) - {"caption", "state", "qa", "msce", "describe"}
         if unknown or not kinds:
             raise ValueError(f"corpus mix: unknown or no kinds {sorted(unknown) or kinds}")
         self.kinds = list(kinds)
@@ -256,6 +295,27 @@ class Corpus:
             content.append({"type": "image", "image": frame})
         content.append({"type": "text", "text": CAPTION_PROMPT})
         return Example("caption", content, text, label, word, noisy)
+
+    def _state(self, rng: np.random.Generator, render: bool) -> Example:
+        """A still face (as ``caption``) and "Describe the person's face." → the action
+        units it holds, in words (:func:`describe_state`)."""
+        from emobench.data.synth.aus import N_AUS, prototype_vector
+
+        label = self.cfg.classes[int(rng.integers(len(self.cfg.classes)))]
+        aus = prototype_vector(label) * rng.uniform(0.4, 1.0)
+        jitter = rng.uniform(0.0, 0.15, N_AUS) * (rng.random(N_AUS) < 0.15)
+        aus = np.clip(aus + jitter, 0.0, 1.0).astype(np.float32)[None]
+        content: list[dict[str, Any]] = []
+        if render:
+            pose = np.array(
+                [[rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03), rng.uniform(-4, 4)]],
+                np.float32,
+            )
+            illum = np.array([rng.uniform(0.85, 1.15)], np.float32)
+            frame = self._render(rng, aus, pose, illum, noise=float(rng.uniform(0.5, 3.0)))[0]
+            content.append({"type": "image", "image": frame})
+        content.append({"type": "text", "text": STATE_PROMPT})
+        return Example("state", content, describe_state(aus[0]), label)
 
     def _timeline(self, rng: np.random.Generator, label: str | None = None) -> Any:
         from emobench.data.synth.timeline import make_timeline
@@ -366,6 +426,7 @@ class Corpus:
         from emobench.models.hf.msce import BETWEEN_PREFIX, DEFAULT_DESCRIBE_PROMPT
 
         out = [CAPTION_PROMPT, DEFAULT_DESCRIBE_PROMPT, BETWEEN_PREFIX, NO_CHANGE]
+        out += [STATE_PROMPT, RELAXED, "; ".join(STATES)]
         out += [" ".join([c, *EMOTION_WORDS[c]]) for c in EMOTION_WORDS]
         out += [f"{up}, {down}." for up, down, _ in MOTIONS]
         out += [f"Frame {i} → {i + 1}: " for i in range(1, 33)]

@@ -331,11 +331,12 @@ def evaluate_zero_shot(
         )  # fmt: skip
         todo = gap_clips if mode == "msce" else clips
         t0 = time.perf_counter()
-        preds, invalid, contexts = [], 0, []
+        preds, invalid, contexts, scores = [], 0, [], []
         for s in range(0, len(todo), 16):
             for o in model.predict(todo[s : s + 16]):
                 if o.scores is not None:
                     preds.append(int(np.argmax(o.scores)))
+                    scores.append(np.asarray(o.scores, np.float64))
                 else:
                     lb = parse_answer(o.text, labels)
                     invalid += lb not in labels
@@ -358,6 +359,16 @@ def evaluate_zero_shot(
         }
         if contexts:
             out[mode]["example_contexts"] = contexts
+        if scores:  # is there class information under the prior? (estimated-prior correction)
+            from emobench.longtail.prior_estimated import estimated_prior
+
+            p2 = estimated_prior(np.stack(scores), None).argmax(1)
+            rec2 = {lb: float(np.mean(p2[y == c] == c)) for c, lb in enumerate(labels)}
+            out[mode]["estimated_prior"] = {
+                "uar": float(np.mean(list(rec2.values()))),
+                "war": float(np.mean(p2 == y)),
+                "recall": rec2,
+            }
     return out
 
 
@@ -549,18 +560,54 @@ def write_card(path: Path, cfg: PretrainConfig, info: dict[str, Any]) -> Path:
         lines += ["", "| class | " + " | ".join(f"recall / share ({m})" for m in modes) + " |"]
         lines.append("|---|" + "---|" * len(modes))
         for lb in ev["labels"]:
-            cells = [f"{ev[m]['recall'][lb]:.2f} / {ev[m]['pred_share'][lb]:.2f}" for m in modes]
+            cells = [
+                f"{ev[m]['recall'][lb]:.2f} / {ev[m]['pred_share'][lb]:.2f}"
+                if lb in ev[m]["recall"]
+                else "– (not in the subset)"
+                for m in modes
+            ]
             lines.append(f"| {lb} | " + " | ".join(cells) + " |")
+        ep = ev.get("loglik", {}).get("estimated_prior")
+        if ep:
+            lines += [
+                "",
+                f"loglik with the `estimated-prior` correction: UAR {ep['uar']:.3f}, "
+                f"WAR {ep['war']:.3f} (recall: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in ep["recall"].items())
+                + ").",
+            ]
+        lines += ["", "### What it learns and does not", ""] + _findings(ev)
         ctx = ev.get("msce", {}).get("example_contexts")
         if ctx:
             lines += ["", "Example MSCE descriptions (stage 1, by this model):", "", "```"]
-            lines += ctx[:2]
+            lines += ctx[:1]
             lines += ["```"]
         lines.append("")
     else:
         lines += ["## Zero-shot metrics", "", "Not measured (no synth dataset given).", ""]
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _findings(ev: dict[str, Any]) -> list[str]:
+    """Plain-language reading of the zero-shot figures (collapse, chance level, MSCE)."""
+    chance = 1 / len(ev["labels"])
+    out = []
+    for m in ("generate", "loglik", "msce"):
+        if m not in ev:
+            continue
+        e = ev[m]
+        top, share = max(e["pred_share"].items(), key=lambda kv: kv[1])
+        level = "at chance" if e["uar"] < chance + 0.03 else "above chance"
+        line = f"- {m}: UAR {e['uar']:.3f} ({level}, chance {chance:.3f}); "
+        line += f"{share:.0%} of predictions are {top!r}"
+        if share > 0.5:
+            line += " (collapse into the class pre-training answered most often)"
+        out.append(line + ".")
+    if "msce" in ev and "generate" in ev:
+        d = ev["msce"]["uar"] - ev["generate"]["uar"]
+        out.append(f"- MSCE vs plain generate: UAR {d:+.3f} (MSCE on its own clip subset).")
+    return out
 
 
 __all__ = [

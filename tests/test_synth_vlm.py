@@ -1,0 +1,273 @@
+"""emobench-tiny-vlm: the synthetic web corpus, pre-training on a tiny budget, loading the
+result through ``hf:``, determinism, the CLI command and the shipped model folder."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emobench.errors import EmobenchError
+from emobench.models.base import ClipInput, FitContext
+from emobench.models.synthvlm.build import ArchConfig
+from emobench.models.synthvlm.corpus import (
+    NO_CHANGE,
+    Corpus,
+    CorpusConfig,
+    describe_motion,
+    question_text,
+)
+from emobench.models.synthvlm.pretrain import (
+    SHIPPED_DIR,
+    PretrainConfig,
+    PretrainError,
+    encode_batch,
+    pretrain_synth_vlm,
+)
+
+LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
+#: a smaller architecture than the shipped one keeps these trainings to a second or two
+TINY = ArchConfig(
+    vocab_size=600,
+    hidden_size=64,
+    intermediate_size=128,
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=1,
+    vision_hidden=32,
+    vision_intermediate=64,
+    vision_depth=1,
+    vision_heads=1,
+)
+
+
+def _cfg(**kw) -> PretrainConfig:
+    base = PretrainConfig(
+        steps=20, batch_size=4, warmup=2, lr=3e-3, tokenizer_examples=150, arch=TINY
+    )
+    return replace(base, **kw)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("vlm") / "model"
+    return out, pretrain_synth_vlm(out, _cfg())
+
+
+def _ctx(tmp_path: Path) -> FitContext:
+    return FitContext(
+        dataset="synth",
+        fold=1,
+        seed=0,
+        rebalancing="none",
+        labels=LABELS,
+        train_index=None,
+        checkpoint_dir=tmp_path / "ckpt",
+        device=torch.device("cpu"),
+        train_options={},
+        load_frames=None,
+        load_features=None,
+        cache_dir=tmp_path / "cache",
+    )
+
+
+def _clips(n: int = 2) -> list[ClipInput]:
+    rng = np.random.default_rng(1)
+    return [
+        ClipInput(
+            clip_id=f"c{i}",
+            frames=rng.integers(0, 256, (4, 112, 112, 3), dtype=np.uint8),
+            indices=np.arange(4) * 5,
+            fps=25.0,
+        )
+        for i in range(n)
+    ]
+
+
+def _through_hf(folder: str, tmp_path: Path) -> tuple[list, list]:
+    from emobench.models.hf.adapter import HFModel
+
+    out = {}
+    for scoring in ("generate", "loglik"):
+        m = HFModel(folder, {"scoring": scoring, "max_new_tokens": 3, "cache": False})
+        m.fit(_ctx(tmp_path))
+        out[scoring] = m.predict(_clips())
+        assert m.describe()["visual_tokens"]["mean"] == 2 * 9  # 4 frames → 2 × (3 × 3)
+    return out["generate"], out["loglik"]
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def test_caption_mentions_follow_word_frequencies():
+    """Own-emotion mention rate per class = 0.9 · F_c / F_max · (1 − noise), with F_c the
+    summed wordfreq frequency of the class's words, computed here independently."""
+    from wordfreq import word_frequency
+
+    from emobench.labels import EMOTION_WORDS
+
+    cfg = CorpusConfig()
+    stats = Corpus(cfg).caption_stats(2200 * len(cfg.classes))
+    f = {c: sum(word_frequency(w, "en") for w in EMOTION_WORDS[c]) for c in cfg.classes}
+    top = max(f.values())
+    n = stats["draws_per_class"]
+    for c in cfg.classes:
+        p = cfg.mention_rate * f[c] / top * (1 - cfg.noise_rate)
+        sd = np.sqrt(p * (1 - p) / n)
+        assert abs(stats["own_mention_rate"][c] - p) < 4 * sd + 1e-3, c
+    rates = stats["own_mention_rate"]
+    assert rates["happiness"] > 0.7 and rates["disgust"] < 0.03  # the web's skew
+
+
+def test_questions_are_asked_in_proportion_to_word_frequency():
+    """Answer classes of qa/msce examples: P(a) ∝ (1−ν)·m_a/|C| + ν·q_a (q: a's share of
+    all emotion-word frequency), derived by hand from the caption rules."""
+    from wordfreq import word_frequency
+
+    from emobench.labels import EMOTION_WORDS
+
+    corpus = Corpus()
+    cfg = corpus.cfg
+    f = {c: sum(word_frequency(w, "en") for w in EMOTION_WORDS[c]) for c in cfg.classes}
+    m = {c: cfg.mention_rate * f[c] / max(f.values()) for c in cfg.classes}
+    q = {c: f[c] / sum(f.values()) for c in cfg.classes}
+    nu, k = cfg.noise_rate, len(cfg.classes)
+    w = {c: (1 - nu) * m[c] / k + nu * q[c] for c in cfg.classes}
+    expected = {c: w[c] / sum(w.values()) for c in cfg.classes}
+    rng = np.random.default_rng(0)
+    n = 6000
+    answers = [corpus._asked(rng)[1] for _ in range(n)]
+    for c in cfg.classes:
+        p = expected[c]
+        got = answers.count(c) / n
+        assert abs(got - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-3, (c, got, p)
+
+
+def test_describe_motion_hand_cases():
+    from emobench.data.synth.aus import AU_INDEX, N_AUS
+
+    a = np.zeros((6, N_AUS), np.float32)
+    a[:, AU_INDEX[12]] = np.linspace(0.0, 0.8, 6)  # smile appears
+    a[:, AU_INDEX[4]] = [0, 0.1, 0.6, 0.5, 0.1, 0]  # brows knit, then relax
+    a[:, AU_INDEX[45]] = [0, 1, 0, 0, 0, 0]  # a blink: never described
+    assert describe_motion(a) == "the brows draw together briefly; the mouth corners rise."
+    b = np.zeros((3, N_AUS), np.float32)
+    b[:, AU_INDEX[15]] = [0.7, 0.4, 0.1]
+    assert describe_motion(b) == "the mouth corners lift back."
+    assert describe_motion(np.full((5, N_AUS), 0.3, np.float32)) == NO_CHANGE
+    assert describe_motion(np.zeros((1, N_AUS))) == NO_CHANGE
+
+
+def test_examples_are_seeded_and_use_the_hf_prompts():
+    from emobench.models.hf.msce import DEFAULT_DESCRIBE_PROMPT
+    from emobench.models.hf.options import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
+
+    a, b = Corpus(CorpusConfig(seed=3)), Corpus(CorpusConfig(seed=3))
+    ea, eb = a.example(5), b.example(5)
+    assert ea.answer == eb.answer and ea.kind == eb.kind
+    va = [c for c in ea.content if c["type"] != "text"]
+    vb = [c for c in eb.content if c["type"] != "text"]
+    for x, y in zip(va, vb, strict=True):
+        assert np.array_equal(x[x["type"]], y[y["type"]])
+    assert a.example(5, render=False).answer == ea.answer  # texts do not depend on rendering
+    kinds: dict[str, object] = {}
+    for i in range(60):
+        kinds.setdefault(a.example(i, render=False).kind, a.example(i))
+    assert set(kinds) == {"caption", "qa", "msce", "describe"}
+    qa = kinds["qa"]
+    text = qa.content[-1]["text"]
+    assert text.startswith(DEFAULT_QUESTION + "\nOptions: ") and text.endswith(DEFAULT_INSTRUCTION)
+    assert qa.answer in text.split("\n")[1]
+    assert qa.content[0]["video"].shape[1:] == (112, 112, 3)
+    assert kinds["describe"].content[-1]["text"] == DEFAULT_DESCRIBE_PROMPT
+    opts = ["anger", "fear"]
+    assert question_text(opts).split("\n")[1] == "Options: anger, fear."
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_encode_batch_masks_all_but_the_answer(trained):
+    from transformers import AutoProcessor
+
+    folder, _ = trained
+    proc = AutoProcessor.from_pretrained(folder)
+    corpus = Corpus()
+    batch = [corpus.example(i) for i in range(4)]
+    enc, n = encode_batch(proc, batch)
+    labels = enc["labels"]
+    assert int((labels != -100).sum()) == n
+    for b, ex in enumerate(batch):
+        kept = labels[b][labels[b] != -100].tolist()
+        assert proc.tokenizer.decode(kept) == ex.answer + "<|im_end|>"
+    assert proc.tokenizer.padding_side == "left"  # restored after the right-padded batch
+
+
+def test_pretrain_loss_falls_and_loads_through_hf(trained, tmp_path):
+    folder, info = trained
+    hist = info["history"]
+    assert len(hist["loss"]) == 2 and hist["loss"][1] < hist["loss"][0] - 0.3
+    names = {p.name for p in folder.iterdir()}
+    for need in ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json",
+                 "chat_template.jinja", "README.md", "recipe.json"):  # fmt: skip
+        assert need in names
+    assert (
+        "emobench pretrain synth-vlm --out DIR --seed 0 --steps 20"
+        in (folder / "README.md").read_text()
+    )
+    gen, ll = _through_hf(str(folder), tmp_path)
+    assert all(isinstance(o.text, str) for o in gen)
+    for o in ll:
+        assert o.scores.shape == (len(LABELS),) and np.isfinite(o.scores).all()
+        assert (o.scores < 0).all()  # log-probabilities of whole answers
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    cfg = _cfg(steps=2, batch_size=2, tokenizer_examples=40)
+    a = pretrain_synth_vlm(tmp_path / "a", cfg)
+    b = pretrain_synth_vlm(tmp_path / "b", cfg)
+    pretrain_synth_vlm(tmp_path / "c", replace(cfg, seed=1))
+    wa, wb, wc = ((tmp_path / d / "model.safetensors").read_bytes() for d in "abc")
+    assert wa == wb and a["sha256"] == b["sha256"]
+    assert wa != wc
+
+
+def test_bad_settings_are_one_error(tmp_path):
+    with pytest.raises(PretrainError, match="steps=0"):
+        PretrainConfig(steps=0)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(EmobenchError, match="cannot create output folder"):
+        pretrain_synth_vlm(blocker / "sub", _cfg(steps=1))
+
+
+def test_cli_help():
+    from typer.testing import CliRunner
+
+    from emobench.cli import app
+
+    res = CliRunner().invoke(app, ["pretrain", "synth-vlm", "--help"])
+    assert res.exit_code == 0, res.output
+    for opt in ("--out", "--seed", "--steps", "--no-progress"):
+        assert opt in res.output
+
+
+# --------------------------------------------------------------------------- shipped
+
+
+def test_shipped_folder_loads_by_short_name(tmp_path):
+    import json
+
+    from emobench.models.hf.loading import resolve_model
+
+    assert resolve_model("emobench-tiny-vlm") == SHIPPED_DIR
+    weights = SHIPPED_DIR / "model.safetensors"
+    assert weights.stat().st_size <= 20e6
+    assert json.loads((SHIPPED_DIR / "config.json").read_text())["model_type"] == "qwen2_5_vl"
+    assert "## Zero-shot" in (SHIPPED_DIR / "README.md").read_text()
+    gen, ll = _through_hf("emobench-tiny-vlm", tmp_path)
+    assert all(isinstance(o.text, str) for o in gen)
+    assert all(np.isfinite(o.scores).all() for o in ll)
