@@ -20,6 +20,14 @@ repeats a setting makes no model call. With ``msce``/``msce-text`` enrichment th
 between keyframes are described first (:mod:`emobench.models.hf.msce`) by the same model
 or by ``msce_describer``.
 
+``pipeline = true`` (default) runs the throughput path of :mod:`emobench.models.hf.pipeline`:
+the clips that miss the cache are ordered by estimated prompt length so each batch pads
+little, and the processor encodes the next batch in a thread while the model runs this one;
+the engine hands ``batch_size × bucket_batches`` clips per call so there is room to sort.
+Answers equal the naive path's (``pipeline = false``). Attention uses the kernel
+transformers chooses (sdpa where the model supports it) unless ``attn_implementation``
+names one (e.g. ``flash_attention_2``).
+
 ``finetune = "lora"`` trains LoRA adapters in :meth:`HFModel.fit` on the fold's training
 clips with the cell's re-balancing recipe (:mod:`emobench.models.hf.finetune`); scoring then
 runs with the adapters, the answer cache keys carry the adapters' fingerprint, and the model
@@ -31,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +108,19 @@ class HFModel(ChatPromptMixin, ClipModel):
         self.options = dict(options)
         self.opts: HFOptions = parse_options(f"hf:{argument}", HFOptions, options)
         self.folder = resolve_model(argument, self.opts.revision)
-        self.batch_size = self.opts.batch_size
+        #: clips per predict() call: room to sort by length on the pipelined path
+        self.batch_size = self.opts.batch_size * (
+            self.opts.bucket_batches if self.opts.pipeline else 1
+        )
+        #: batches the processor may run ahead of the model (pipelined path)
+        self.lookahead = 1
+        #: the processor and tokenizer are used by one thread at a time (fast tokenizers
+        #: refuse concurrent use)
+        self._proc_lock = threading.Lock()
+        #: (batch, future, prefetcher) of the batch being run, whose encoding is prepared
+        self._prepared: tuple[Any, Any, Any] | None = None
+        #: prompt length of each request encoded in the current _compute, by id
+        self._lengths: dict[int, int] = {}
         self.gap_frames = self.opts.gap_frames
         self.frame_size = self.opts.frame_size
         self.labels: list[str] = []
@@ -230,6 +251,12 @@ class HFModel(ChatPromptMixin, ClipModel):
             "prompt": None,
             "options": None,
             "orders": set(),
+            "tokens": 0,
+            "pad_tokens": 0,
+            "unbucketed_tokens": 0,
+            "unbucketed_pad_tokens": 0,
+            "prefetch_peak": 0,
+            "processor_wait_s": 0.0,
         }
         if self.describer is not None:
             self.describer.reset_stats()
@@ -253,6 +280,14 @@ class HFModel(ChatPromptMixin, ClipModel):
             "model_calls": s["model_calls"],
             "cache_hits": s["cache_hits"],
             "processor": self._processor_kwargs(),
+            "pipeline": self.opts.pipeline,
+            "attn_implementation": self._attn_implementation(),
+            "padding_fraction": _fraction(s["pad_tokens"], s["tokens"]),
+            "padding_fraction_unbucketed": _fraction(
+                s["unbucketed_pad_tokens"], s["unbucketed_tokens"]
+            ),
+            "prefetch_peak": s["prefetch_peak"],
+            "processor_wait_s": round(s["processor_wait_s"], 3),
         }
         if self._adapter is not None:
             o = self.opts
@@ -385,19 +420,27 @@ class HFModel(ChatPromptMixin, ClipModel):
         keys = [self._key(r, mode, max_new_tokens, adapters) for r in reqs]
         entries, missing = self._cached(keys)
         if missing:
+            # requests with one key (e.g. msce-text contexts that came out alike) are
+            # computed once: one answer per key, whatever batch it would have landed in
+            first: dict[str, int] = {}
+            for i in missing:
+                first.setdefault(keys[i], i)
+            todo = list(first.values())
             self._load()
             if adapters or self._adapted is None:
-                done = self._compute([reqs[i] for i in missing], mode, max_new_tokens)
+                done = self._compute([reqs[i] for i in todo], mode, max_new_tokens)
             else:
                 from emobench.models.hf.finetune import adapters_off
 
                 with adapters_off(self._adapted):
-                    done = self._compute([reqs[i] for i in missing], mode, max_new_tokens)
-            for i, e in zip(missing, done, strict=True):
-                entries[i] = e
+                    done = self._compute([reqs[i] for i in todo], mode, max_new_tokens)
+            for i, e in zip(todo, done, strict=True):
                 path = self._cache_path(keys[i])
                 if path is not None:
                     write_json_atomic(path, e)
+            by_key = {keys[i]: e for i, e in zip(todo, done, strict=True)}
+            for i in missing:
+                entries[i] = by_key[keys[i]]
         for e in entries:
             assert e is not None
             if e.get("visual_tokens") is not None:
@@ -406,19 +449,37 @@ class HFModel(ChatPromptMixin, ClipModel):
         return entries  # type: ignore[return-value]
 
     def _compute(self, reqs: list[Request], mode: str, max_new_tokens: int) -> list[dict[str, Any]]:
-        """Run the model on ``reqs`` in batches; on CUDA out-of-memory halve the batch."""
+        """Run the model on ``reqs`` in batches; on CUDA out-of-memory halve the batch.
+
+        Pipelined (module docstring): the requests run longest first, the processor one
+        batch ahead in a thread; the answers come back in the order of ``reqs``."""
         import torch
 
+        from emobench.models.hf.pipeline import Prefetcher, bucket_order, padding_counts
+
+        pipelined = self.opts.pipeline and len(reqs) > 1
+        order = bucket_order([self._estimate(r) for r in reqs]) if pipelined else None
+        run = [reqs[i] for i in order] if order is not None else list(reqs)
+        first_n = max(self._inner_batch, 1)
+        self._lengths = {}
         out: list[dict[str, Any]] = []
         start = 0
-        while start < len(reqs):
+        while start < len(run):
             n = max(self._inner_batch, 1)
-            batch = reqs[start : start + n]
+            batches = [run[s : s + n] for s in range(start, len(run), n)]
+            feed = Prefetcher(self._encode_cpu, batches, self.lookahead) if pipelined else None
+            steps = iter(feed) if feed is not None else ((b, None) for b in batches)
             try:
-                if mode == "generate":
-                    out += self._generate(batch, max_new_tokens)
-                else:
-                    out += self._loglik(batch)
+                for batch, fut in steps:
+                    self._prepared = (batch, fut, feed)
+                    try:
+                        if mode == "generate":
+                            out += self._generate(batch, max_new_tokens)
+                        else:
+                            out += self._loglik(batch)
+                    finally:
+                        self._prepared = None
+                    start += len(batch)
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 if n == 1:
@@ -427,17 +488,75 @@ class HFModel(ChatPromptMixin, ClipModel):
                         'max_pixels or the frame count, or use device_map = "auto")'
                     ) from None
                 self._inner_batch = n // 2
-                continue
-            start += len(batch)
-        return out
+            finally:
+                if feed is not None:
+                    feed.close()
+                    s = self._stats
+                    s["prefetch_peak"] = max(s["prefetch_peak"], feed.peak)
+                    s["processor_wait_s"] += feed.wait_s
+        lengths = [self._lengths.get(id(r)) for r in reqs]
+        if all(v is not None for v in lengths):  # the naive path's padding, for the record
+            pad, total = padding_counts(lengths, range(len(reqs)), first_n)  # type: ignore[arg-type]
+            self._stats["unbucketed_pad_tokens"] += pad
+            self._stats["unbucketed_tokens"] += total
+        if order is None:
+            return out
+        back: list[dict[str, Any]] = [{}] * len(reqs)
+        for i, e in zip(order, out, strict=True):
+            back[i] = e
+        return back
+
+    def _estimate(self, req: Request) -> int:
+        """The request's estimated prompt length (:func:`~emobench.models.hf.pipeline.
+        estimate_tokens`), clamping frame sizes to the processor's pixel bounds."""
+        from emobench.models.hf.pipeline import estimate_tokens
+
+        bounds = {"min_pixels": self.opts.min_pixels, "max_pixels": self.opts.max_pixels}
+        for sub in ("video_processor", "image_processor"):
+            p = getattr(self._processor, sub, None)
+            for k in bounds:
+                v = getattr(p, k, None)
+                if bounds[k] is None and isinstance(v, int):
+                    bounds[k] = v
+        return estimate_tokens(req.content, **bounds)
+
+    def _attn_implementation(self) -> str | None:
+        """The attention kernel the loaded model runs (transformers' choice when the
+        option is unset: sdpa where the model supports it)."""
+        cfg = getattr(self._model, "config", None)
+        got = getattr(cfg, "_attn_implementation", None) if cfg is not None else None
+        return got or self.opts.attn_implementation
 
     # ------------------------------------------------------------ model calls
 
     def encode(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
-        """The processor's batch for ``reqs`` (left-padded) and per-request visual stats.
+        """The processor's batch for ``reqs`` (left-padded) on the model's device, and
+        per-request visual stats; on the pipelined path the batch the background thread
+        prepared (its error, if the processor failed, raised here as is)."""
+        prep = self._prepared
+        if prep is not None and prep[0] is reqs and prep[1] is not None:
+            enc, stats = prep[2].result(prep[1])
+        else:
+            enc, stats = self._encode_cpu(reqs)
+        mask = enc.get("attention_mask")
+        if mask is not None:
+            real = mask.sum(dim=1).tolist()
+            self._stats["tokens"] += int(mask.numel())
+            self._stats["pad_tokens"] += int(mask.numel() - sum(real))
+            for r, n in zip(reqs, real, strict=True):
+                self._lengths[id(r)] = int(n)
+        return enc.to(self._input_device), stats
+
+    def _encode_cpu(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
+        """The processor's batch for ``reqs`` (left-padded, on the CPU) and per-request
+        visual stats; safe to run in the pipeline's thread.
 
         Each request's items become one user message whose image/video placeholders the
         chat template renders in order; the arrays are passed in the same order."""
+        with self._proc_lock:
+            return self._encode_locked(reqs)
+
+    def _encode_locked(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
         proc = self._processor
         texts, images, videos, metas = [], [], [], []
         for r in reqs:
@@ -471,8 +590,7 @@ class HFModel(ChatPromptMixin, ClipModel):
             if vp is not None and hasattr(vp, "cap_pixels_per_frame"):
                 kw["cap_pixels_per_frame"] = True
         enc = proc(**kw)
-        stats = self._visual_stats(enc, reqs)
-        return enc.to(self._input_device), stats
+        return enc, self._visual_stats(enc, reqs)
 
     def _visual_token_ids(self) -> list[int]:
         proc, ids = self._processor, []
@@ -518,7 +636,8 @@ class HFModel(ChatPromptMixin, ClipModel):
         MODEL_CALLS["generate"] += 1
         self._stats["model_calls"] += 1
         new = seq[:, enc["input_ids"].shape[1] :]
-        texts = self._processor.batch_decode(new, skip_special_tokens=True)
+        with self._proc_lock:
+            texts = self._processor.batch_decode(new, skip_special_tokens=True)
         return [{**s, "text": t.strip()} for s, t in zip(stats, texts, strict=True)]
 
     def answer_ids(self) -> list[list[int]]:
@@ -526,7 +645,8 @@ class HFModel(ChatPromptMixin, ClipModel):
         tok = self._processor.tokenizer
         out = []
         for lb in self.labels:
-            ids = tok(self.opts.answer_prefix + lb, add_special_tokens=False)["input_ids"]
+            with self._proc_lock:
+                ids = tok(self.opts.answer_prefix + lb, add_special_tokens=False)["input_ids"]
             if not ids:
                 raise EmobenchError(f"hf:{self.name}: the answer for {lb!r} has no tokens")
             out.append(list(ids))
@@ -540,3 +660,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         from emobench.models.hf.loglik import label_loglik
 
         return label_loglik(self, reqs)
+
+
+def _fraction(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None

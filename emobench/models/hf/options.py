@@ -34,6 +34,11 @@ class HFOptions(StrictModel):
     max_new_tokens: PositiveInt = 8
     length_norm: Bool = False
     batch_size: PositiveInt = 4
+    #: the throughput path (emobench.models.hf.pipeline): length bucketing over
+    #: ``batch_size × bucket_batches`` clips per call, the processor one batch ahead in a
+    #: thread; ``false``: the naive path (same outputs), for comparison
+    pipeline: Bool = True
+    bucket_batches: PositiveInt = 8
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device_map: str | None = None
     attn_implementation: str | None = None
