@@ -11,6 +11,18 @@ decoding), with the answer cache off, on ``--clips`` random clips of ``--frames`
 Timings are the median of ``--repeats`` runs after one warm-up, the settings interleaved
 within each repeat, with torch's default thread count.
 
+``pipeline``: the naive path (``pipeline = false``: the engine hands ``batch_size`` clips per
+call, each batch encoded then run) against the throughput path (length bucketing over
+``batch_size × bucket_batches`` clips, the processor one batch ahead in a thread,
+:mod:`emobench.models.hf.pipeline`) on ``--mixed-clips`` clips of mixed frame counts (1/4 to
+all of ``--frames``): clips/s, the padding fraction each path ran with, and the time the
+model waited for the processor.
+
+``sized`` (when CUDA is available, or ``--sized test`` for a small CPU check of the same
+code): a random bf16 model of Qwen2.5-VL-7B's architecture (``--sized 7b``; built in memory,
+no weights read), 224 px frames, 16 and 32 frames per clip, 3 new tokens: naive at batch 1,
+naive and optimised at ``--sized-batch``, with ``torch.cuda.max_memory_allocated``.
+
     .venv/bin/python benchmarks/bench_vlm.py [--clips 16] [--frames 8] [--batch-size 8]
 """
 
@@ -42,10 +54,18 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mixed-clips", type=int, default=32)
+    ap.add_argument("--sized", choices=["auto", "7b", "test", "none"], default="auto")
+    ap.add_argument("--sized-batch", type=int, default=32)
+    ap.add_argument("--sized-clips", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     args = ap.parse_args()
 
     import torch
     from hf_tiny import build_qwen25_vl
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from emobench.models.base import ClipInput, FitContext
     from emobench.models.hf.adapter import HFModel
@@ -111,7 +131,222 @@ def main() -> None:
             for b in (1, args.batch_size)
         },
     }
+    result["pipeline"] = bench_pipeline(folder, ctx, args)
+    sized = args.sized
+    if sized == "auto":
+        sized = "7b" if torch.cuda.is_available() else "none"
+    if sized != "none":
+        result["sized"] = bench_sized(folder, tmp, args, sized)
     print(json.dumps(result, indent=2))
+
+
+def _time_engine_like(m, clips) -> float:
+    """Seconds to score ``clips`` as the engine does: ``m.batch_size`` clips per call."""
+    import time as _t
+
+    t = _t.perf_counter()
+    for start in range(0, len(clips), m.batch_size):
+        out = m.predict(clips[start : start + m.batch_size])
+        assert len(out) == len(clips[start : start + m.batch_size])
+    return _t.perf_counter() - t
+
+
+def _mixed_clips(n: int, frames: int, side: int, seed: int = 1) -> list:
+    from emobench.models.base import ClipInput
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(max(frames // 4, 2), frames + 1, n)
+    counts += counts % 2  # even counts: whole temporal patches
+    return [
+        ClipInput(
+            clip_id=f"m{i}",
+            frames=rng.integers(0, 256, (int(f), side, side, 3), dtype=np.uint8),
+            indices=np.arange(int(f)) * 3,
+            fps=25.0,
+        )
+        for i, f in enumerate(counts)
+    ]
+
+
+def bench_pipeline(folder: Path, ctx, args) -> dict:
+    """Naive vs optimised on the tiny model, clips of mixed frame counts."""
+    from emobench.models.hf.adapter import HFModel
+
+    clips = _mixed_clips(args.mixed_clips, args.frames * 2, 32)
+    out: dict = {"clips": len(clips), "frames": sorted({len(c.frames) for c in clips})}
+    for scoring in ("generate", "loglik"):
+        models = {}
+        for name, pipe in (("naive", False), ("optimised", True)):
+            m = HFModel(
+                str(folder),
+                {
+                    "scoring": scoring,
+                    "max_new_tokens": 3,
+                    "cache": False,
+                    "batch_size": args.batch_size,
+                    "pipeline": pipe,
+                },
+            )
+            m.fit(ctx)
+            m._load()
+            m._model.generation_config.min_new_tokens = 3
+            models[name] = m
+        times: dict[str, list[float]] = {k: [] for k in models}
+        for m in models.values():  # warm-up
+            _time_engine_like(m, clips)
+        for _ in range(args.repeats):
+            for k, m in models.items():
+                m.reset_stats()
+                times[k].append(_time_engine_like(m, clips))
+        for k, m in models.items():
+            d = m.describe()
+            out[f"{scoring}:{k}"] = {
+                "clips_per_s": round(len(clips) / statistics.median(times[k]), 1),
+                "padding_fraction": d["padding_fraction"],
+                "processor_wait_s_per_run": d["processor_wait_s"],
+            }
+    return out
+
+
+#: Qwen2.5-VL-7B-Instruct's architecture (config.json of the hub release); "test": a small
+#: stand-in to check this code on a CPU.
+SIZES = {
+    "7b": {
+        "text": {
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "vocab_size": 152064,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1000000.0,
+                "mrope_section": [16, 24, 24],
+            },
+            "max_position_embeddings": 128000,
+        },
+        "vision": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "out_hidden_size": 3584,
+            "window_size": 112,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+        },
+    },
+    "test": {
+        "text": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+        },
+        "vision": {"depth": 2, "hidden_size": 32, "out_hidden_size": 64, "window_size": 112},
+    },
+}
+
+
+def bench_sized(folder: Path, tmp: Path, args, size: str) -> dict:
+    """clips/s and peak memory of a random bf16 model of a real size: naive at batch 1,
+    naive and optimised at ``--sized-batch``, 16 and 32 frames of 224 px (3 new tokens)."""
+    import torch
+    from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from emobench.models.base import FitContext
+    from emobench.models.hf.adapter import HFModel
+
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    cfg = Qwen2_5_VLConfig.from_pretrained(folder)
+    for k, v in SIZES[size]["text"].items():
+        setattr(cfg.text_config, k, v)
+    for k, v in SIZES[size]["vision"].items():
+        setattr(cfg.vision_config, k, v)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(
+            cfg, dtype=torch.bfloat16 if cuda else torch.float32
+        ).eval()
+    tiny_gen = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder).generation_config
+    model.generation_config = tiny_gen
+    model.generation_config.min_new_tokens = 3
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.tokenizer.padding_side = "left"
+    ctx = FitContext(
+        dataset="bench",
+        fold=1,
+        seed=0,
+        rebalancing="none",
+        labels=LABELS,
+        train_index=None,
+        checkpoint_dir=tmp / "ckpt-sized",
+        device=device,
+        train_options={},
+        load_frames=None,
+        load_features=None,
+        cache_dir=tmp / "cache-sized",
+    )
+    pixels = 224 * 224
+    n_clips = args.sized_clips if cuda else 4
+    batch = args.sized_batch if cuda else 2
+    result: dict = {
+        "size": size,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "dtype": str(next(model.parameters()).dtype),
+        "attn_implementation": model.config._attn_implementation,
+        "params_billion": round(sum(p.numel() for p in model.parameters()) / 1e9, 2),
+    }
+    rng = np.random.default_rng(2)
+    for frames in (16, 32):
+        from emobench.models.base import ClipInput
+
+        clips = [
+            ClipInput(
+                clip_id=f"s{i}",
+                frames=rng.integers(0, 256, (frames, 224, 224, 3), dtype=np.uint8),
+                indices=np.arange(frames) * 3,
+                fps=25.0,
+            )
+            for i in range(n_clips)
+        ]
+        for name, pipe, b in (
+            ("naive@batch1", False, 1),
+            (f"naive@batch{batch}", False, batch),
+            (f"optimised@batch{batch}", True, batch),
+        ):
+            m = HFModel(
+                str(folder),
+                {
+                    "max_new_tokens": 3,
+                    "cache": False,
+                    "batch_size": b,
+                    "pipeline": pipe,
+                    "size": {"shortest_edge": pixels, "longest_edge": pixels},
+                },
+            )
+            m.fit(ctx)
+            m._model, m._processor = model, processor
+            m._device = device
+            _time_engine_like(m, clips[: max(b, 2)])  # warm-up
+            m.reset_stats()
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            seconds = _time_engine_like(m, clips)
+            d = m.describe()
+            result[f"{frames}f:{name}"] = {
+                "clips_per_s": round(n_clips / seconds, 2),
+                "visual_tokens": d["visual_tokens"],
+                "padding_fraction": d["padding_fraction"],
+                "processor_wait_s": d["processor_wait_s"],
+                "max_memory_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1)
+                if cuda
+                else None,
+            }
+    return result
 
 
 if __name__ == "__main__":

@@ -216,3 +216,27 @@ def test_a_processor_error_surfaces_as_on_the_naive_path(qwen, tmp_path, monkeyp
         assert m._prepared is None
     assert errors[0] == errors[1]
     assert not [t for t in threading.enumerate() if t.name.startswith("emobench-hf-processor")]
+
+
+def test_the_model_estimate_uses_its_processor_geometry(qwen, tmp_path):
+    """Tiny Qwen2.5-VL: 28-px tokens, 2-frame temporal patches, 784–3136 px per frame."""
+    m = _model(qwen, tmp_path)
+    (clip,) = _clips([8])
+    req, _ = m._clip_request(clip)
+    text = next(c["text"] for c in req.content if c["type"] == "text")
+    assert m._estimate(req) == 4 * 1 + -(-len(text) // 4)  # 4 patches × 1024 // 784
+    big = _model(qwen, tmp_path, size={"shortest_edge": 784, "longest_edge": 784 * 4})
+    wide = ClipInput("w", np.zeros((8, 112, 112, 3), np.uint8), np.arange(8) * 3, 25.0)
+    # 112 × 112 = 12544 px per frame, clamped to 3136 px: 4 tokens per temporal patch
+    assert big._estimate(big._clip_request(wide)[0]) == 4 * 4 + -(-len(text) // 4)
+
+
+def test_identical_requests_are_computed_once(qwen, tmp_path):
+    m = _model(qwen, tmp_path, batch_size=4)
+    (a,) = _clips([4], seed=3)
+    b = ClipInput("other", a.frames.copy(), a.indices, a.fps)  # the same request
+    calls = sum(hf.MODEL_CALLS.values())
+    out = m.predict([a, b])
+    assert sum(hf.MODEL_CALLS.values()) - calls == 1
+    assert out[0].text == out[1].text
+    assert m.describe()["padding_fraction"] == 0.0  # one row, no padding

@@ -508,17 +508,27 @@ class HFModel(ChatPromptMixin, ClipModel):
 
     def _estimate(self, req: Request) -> int:
         """The request's estimated prompt length (:func:`~emobench.models.hf.pipeline.
-        estimate_tokens`), clamping frame sizes to the processor's pixel bounds."""
+        estimate_tokens`). A Qwen-VL-style processor (one with ``merge_size``) gives the
+        pixels per token, the temporal patch and the pixel bounds its resize clamps to
+        (``size`` shortest/longest edge are pixel counts there; the options override);
+        other processors are ordered by raw pixels × frames."""
         from emobench.models.hf.pipeline import estimate_tokens
 
-        bounds = {"min_pixels": self.opts.min_pixels, "max_pixels": self.opts.max_pixels}
-        for sub in ("video_processor", "image_processor"):
-            p = getattr(self._processor, sub, None)
-            for k in bounds:
-                v = getattr(p, k, None)
-                if bounds[k] is None and isinstance(v, int):
-                    bounds[k] = v
-        return estimate_tokens(req.content, **bounds)
+        kw: dict[str, Any] = {}
+        p = getattr(self._processor, "video_processor", None) or getattr(
+            self._processor, "image_processor", None
+        )
+        merge = getattr(p, "merge_size", None)
+        if isinstance(merge, int) and isinstance(getattr(p, "patch_size", None), int):
+            kw["pixels_per_token"] = (p.patch_size * merge) ** 2
+            kw["temporal_patch"] = int(getattr(p, "temporal_patch_size", 1) or 1)
+            size = dict(self.opts.size or {}) or {
+                k: getattr(getattr(p, "size", None), k, None)
+                for k in ("shortest_edge", "longest_edge")
+            }
+            kw["min_pixels"] = self.opts.min_pixels or size.get("shortest_edge")
+            kw["max_pixels"] = self.opts.max_pixels or size.get("longest_edge")
+        return estimate_tokens(req.content, **kw)
 
     def _attn_implementation(self) -> str | None:
         """The attention kernel the loaded model runs (transformers' choice when the
