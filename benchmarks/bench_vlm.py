@@ -14,9 +14,9 @@ within each repeat, with torch's default thread count.
 ``pipeline``: the naive path (``pipeline = false``: the engine hands ``batch_size`` clips per
 call, each batch encoded then run) against the throughput path (length bucketing over
 ``batch_size × bucket_batches`` clips, the processor one batch ahead in a thread,
-:mod:`emobench.models.hf.pipeline`) on ``--mixed-clips`` clips of mixed frame counts (1/4 to
-all of ``--frames``): clips/s, the padding fraction each path ran with, and the time the
-model waited for the processor.
+:mod:`emobench.models.hf.pipeline`) on ``--mixed-clips`` clips of mixed frame counts (from
+half to twice ``--frames``, 224 px): clips/s, the padding fraction each path ran with, and
+the time the model waited for the processor.
 
 ``sized`` (when CUDA is available, or ``--sized test`` for a small CPU check of the same
 code): a random bf16 model of Qwen2.5-VL-7B's architecture (``--sized 7b``; built in memory,
@@ -172,7 +172,8 @@ def bench_pipeline(folder: Path, ctx, args) -> dict:
     """Naive vs optimised on the tiny model, clips of mixed frame counts."""
     from emobench.models.hf.adapter import HFModel
 
-    clips = _mixed_clips(args.mixed_clips, args.frames * 2, 32)
+    side = 224  # 64 visual tokens per 2 frames, as Qwen2.5-VL sees 224 px frames
+    clips = _mixed_clips(args.mixed_clips, args.frames * 2, side)
     out: dict = {"clips": len(clips), "frames": sorted({len(c.frames) for c in clips})}
     for scoring in ("generate", "loglik"):
         models = {}
@@ -185,6 +186,7 @@ def bench_pipeline(folder: Path, ctx, args) -> dict:
                     "cache": False,
                     "batch_size": args.batch_size,
                     "pipeline": pipe,
+                    "size": {"shortest_edge": side * side, "longest_edge": side * side},
                 },
             )
             m.fit(ctx)

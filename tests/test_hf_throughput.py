@@ -240,3 +240,40 @@ def test_identical_requests_are_computed_once(qwen, tmp_path):
     assert sum(hf.MODEL_CALLS.values()) - calls == 1
     assert out[0].text == out[1].text
     assert m.describe()["padding_fraction"] == 0.0  # one row, no padding
+
+
+def test_batched_vision_attention_equals_the_per_chunk_one(qwen, tmp_path, monkeypatch):
+    from emobench.models.hf.kernels import batched_vision_attention, equal_runs
+
+    assert equal_runs([4, 4, 2, 4]) == [(0, 2, 4), (2, 1, 2), (3, 1, 4)]
+    assert equal_runs([]) == []
+    m = _model(qwen, tmp_path)
+    (clip,) = _clips([8])
+    enc, _ = m.encode([m._clip_request(clip)[0]])
+    visual = m._model.model.visual
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def counted(*a, **kw):
+        calls.append(a[0].shape[0])  # the batch of chunks of each call
+        return sdpa(*a, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counted)
+
+    def run():
+        with torch.no_grad():
+            out = visual(enc["pixel_values_videos"], grid_thw=enc["video_grid_thw"])
+        return out if torch.is_tensor(out) else out[0]
+
+    ref = run()
+    assert calls == [1, 1, 1, 1]  # one call per 2-frame chunk: 8 frames, 4 chunks
+    calls.clear()
+    with batched_vision_attention(m._model) as n:
+        assert n == 1  # the tiny tower's one block
+        got = run()
+    assert calls == [4]  # one call over the 4 equal chunks
+    torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)
+    attn = next(mod for mod in visual.modules() if type(mod).__name__.endswith("Attention"))
+    assert "forward" not in vars(attn)  # restored after the block
+    with batched_vision_attention(m._model, enabled=False) as n:
+        assert n == 0

@@ -453,6 +453,14 @@ class HFModel(ChatPromptMixin, ClipModel):
 
         Pipelined (module docstring): the requests run longest first, the processor one
         batch ahead in a thread; the answers come back in the order of ``reqs``."""
+        from emobench.models.hf.kernels import batched_vision_attention
+
+        with batched_vision_attention(self._model, self.opts.pipeline):
+            return self._compute_batches(reqs, mode, max_new_tokens)
+
+    def _compute_batches(
+        self, reqs: list[Request], mode: str, max_new_tokens: int
+    ) -> list[dict[str, Any]]:
         import torch
 
         from emobench.models.hf.pipeline import Prefetcher, bucket_order, padding_counts
