@@ -277,3 +277,26 @@ def test_batched_vision_attention_equals_the_per_chunk_one(qwen, tmp_path, monke
     assert "forward" not in vars(attn)  # restored after the block
     with batched_vision_attention(m._model, enabled=False) as n:
         assert n == 0
+
+
+def test_staging_casts_pixels_only_where_the_model_would(qwen, tmp_path):
+    from types import SimpleNamespace
+
+    from emobench.models.hf.pipeline import stage_for_device
+
+    naive = _model(qwen, tmp_path, scoring="loglik", dtype="bfloat16", pipeline=False)
+    clips = _clips([4, 4, 4], seed=2)
+    enc, _ = naive._encode_cpu([naive._clip_request(c)[0] for c in clips])
+    pixels, ids = enc["pixel_values_videos"].clone(), enc["input_ids"].clone()
+    assert pixels.dtype == torch.float32
+    other = stage_for_device(dict(enc), SimpleNamespace(dtype=torch.bfloat16), "cpu")
+    assert other["pixel_values_videos"].dtype == torch.float32  # not a Qwen-VL: untouched
+    staged = stage_for_device(enc, naive._model, "cpu")
+    assert staged["pixel_values_videos"].dtype == torch.bfloat16
+    assert torch.equal(staged["pixel_values_videos"], pixels.to(torch.bfloat16))
+    assert torch.equal(staged["input_ids"], ids)
+    # the bf16 model casts them on entry anyway: the pipelined scores are the naive ones
+    fast = _model(qwen, tmp_path, scoring="loglik", dtype="bfloat16")
+    want = np.stack([o.scores for o in naive.predict(clips)])
+    got = np.stack([o.scores for o in fast.predict(clips)])
+    np.testing.assert_array_equal(got, want)

@@ -475,7 +475,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         while start < len(run):
             n = max(self._inner_batch, 1)
             batches = [run[s : s + n] for s in range(start, len(run), n)]
-            feed = Prefetcher(self._encode_cpu, batches, self.lookahead) if pipelined else None
+            feed = Prefetcher(self._encode_staged, batches, self.lookahead) if pipelined else None
             steps = iter(feed) if feed is not None else ((b, None) for b in batches)
             try:
                 for batch, fut in steps:
@@ -513,6 +513,14 @@ class HFModel(ChatPromptMixin, ClipModel):
         for i, e in zip(order, out, strict=True):
             back[i] = e
         return back
+
+    def _encode_staged(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
+        """:meth:`_encode_cpu`, then ready for the copy to the device (pixels in the model's
+        dtype where it casts them anyway, pinned for CUDA): the pipeline thread's work."""
+        from emobench.models.hf.pipeline import stage_for_device
+
+        enc, stats = self._encode_cpu(reqs)
+        return stage_for_device(enc, self._model, self._input_device), stats
 
     def _estimate(self, req: Request) -> int:
         """The request's estimated prompt length (:func:`~emobench.models.hf.pipeline.
@@ -563,7 +571,7 @@ class HFModel(ChatPromptMixin, ClipModel):
             self._stats["pad_tokens"] += int(mask.numel() - sum(real))
             for r, n in zip(reqs, real, strict=True):
                 self._lengths[id(r)] = int(n)
-        return enc.to(self._input_device), stats
+        return enc.to(self._input_device, non_blocking=True), stats
 
     def _encode_cpu(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
         """The processor's batch for ``reqs`` (left-padded, on the CPU) and per-request

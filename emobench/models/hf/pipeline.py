@@ -161,3 +161,34 @@ class Prefetcher:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+#: transformers modules of the models that cast their pixel inputs to the model's dtype on
+#: entry and do nothing to them before (so an earlier cast gives the same values)
+CASTS_PIXELS_ON_ENTRY = ("modeling_qwen2_vl", "modeling_qwen2_5_vl")
+
+
+def stage_for_device(enc: Any, model: Any, device: Any) -> Any:
+    """Ready a processor batch for the copy to ``device``, in the processor's thread.
+
+    For a Qwen-VL model in 16 bits the pixel tensors are cast to its dtype here (it casts
+    them on entry: the same values, half the bytes to copy); for a CUDA target every
+    tensor is pinned, so the copy in :meth:`HFModel.encode` runs asynchronously."""
+    import torch
+
+    dtype = getattr(model, "dtype", None)
+    cast = (
+        dtype in (torch.bfloat16, torch.float16)
+        and type(model).__module__.rsplit(".", 1)[-1] in CASTS_PIXELS_ON_ENTRY
+    )
+    pin = str(device).startswith("cuda") and torch.cuda.is_available()
+    for k in list(enc.keys()):
+        v = enc[k]
+        if not isinstance(v, torch.Tensor):
+            continue
+        if cast and k.startswith("pixel_values") and v.is_floating_point():
+            v = v.to(dtype)
+        if pin:
+            v = v.pin_memory()
+        enc[k] = v
+    return enc
