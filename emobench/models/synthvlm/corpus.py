@@ -5,7 +5,7 @@ and the assistant's answer. Faces come from the synth renderer
 (:mod:`emobench.data.synth.faces`) with identities from the web pool's seed stream
 (``[WEB_STREAM, 3, seed, example]``; the benchmark draws subjects from ``[seed, 1, subject]``),
 rendered at the quickstart's decode size (112 px, whole frame: the ``hf:`` family does not
-crop). Four kinds, drawn with the weights of :attr:`CorpusConfig.mix`:
+crop). Five kinds, drawn with the weights of :attr:`CorpusConfig.mix`:
 
 * ``caption``: a still face (any of the 11 synth expressions, uniformly) and "Write a short
   caption for this photo." → a web caption from the tiny CLIP's caption machinery
@@ -23,6 +23,9 @@ crop). Four kinds, drawn with the weights of :attr:`CorpusConfig.mix`:
 * ``msce``: the same question asked in MSCE's stage-2 form (:mod:`emobench.models.hf.msce`):
   keyframes as images, interleaved with "Between these frames: <description>" texts
   computed from the action units of each gap's frames (as :func:`describe_motion` does).
+* ``state`` (off in the shipped mix): a still face and "Describe the person's face." → the
+  action units it holds, in words (:func:`describe_state`; no emotion words). Dense visual
+  supervision; at the shipped budget it did not lift zero-shot accuracy (see the card).
 * ``describe``: one MSCE gap (a keyframe, the in-between frames, the next keyframe; a video)
   and MSCE's describe prompt → a motion description generated from those frames' action
   unit intensities (:func:`describe_motion`), so the model can be MSCE's stage-1 describer.
