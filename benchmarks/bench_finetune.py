@@ -192,11 +192,41 @@ def section_hfvideo_cuda(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def section_lora_cpu(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """LoRA fine-tuning of the tiny random Qwen2.5-VL (``hf:`` with ``finetune = "lora"``,
+    8 frames of 32 px, r = 8) on the CPU, through :mod:`bench_lora`'s measured run."""
+    import shutil
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    for path in (here, here.parent / "tests"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    from bench_lora import _run
+    from hf_tiny import build_qwen25_vl
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-finetune-lora-"))
+    try:
+        tiny = build_qwen25_vl(tmp / "tiny")
+        r = _run(tiny, "cpu", args.lora_clips, 8, 32, args.epochs,
+                 {"lora_r": 8, "finetune_batch_size": 4})  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [{"section": "lora-cpu", "model": "qwen2.5-vl-tiny LoRA r8 8f 32px", "device": "cpu",
+             "dtype": "fp32", "batch": 4, "clips": r["clips"],
+             "train_clips_per_s": r["train_clips_per_s"],
+             "infer_clips_per_s": r["loglik_clips_per_s_with_adapters"],
+             "final_loss": r["loss_first_last"][-1]}]  # fmt: skip
+
+
 #: Sections by name, in run order: ``(args) -> table rows``.
 SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "hfvideo-cpu": section_hfvideo_cpu,
     "hfvideo-cpu-small": section_hfvideo_cpu_small,
     "hfvideo-cuda": section_hfvideo_cuda,
+    "lora-cpu": section_lora_cpu,
 }
 
 COLUMNS = [
@@ -236,6 +266,7 @@ def main() -> None:
     parser.add_argument("--cpu-clips", type=int, default=64)
     parser.add_argument("--small-clips", type=int, default=16)
     parser.add_argument("--cuda-clips", type=int, default=64)
+    parser.add_argument("--lora-clips", type=int, default=24, help="clips of the LoRA section")
     parser.add_argument("--cuda-batches", type=int, nargs="+", default=[8])
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
