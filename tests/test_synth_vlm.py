@@ -24,6 +24,10 @@ from emobench.models.synthvlm.pretrain import (
     SHIPPED_DIR,
     PretrainConfig,
     PretrainError,
+    VisionTap,
+    _aux_loss,
+    _pooled,
+    align_targets,
     encode_batch,
     pretrain_synth_vlm,
 )
@@ -46,8 +50,9 @@ TINY = ArchConfig(
 
 def _cfg(**kw) -> PretrainConfig:
     base = PretrainConfig(
-        steps=20, batch_size=4, warmup=2, lr=3e-3, tokenizer_examples=150, arch=TINY
-    )
+        steps=20, batch_size=4, warmup=2, lr=3e-3, tokenizer_examples=150, arch=TINY,
+        align_steps=3, align_batch=8, align_group=4, aux_weight=0.5,
+    )  # fmt: skip
     return replace(base, **kw)
 
 
@@ -235,9 +240,103 @@ def test_same_seed_gives_identical_weights(tmp_path):
     assert wa != wc
 
 
+def test_still_groups_are_one_identity_seeded_and_word_frequency_skewed():
+    corpus = Corpus(CorpusConfig(seed=2))
+    frames, names = corpus.still_group(5, 8)
+    again, names2 = corpus.still_group(5, 8)
+    assert len(frames) == 8 and names == names2
+    assert all(np.array_equal(a, b) for a, b in zip(frames, again, strict=True))
+    assert frames[0].shape == (112, 112, 3) and frames[0].dtype == np.uint8
+    assert not np.array_equal(frames[0], corpus.still_group(6, 8)[0][0])
+    # one identity: the background's chromaticity (colour under varying illumination) is
+    # shared across the group
+    corners = np.array([f[:8, :8].reshape(-1, 3).mean(0) for f in frames])
+    chroma = corners / corners.sum(1, keepdims=True)
+    assert np.abs(chroma - chroma.mean(0)).max() < 0.02
+    counts: dict[str | None, int] = {}
+    for i in range(150):
+        for n in corpus.still_group(i, 11)[1]:
+            counts[n] = counts.get(n, 0) + 1
+    assert set(counts) <= {*corpus.cfg.classes, None}
+    # each group shows all 11 classes once: target counts follow the caption mention rates
+    assert counts["happiness"] > 3 * counts.get("disgust", 0)
+    assert counts["happiness"] > counts["sadness"] > counts.get("contempt", 0)
+
+
+def test_pooled_means_each_items_tokens():
+    merged = torch.arange(8, dtype=torch.float32).reshape(4, 2)
+    grid = torch.tensor([[1, 2, 2], [2, 2, 2], [1, 2, 2]])  # 1, 2 and 1 merged tokens
+    ref = torch.tensor([[0.0, 1.0], [3.0, 4.0], [6.0, 7.0]])
+    assert torch.equal(_pooled(merged, grid), ref)
+
+
+def test_aux_loss_reuses_the_lm_forwards_visual_features(trained):
+    """The tapped auxiliary loss equals the head's cross-entropy on features computed by a
+    separate vision-tower pass (images first, then videos), over items with a target."""
+    import torch.nn.functional as F
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder, _ = trained
+    proc = AutoProcessor.from_pretrained(folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    corpus = Corpus()
+    batch = [corpus.example(i) for i in range(12)]
+    assert {"caption", "qa"} <= {ex.kind for ex in batch}
+    enc, _ = encode_batch(proc, batch)
+    targets = align_targets(corpus, batch, corpus.cfg.classes)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(TINY.hidden_size, len(corpus.cfg.classes))
+    tap = VisionTap(model.model.visual)
+    with torch.no_grad():
+        model(**enc)
+        got = _aux_loss(head, tap, enc, targets)
+        tap.close()
+        feats = []
+        for px, grid in (
+            ("pixel_values", "image_grid_thw"),
+            ("pixel_values_videos", "video_grid_thw"),
+        ):
+            if px in enc:
+                out = model.model.visual(enc[px], grid_thw=enc[grid])
+                feats.append(_pooled(out.pooler_output, enc[grid]))
+        ref = F.cross_entropy(head(torch.cat(feats)), torch.cat(targets), ignore_index=-100)
+    assert got is not None and torch.allclose(got, ref, atol=1e-5)
+    n_img = sum(c["type"] == "image" for ex in batch for c in ex.content)
+    assert len(targets[0]) == n_img
+    # captions target the class their emotion word names; describe examples have none
+    for ex in batch:
+        if ex.kind == "caption" and ex.word is not None:
+            assert corpus.named_class(ex) == corpus.word_class[ex.word]
+        if ex.kind == "describe":
+            assert corpus.named_class(ex) is None
+
+
+def test_auxiliary_head_is_not_in_the_saved_folder(trained):
+    from safetensors import safe_open
+
+    from emobench.models.synthvlm.build import build_model
+
+    folder, info = trained
+    assert len(info["history"]["align"]["loss"]) == 1  # 3 warm-up steps, logged at the end
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        saved = {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118
+    from transformers import AutoTokenizer
+
+    fresh = build_model(AutoTokenizer.from_pretrained(folder), TINY, 0)
+    # exactly the architecture's tensors (the tied lm_head is stored once): no head of the
+    # 11-way auxiliary classifier (TINY.hidden_size → 11) travels with the model
+    expected = {k: list(v.shape) for k, v in fresh.state_dict().items() if "lm_head" not in k}
+    assert not any("aux" in k for k in saved)
+    assert len(saved) == len(expected)
+    assert sorted(map(tuple, saved.values())) == sorted(map(tuple, expected.values()))
+    assert [11, TINY.hidden_size] not in list(map(list, saved.values()))
+
+
 def test_bad_settings_are_one_error(tmp_path):
     with pytest.raises(PretrainError, match="steps=0"):
         PretrainConfig(steps=0)
+    with pytest.raises(PretrainError, match="align_group=9"):
+        PretrainConfig(align_batch=8, align_group=9)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(EmobenchError, match="cannot create output folder"):

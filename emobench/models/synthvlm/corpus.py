@@ -277,6 +277,54 @@ class Corpus:
         kind = self.kinds[int(rng.choice(len(self.kinds), p=self.kind_p))]
         return getattr(self, f"_{kind}")(rng, render)
 
+    def still_group(self, index: int, size: int) -> tuple[list[np.ndarray], list[str | None]]:
+        """Group ``index`` of the vision warm-up stream (``[WEB_STREAM, 5, seed, index]``,
+        disjoint from :meth:`example`'s): ``size`` still faces of ONE web identity showing
+        distinct expressions (classes drawn without replacement while they last), each with
+        the class its own web caption names (``None`` when the caption names none).
+
+        One identity per group: within a group only the expression differs, so the
+        classifier cannot lean on who the person is (a fresh identity per face let a tiny
+        vision tower memorise identities without ever generalising, even on true labels).
+        """
+        from emobench.data.synth.aus import N_AUS, prototype_vector
+        from emobench.data.synth.faces import render_frames, sample_identity
+
+        rng = np.random.default_rng([WEB_STREAM, 5, self.cfg.seed, int(index)])
+        n = len(self.cfg.classes)
+        order = np.concatenate([rng.permutation(n) for _ in range(-(-size // n))])[:size]
+        labels = [self.cfg.classes[int(i)] for i in order]
+        targets: list[str | None] = []
+        for label in labels:
+            _, word, _ = make_caption(label, rng, self.freqs, self.mention, self.cfg.noise_rate)
+            targets.append(self.word_class[word] if word is not None else None)
+        aus = np.stack([prototype_vector(lb) * rng.uniform(0.4, 1.0) for lb in labels])
+        jitter = rng.uniform(0.0, 0.15, (size, N_AUS)) * (rng.random((size, N_AUS)) < 0.15)
+        aus = np.clip(aus + jitter, 0.0, 1.0).astype(np.float32)
+        poses = np.stack(
+            [
+                rng.uniform(-0.03, 0.03, size),
+                rng.uniform(-0.03, 0.03, size),
+                rng.uniform(-4, 4, size),
+            ],
+            axis=1,
+        ).astype(np.float32)
+        illums = rng.uniform(0.85, 1.15, size).astype(np.float32)
+        ident = sample_identity(rng)
+        noise = float(rng.uniform(0.5, 3.0))
+        frames = render_frames(ident, aus, self.cfg.frame_size, poses, illums, rng=rng, noise=noise)
+        return list(frames), targets
+
+    def named_class(self, ex: Example) -> str | None:
+        """The class an example's text names: the answer of a ``qa`` / ``msce`` question,
+        the class of a caption's emotion word; ``None`` for anything else. This is the
+        web-skewed target of the vision-alignment loss (noisy captions included)."""
+        if ex.kind in ("qa", "msce"):
+            return ex.answer
+        if ex.kind == "caption" and ex.word is not None:
+            return self.word_class[ex.word]
+        return None
+
     # ------------------------------------------------------------ kinds
 
     def _caption(self, rng: np.random.Generator, render: bool) -> Example:

@@ -62,6 +62,17 @@ class PretrainConfig:
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     tokenizer_examples: int = 4000
+    #: stage 1, vision alignment: steps × still faces of an auxiliary classifier on the
+    #: mean-pooled merger outputs (vision tower + merger + head; the head is discarded)
+    align_steps: int = 0
+    align_batch: int = 32
+    #: faces per identity in a warm-up batch (one identity, distinct expressions)
+    align_group: int = 8
+    align_lr: float = 3e-3
+    #: weight of the same auxiliary loss kept alongside the LM loss in stage 2 (0: off)
+    aux_weight: float = 0.0
+    #: learning-rate multiplier of the vision tower and merger in stage 2
+    vision_lr_mult: float = 1.0
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     arch: ArchConfig = field(default_factory=ArchConfig)
 
@@ -74,6 +85,12 @@ class PretrainConfig:
             "weight_decay": self.weight_decay >= 0,
             "grad_clip": self.grad_clip > 0,
             "tokenizer_examples": self.tokenizer_examples >= 1,
+            "align_steps": self.align_steps >= 0,
+            "align_batch": self.align_batch >= 1,
+            "align_group": 1 <= self.align_group <= self.align_batch,
+            "align_lr": self.align_lr > 0,
+            "aux_weight": self.aux_weight >= 0,
+            "vision_lr_mult": self.vision_lr_mult > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -152,17 +169,156 @@ def encode_batch(processor: Any, examples: list[Example]) -> tuple[Any, int]:
     return enc, sum(len(a) for a in answers)
 
 
-def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
+def _param_groups(
+    model: Any, weight_decay: float, vision_mult: float = 1.0, extra: Any = None
+) -> list[dict[str, Any]]:
+    """AdamW groups: (decay?, vision?) with ``lr_mult`` 1 or ``vision_mult`` (the vision
+    tower and merger); ``extra`` (the auxiliary head) counts as vision."""
+    groups: dict[tuple[bool, bool], list[Any]] = {}
+    named = list(model.named_parameters())
+    if extra is not None:
+        named += [(f"visual.aux.{n}", p) for n, p in extra.named_parameters()]
+    for name, p in named:
         if not p.requires_grad:
             continue
         skip = p.ndim < 2 or "norm" in name or "embed_tokens" in name or "bias" in name
-        (no_decay if skip else decay).append(p)
+        groups.setdefault((not skip, "visual" in name), []).append(p)
     return [
-        {"params": no_decay, "weight_decay": 0.0},
-        {"params": decay, "weight_decay": weight_decay},
+        {
+            "params": ps,
+            "weight_decay": weight_decay if decay else 0.0,
+            "lr_mult": vision_mult if vis else 1.0,
+        }
+        for (decay, vis), ps in sorted(groups.items())
     ]
+
+
+# --------------------------------------------------------------------------- vision alignment
+
+
+def _pooled(merged: Any, grid_thw: Any) -> Any:
+    """Mean of each visual item's merged tokens: ``(items, hidden)`` from the vision
+    tower's ``pooler_output`` (tokens of all items, in order) and its ``grid_thw``."""
+    import torch
+
+    sizes = (grid_thw.prod(-1) // 4).tolist()
+    return torch.stack([t.mean(0) for t in torch.split(merged, sizes)])
+
+
+def align_targets(corpus: Corpus, batch: list[Example], classes: tuple[str, ...]) -> Any:
+    """Auxiliary targets of a batch's visual items: (image targets, video targets), the
+    class index each item's example text names (:meth:`Corpus.named_class`) or -100."""
+    import torch
+
+    img, vid = [], []
+    for ex in batch:
+        name = corpus.named_class(ex)
+        t = classes.index(name) if name is not None else -100
+        for c in ex.content:
+            if c["type"] == "image":
+                img.append(t)
+            elif c["type"] == "video":
+                vid.append(t)
+    return torch.tensor(img, dtype=torch.long), torch.tensor(vid, dtype=torch.long)
+
+
+class VisionTap:
+    """Forward hook on the vision tower that keeps each call's pooled outputs, so that
+    the auxiliary loss reuses the LM forward's own visual features (no second pass).
+    Qwen2.5-VL encodes a batch's images first, then its videos."""
+
+    def __init__(self, visual: Any) -> None:
+        self.calls: list[Any] = []
+        self.handle = visual.register_forward_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module: Any, args: Any, kwargs: Any, out: Any) -> None:
+        grid = kwargs.get("grid_thw", args[1] if len(args) > 1 else None)
+        self.calls.append(_pooled(out.pooler_output, grid))
+
+    def take(self) -> list[Any]:
+        calls, self.calls = self.calls, []
+        return calls
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+def _aux_loss(head: Any, tap: VisionTap, enc: Any, targets: tuple[Any, Any]) -> Any:
+    """Cross-entropy of the auxiliary head on the tapped pooled features, over the items
+    with a target; ``None`` when the batch has none."""
+    import torch
+    import torch.nn.functional as F
+
+    calls = tap.take()
+    feats, tg = [], []
+    for key, t in zip(("pixel_values", "pixel_values_videos"), targets, strict=True):
+        if key not in enc:
+            continue
+        feats.append(calls.pop(0))
+        tg.append(t)
+    if not feats:
+        return None
+    x, y = torch.cat(feats), torch.cat(tg)
+    if not bool((y >= 0).any()):
+        return None
+    return F.cross_entropy(head(x), y, ignore_index=-100)
+
+
+def align_vision(
+    model: Any,
+    processor: Any,
+    corpus: Corpus,
+    cfg: PretrainConfig,
+    head: Any,
+    progress: ProgressFn | None = None,
+) -> dict[str, list[float]]:
+    """Stage 1: train the vision tower, merger and ``head`` (a linear classifier on the
+    mean-pooled merger outputs) to predict the class each still face's web caption names
+    (word-frequency-skewed, noisy). The LM is untouched; the head is discarded after
+    training. Gives the LM stage visual tokens that already separate expressions, which a
+    from-scratch LM's gradient alone did not produce (the card's first model)."""
+    import torch
+    import torch.nn.functional as F
+
+    visual = model.model.visual
+    params = list(visual.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.align_lr, betas=(0.9, 0.98), weight_decay=0.01)
+    classes = corpus.cfg.classes
+    hist: dict[str, list[float]] = {"step": [], "loss": [], "acc": []}
+    run_l: list[float] = []
+    run_a: list[float] = []
+    k = 0
+    for step in range(cfg.align_steps):
+        faces, ys = [], []
+        while len(faces) < cfg.align_batch:
+            group, names = corpus.still_group(k, cfg.align_group)
+            k += 1
+            for face, name in zip(group, names, strict=True):
+                if name is not None:  # captions without an emotion word teach nothing here
+                    faces.append(np.asarray(face))
+                    ys.append(classes.index(name))
+        px = processor.image_processor(images=faces, return_tensors="pt")
+        out = visual(px["pixel_values"], grid_thw=px["image_grid_thw"])
+        logits = head(_pooled(out.pooler_output, px["image_grid_thw"]))
+        y = torch.tensor(ys)
+        loss = F.cross_entropy(logits, y)
+        t = (step + 1) / max(1, cfg.align_steps)
+        for g in opt.param_groups:
+            g["lr"] = cfg.align_lr * min(1.0, 10 * t) * 0.5 * (1 + math.cos(math.pi * t))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        run_l.append(float(loss.detach()))
+        run_a.append(float((logits.argmax(1) == y).float().mean()))
+        if (step + 1) % 10 == 0 or step + 1 == cfg.align_steps:
+            hist["step"].append(step + 1)
+            hist["loss"].append(float(np.mean(run_l)))
+            hist["acc"].append(float(np.mean(run_a)))
+            run_l, run_a = [], []
+            if progress is not None:
+                progress(step + 1, cfg.align_steps, {"phase": "align", "loss": hist["loss"][-1]})
+    return hist
 
 
 def lr_at(cfg: PretrainConfig, step: int) -> float:
@@ -197,26 +353,42 @@ def train(cfg: PretrainConfig, progress: ProgressFn | None = None) -> tuple[Any,
     history: dict[str, Any] = {"step": [], "loss": [], "examples_per_kind": {}}
     recent: dict[str, list[float]] = {}
     seen: dict[str, int] = {}
+    classes = corpus.cfg.classes
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
+        head = torch.nn.Linear(cfg.arch.hidden_size, len(classes))  # auxiliary, never saved
         model.train()
+        if cfg.align_steps:
+            history["align"] = align_vision(model, processor, corpus, cfg, head, progress)
+        use_aux = cfg.aux_weight > 0
+        tap = VisionTap(model.model.visual) if use_aux else None
         opt = torch.optim.AdamW(
-            _param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8
+            _param_groups(model, cfg.weight_decay, cfg.vision_lr_mult, head if use_aux else None),
+            lr=cfg.lr,
+            betas=(0.9, 0.98),
+            eps=1e-8,
         )
         running: list[float] = []
+        aux_run: list[float] = []
+        history["aux_loss"] = []
         for step in range(cfg.steps):
             first = step * cfg.batch_size
             batch = [corpus.example(first + j) for j in range(cfg.batch_size)]
             enc, _ = encode_batch(processor, batch)
             for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, step)
+                g["lr"] = lr_at(cfg, step) * g["lr_mult"]
             out = model(**enc)
             loss = out.loss
+            if tap is not None:
+                aux = _aux_loss(head, tap, enc, align_targets(corpus, batch, classes))
+                if aux is not None:
+                    aux_run.append(float(aux.detach()))
+                    loss = loss + cfg.aux_weight * aux
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            running.append(float(loss.detach()))
+            running.append(float(out.loss.detach()))
             if step >= cfg.steps - 100:
                 _per_kind_loss(out.logits.detach(), enc["labels"], batch, recent)
             for ex in batch:
@@ -224,9 +396,12 @@ def train(cfg: PretrainConfig, progress: ProgressFn | None = None) -> tuple[Any,
             if (step + 1) % 10 == 0 or step + 1 == cfg.steps:
                 history["step"].append(step + 1)
                 history["loss"].append(float(np.mean(running)))
-                running = []
+                history["aux_loss"].append(float(np.mean(aux_run)) if aux_run else None)
+                running, aux_run = [], []
                 if progress is not None:
                     progress(step + 1, cfg.steps, {"phase": "train", "loss": history["loss"][-1]})
+        if tap is not None:
+            tap.close()
     model.eval()
     history["loss_by_kind"] = {k: float(np.mean(v)) for k, v in sorted(recent.items())}
     history["examples_per_kind"] = dict(sorted(seen.items()))
