@@ -87,7 +87,7 @@ class PretrainConfig:
             "tokenizer_examples": self.tokenizer_examples >= 1,
             "align_steps": self.align_steps >= 0,
             "align_batch": self.align_batch >= 1,
-            "align_group": 1 <= self.align_group <= self.align_batch,
+            "align_group": 2 <= self.align_group <= self.align_batch,
             "align_lr": self.align_lr > 0,
             "aux_weight": self.aux_weight >= 0,
             "vision_lr_mult": self.vision_lr_mult > 0,
@@ -275,7 +275,10 @@ def align_vision(
     """Stage 1: train the vision tower, merger and ``head`` (a linear classifier on the
     mean-pooled merger outputs) to predict the class each still face's web caption names
     (word-frequency-skewed, noisy). The LM is untouched; the head is discarded after
-    training. Gives the LM stage visual tokens that already separate expressions, which a
+    training. Faces come in groups of one identity (:meth:`Corpus.still_group`); the loss
+    is the head's cross-entropy on the pooled features plus on the same features centred
+    per group (identity removed), which alone made a from-scratch tower generalise here.
+    Gives the LM stage visual tokens that already separate expressions, which a
     from-scratch LM's gradient alone did not produce (the card's first model)."""
     import torch
     import torch.nn.functional as F
@@ -290,31 +293,39 @@ def align_vision(
     k = 0
     for step in range(cfg.align_steps):
         faces, ys = [], []
-        while len(faces) < cfg.align_batch:
+        for _ in range(max(1, cfg.align_batch // cfg.align_group)):
             group, names = corpus.still_group(k, cfg.align_group)
             k += 1
-            for face, name in zip(group, names, strict=True):
-                if name is not None:  # captions without an emotion word teach nothing here
-                    faces.append(np.asarray(face))
-                    ys.append(classes.index(name))
+            faces += [np.asarray(f) for f in group]
+            # captions without an emotion word teach nothing here (-100: no target)
+            ys += [classes.index(n) if n is not None else -100 for n in names]
         px = processor.image_processor(images=faces, return_tensors="pt")
         out = visual(px["pixel_values"], grid_thw=px["image_grid_thw"])
-        logits = head(_pooled(out.pooler_output, px["image_grid_thw"]))
+        feats = _pooled(out.pooler_output, px["image_grid_thw"])
+        groups = feats.view(-1, cfg.align_group, feats.shape[-1])
+        centred = (groups - groups.mean(1, keepdim=True)).reshape(feats.shape)
+        logits = head(feats)
         y = torch.tensor(ys)
-        loss = F.cross_entropy(logits, y)
-        t = (step + 1) / max(1, cfg.align_steps)
-        for g in opt.param_groups:
-            g["lr"] = cfg.align_lr * min(1.0, 10 * t) * 0.5 * (1 + math.cos(math.pi * t))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        run_l.append(float(loss.detach()))
-        run_a.append(float((logits.argmax(1) == y).float().mean()))
+        keep = y >= 0
+        if bool(keep.any()):  # else no caption in the batch named an emotion: no step
+            # raw features (what the LM sees) + identity-centred ones (only the expression
+            # is left: a fast, clean gradient toward expression directions)
+            loss = F.cross_entropy(logits, y, ignore_index=-100) + F.cross_entropy(
+                head(centred), y, ignore_index=-100
+            )
+            t = (step + 1) / max(1, cfg.align_steps)  # warm-up over 10%, cosine to 0
+            for g in opt.param_groups:
+                g["lr"] = cfg.align_lr * min(1.0, 10 * t) * 0.5 * (1 + math.cos(math.pi * t))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            run_l.append(float(loss.detach()))
+            run_a.append(float((logits.argmax(1)[keep] == y[keep]).float().mean()))
         if (step + 1) % 10 == 0 or step + 1 == cfg.align_steps:
             hist["step"].append(step + 1)
-            hist["loss"].append(float(np.mean(run_l)))
-            hist["acc"].append(float(np.mean(run_a)))
+            hist["loss"].append(float(np.mean(run_l)) if run_l else float("nan"))
+            hist["acc"].append(float(np.mean(run_a)) if run_a else float("nan"))
             run_l, run_a = [], []
             if progress is not None:
                 progress(step + 1, cfg.align_steps, {"phase": "align", "loss": hist["loss"][-1]})
