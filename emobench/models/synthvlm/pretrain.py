@@ -706,14 +706,36 @@ def write_card(path: Path, cfg: PretrainConfig, info: dict[str, Any]) -> Path:
     ]
     for c, r in info["caption_stats"]["own_mention_rate"].items():
         lines.append(f"| {c} | {r:.3f} |")
+    lines += ["", "## Training", ""]
+    al = h.get("align")
+    if cfg.align_steps and al:
+        acc = [a for a in al["acc"][-10:] if a == a]
+        lines += [
+            f"- stage 1, vision alignment: {cfg.align_steps} steps × {cfg.align_batch} still "
+            f"faces ({cfg.align_batch // cfg.align_group} web identities × "
+            f"{cfg.align_group} distinct expressions), vision tower + merger + a linear "
+            "head on the mean-pooled merger outputs, target: the class each face's own web "
+            "caption names (word-frequency-skewed, noisy; faces whose caption names none "
+            "are not scored); loss: cross-entropy on the pooled features plus on the same "
+            f"features centred per identity; AdamW lr {cfg.align_lr}, warm-up 10%, cosine. "
+            f"Loss {al['loss'][0]:.3f} → {al['loss'][-1]:.3f}, head accuracy on the "
+            f"caption targets (last 100 steps) {np.mean(acc) if acc else float('nan'):.3f}. "
+            "The head is discarded (not in the folder).",
+            "- stage 2, everything:",
+        ]
     lines += [
-        "",
-        "## Training",
-        "",
         f"- {cfg.steps} steps × batch {cfg.batch_size} = {cfg.steps * cfg.batch_size} "
         f"examples ({', '.join(f'{k} {v}' for k, v in h['examples_per_kind'].items())})",
         f"- AdamW lr {cfg.lr}, warm-up {cfg.warmup}, cosine, weight decay "
-        f"{cfg.weight_decay}, grad clip {cfg.grad_clip}; loss on answer tokens only",
+        f"{cfg.weight_decay}, grad clip {cfg.grad_clip}; loss on answer tokens only"
+        + (
+            f", plus {cfg.aux_weight} × the stage-1 head's cross-entropy on the pooled visual "
+            "features of every caption, question and MSCE keyframe (same targets; the LM "
+            "forward's own features, tapped)"
+            if cfg.aux_weight > 0
+            else ""
+        )
+        + (f"; vision lr × {cfg.vision_lr_mult}" if cfg.vision_lr_mult != 1 else ""),
         f"- answer-token loss {info['first_loss']:.3f} (first 10 steps) → "
         f"{info['final_loss']:.3f} (last 10); last 100 steps by kind: "
         + ", ".join(f"{k} {v:.3f}" for k, v in h["loss_by_kind"].items()),
