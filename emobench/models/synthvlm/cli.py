@@ -22,7 +22,7 @@ def pretrain_synth_vlm(
     seed: int = typer.Option(0, help="Seed of the web corpus and of training."),
     steps: int | None = typer.Option(None, help="Training steps (default: the shipped recipe)."),
     eval_root: Path | None = typer.Option(
-        Path("data/synth-quickstart"),
+        Path("data/synth-quickstart-v3"),
         "--eval-root",
         help="A synth dataset whose test split the card reports zero-shot UAR/WAR on "
         "(skipped when absent).",
