@@ -117,3 +117,24 @@ def make_synth(root: Path, **overrides: Any) -> Path:
     }
     generate(SynthConfig(**settings), root, progress=False, workers=1)
     return root
+
+
+def zero_shot_context(tmp_path: Path, labels: Sequence[str], device: Any = "cpu") -> Any:
+    """A FitContext for a model that trains nothing (zero-shot VLMs, API models): no
+    training rows or loaders, checkpoints and caches under ``tmp_path``."""
+    from emobench.models.base import FitContext
+
+    return FitContext(
+        dataset="synth",
+        fold=1,
+        seed=0,
+        rebalancing="none",
+        labels=list(labels),
+        train_index=None,
+        checkpoint_dir=tmp_path / "ckpt",
+        device=device,
+        train_options={},
+        load_frames=None,
+        load_features=None,
+        cache_dir=tmp_path / "cache",
+    )

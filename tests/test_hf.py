@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import make_synth
+from conftest import make_synth, zero_shot_context
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,7 +22,7 @@ pytest.importorskip("transformers")
 
 from emobench.config import validate_config  # noqa: E402
 from emobench.errors import EmobenchError  # noqa: E402
-from emobench.models.base import ClipInput, FitContext  # noqa: E402
+from emobench.models.base import ClipInput  # noqa: E402
 from emobench.models.hf import adapter as hf  # noqa: E402
 from emobench.results import RunFolder  # noqa: E402
 from emobench.runner.execute import Engine  # noqa: E402
@@ -125,20 +125,7 @@ def test_end_to_end_and_a_rerun_makes_no_model_call(tiny, synth_root, tmp_path, 
 
 
 def _ctx(tmp_path):
-    return FitContext(
-        dataset="synth",
-        fold=1,
-        seed=0,
-        rebalancing="none",
-        labels=LABELS,
-        train_index=None,
-        checkpoint_dir=tmp_path / "ckpt",
-        device=torch.device("cpu"),
-        train_options={},
-        load_frames=None,
-        load_features=None,
-        cache_dir=tmp_path / "cache",
-    )
+    return zero_shot_context(tmp_path, LABELS, torch.device("cpu"))
 
 
 def _clips(n=3, seed=0):

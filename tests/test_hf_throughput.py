@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import zero_shot_context
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,7 +23,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from emobench.models.base import ClipInput, FitContext  # noqa: E402
+from emobench.models.base import ClipInput  # noqa: E402
 from emobench.models.hf import adapter as hf  # noqa: E402
 from emobench.models.hf.pipeline import (  # noqa: E402
     Prefetcher,
@@ -45,20 +46,7 @@ def qwen(tmp_path_factory):
 
 
 def _ctx(tmp_path):
-    return FitContext(
-        dataset="synth",
-        fold=1,
-        seed=0,
-        rebalancing="none",
-        labels=LABELS,
-        train_index=None,
-        checkpoint_dir=tmp_path / "ckpt",
-        device=torch.device("cpu"),
-        train_options={},
-        load_frames=None,
-        load_features=None,
-        cache_dir=tmp_path / "cache",
-    )
+    return zero_shot_context(tmp_path, LABELS, torch.device("cpu"))
 
 
 def _clips(frames=FRAMES, seed=0):

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_synth
+from conftest import make_synth, zero_shot_context
 
 openai = pytest.importorskip("openai")
 
 from emobench.config import validate_config  # noqa: E402
 from emobench.errors import EmobenchError  # noqa: E402
-from emobench.models.base import ClipInput, FitContext  # noqa: E402
+from emobench.models.base import ClipInput  # noqa: E402
 from emobench.models.openai import adapter as oa  # noqa: E402
 from emobench.models.openai.options import label_scores  # noqa: E402
 from emobench.results import RunFolder  # noqa: E402
@@ -266,20 +266,7 @@ def test_end_to_end_then_a_rerun_sends_nothing(server, synth_root, tmp_path, sco
 
 
 def _ctx(tmp_path, labels=LABELS):
-    return FitContext(
-        dataset="synth",
-        fold=1,
-        seed=0,
-        rebalancing="none",
-        labels=list(labels),
-        train_index=None,
-        checkpoint_dir=tmp_path / "ckpt",
-        device="cpu",
-        train_options={},
-        load_frames=None,
-        load_features=None,
-        cache_dir=tmp_path / "cache",
-    )
+    return zero_shot_context(tmp_path, labels)
 
 
 def _clips(n=3, k=4, seed=0):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import zero_shot_context
 
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, FitContext
@@ -63,20 +64,7 @@ def trained(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _ctx(tmp_path: Path) -> FitContext:
-    return FitContext(
-        dataset="synth",
-        fold=1,
-        seed=0,
-        rebalancing="none",
-        labels=LABELS,
-        train_index=None,
-        checkpoint_dir=tmp_path / "ckpt",
-        device=torch.device("cpu"),
-        train_options={},
-        load_frames=None,
-        load_features=None,
-        cache_dir=tmp_path / "cache",
-    )
+    return zero_shot_context(tmp_path, LABELS, torch.device("cpu"))
 
 
 def _clips(n: int = 2) -> list[ClipInput]:

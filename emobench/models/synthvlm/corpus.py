@@ -327,11 +327,13 @@ class Corpus:
 
     # ------------------------------------------------------------ kinds
 
-    def _caption(self, rng: np.random.Generator, render: bool) -> Example:
+    def _still_face(
+        self, rng: np.random.Generator, label: str, render: bool
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """A still face holding ``label``'s prototype at a random intensity with a little AU
+        jitter: its ``(1, N_AUS)`` action units and, when ``render``, the image item."""
         from emobench.data.synth.aus import N_AUS, prototype_vector
 
-        label = self.cfg.classes[int(rng.integers(len(self.cfg.classes)))]
-        text, word, noisy = make_caption(label, rng, self.freqs, self.mention, self.cfg.noise_rate)
         aus = prototype_vector(label) * rng.uniform(0.4, 1.0)
         jitter = rng.uniform(0.0, 0.15, N_AUS) * (rng.random(N_AUS) < 0.15)
         aus = np.clip(aus + jitter, 0.0, 1.0).astype(np.float32)[None]
@@ -344,27 +346,20 @@ class Corpus:
             illum = np.array([rng.uniform(0.85, 1.15)], np.float32)
             frame = self._render(rng, aus, pose, illum, noise=float(rng.uniform(0.5, 3.0)))[0]
             content.append({"type": "image", "image": frame})
+        return aus, content
+
+    def _caption(self, rng: np.random.Generator, render: bool) -> Example:
+        label = self.cfg.classes[int(rng.integers(len(self.cfg.classes)))]
+        text, word, noisy = make_caption(label, rng, self.freqs, self.mention, self.cfg.noise_rate)
+        _, content = self._still_face(rng, label, render)
         content.append({"type": "text", "text": CAPTION_PROMPT})
         return Example("caption", content, text, label, word, noisy)
 
     def _state(self, rng: np.random.Generator, render: bool) -> Example:
         """A still face (as ``caption``) and "Describe the person's face." → the action
         units it holds, in words (:func:`describe_state`)."""
-        from emobench.data.synth.aus import N_AUS, prototype_vector
-
         label = self.cfg.classes[int(rng.integers(len(self.cfg.classes)))]
-        aus = prototype_vector(label) * rng.uniform(0.4, 1.0)
-        jitter = rng.uniform(0.0, 0.15, N_AUS) * (rng.random(N_AUS) < 0.15)
-        aus = np.clip(aus + jitter, 0.0, 1.0).astype(np.float32)[None]
-        content: list[dict[str, Any]] = []
-        if render:
-            pose = np.array(
-                [[rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03), rng.uniform(-4, 4)]],
-                np.float32,
-            )
-            illum = np.array([rng.uniform(0.85, 1.15)], np.float32)
-            frame = self._render(rng, aus, pose, illum, noise=float(rng.uniform(0.5, 3.0)))[0]
-            content.append({"type": "image", "image": frame})
+        aus, content = self._still_face(rng, label, render)
         content.append({"type": "text", "text": STATE_PROMPT})
         return Example("state", content, describe_state(aus[0]), label)
 
