@@ -63,6 +63,7 @@ from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable
     HFOptions,
     Request,
     _array_digest,
+    chat_inputs,
     clip_permutation,
     effective_fps,
 )
@@ -586,24 +587,11 @@ class HFModel(ChatPromptMixin, ClipModel):
         proc = self._processor
         texts, images, videos, metas = [], [], [], []
         for r in reqs:
-            content = [
-                {"type": "text", "text": c["text"]} if c["type"] == "text" else {"type": c["type"]}
-                for c in r.content
-            ]
-            msgs = [{"role": "user", "content": content}]
-            texts.append(proc.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False))
-            images.append([np.asarray(c["image"]) for c in r.content if c["type"] == "image"])
-            for c in r.content:
-                if c["type"] == "video":
-                    v = np.asarray(c["video"])
-                    videos.append(v)
-                    metas.append(
-                        {
-                            "fps": float(r.fps or 1.0),
-                            "total_num_frames": len(v),
-                            "frames_indices": list(range(len(v))),
-                        }
-                    )
+            prompt, imgs, vids, ms = chat_inputs(proc, r.content, r.fps)
+            texts.append(prompt)
+            images.append(imgs)
+            videos += vids
+            metas += ms
         kw: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         kw.update(self._processor_kwargs())
         if any(images):

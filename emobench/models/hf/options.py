@@ -129,6 +129,29 @@ class Request:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def chat_inputs(
+    processor: Any, content: list[dict[str, Any]], fps: float | None
+) -> tuple[str, list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
+    """One user turn of content items (``{"type": "image"|"video"|"text", ...}``, in order)
+    → its prompt (the chat template with the generation prompt, image/video placeholders
+    where the items stand), its images, its videos and their metadata (told ``fps``, never
+    re-sampled), in the order the processor expects them."""
+    items = [
+        {"type": "text", "text": c["text"]} if c["type"] == "text" else {"type": c["type"]}
+        for c in content
+    ]
+    msgs = [{"role": "user", "content": items}]
+    prompt = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    images = [np.asarray(c["image"]) for c in content if c["type"] == "image"]
+    videos = [np.asarray(c["video"]) for c in content if c["type"] == "video"]
+    rate = float(fps or 1.0)
+    metas = [
+        {"fps": rate, "total_num_frames": len(v), "frames_indices": list(range(len(v)))}
+        for v in videos
+    ]
+    return prompt, images, videos, metas
+
+
 def _array_digest(a: np.ndarray) -> str:
     a = np.ascontiguousarray(a)
     h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())

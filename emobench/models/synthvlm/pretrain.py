@@ -122,30 +122,18 @@ def encode_batch(processor: Any, examples: list[Example]) -> tuple[Any, int]:
     """
     import torch
 
+    from emobench.models.hf.options import chat_inputs
+
     tok = processor.tokenizer
     end = tok.convert_tokens_to_ids("<|im_end|>")
     texts, images, videos, metas, answers = [], [], [], [], []
     for ex in examples:
-        content = [
-            {"type": "text", "text": c["text"]} if c["type"] == "text" else {"type": c["type"]}
-            for c in ex.content
-        ]
-        msgs = [{"role": "user", "content": content}]
-        prompt = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        prompt, imgs, vids, ms = chat_inputs(processor, ex.content, ex.fps)
         texts.append(prompt + ex.answer + "<|im_end|>")
         answers.append([*tok(ex.answer, add_special_tokens=False)["input_ids"], end])
-        images.append([np.asarray(c["image"]) for c in ex.content if c["type"] == "image"])
-        for c in ex.content:
-            if c["type"] == "video":
-                v = np.asarray(c["video"])
-                videos.append(v)
-                metas.append(
-                    {
-                        "fps": float(ex.fps or 1.0),
-                        "total_num_frames": len(v),
-                        "frames_indices": list(range(len(v))),
-                    }
-                )
+        images.append(imgs)
+        videos += vids
+        metas += ms
     kw: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
     if any(images):
         kw["images"] = images
