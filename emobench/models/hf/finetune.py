@@ -334,21 +334,11 @@ def answer_logprobs(
     position predicts the end-of-turn token, and no inference mode is used."""
     import torch
 
+    from emobench.models.hf.loglik import continuation_inputs, prefill_inputs
+
     model = hf._model
     n_b, n_c = enc["input_ids"].shape[0], len(answers)
-    mask = enc["attention_mask"]
-    inner = getattr(model, "model", None)
-    mrope = inner is not None and hasattr(inner, "rope_deltas")
-    kw = dict(enc)
-    text_pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    deltas = None
-    if not mrope:
-        kw["position_ids"] = text_pos
-    else:
-        inner.rope_deltas = None
-        if "image_grid_thw" not in enc and "video_grid_thw" not in enc:
-            kw["position_ids"] = text_pos[None].expand(3, -1, -1)
-            deltas = mask.long().sum(-1, keepdim=True) - mask.shape[1]
+    kw, rope = prefill_inputs(model, enc)
     out = model(**kw, use_cache=True, logits_to_keep=1)
     dev = out.logits.device
     first = out.logits[:, -1].float().log_softmax(-1)
@@ -366,22 +356,7 @@ def answer_logprobs(
     cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     cache.batch_repeat_interleave(n_c)
     dev_in = enc["input_ids"].device
-    full_mask = torch.cat(
-        [
-            mask.repeat_interleave(n_c, 0),
-            torch.ones((n_b * n_c, n_cont), dtype=mask.dtype, device=dev_in),
-        ],
-        dim=1,
-    )
-    p = enc["input_ids"].shape[1]
-    if mrope:
-        text = torch.arange(p, p + n_cont, device=dev_in)[None, :]
-        if deltas is None:
-            deltas = inner.rope_deltas
-        pos = (text + deltas.to(dev_in).repeat_interleave(n_c, 0))[None].expand(3, -1, -1)
-    else:
-        start = mask.long().sum(-1).repeat_interleave(n_c, 0)[:, None]
-        pos = start + torch.arange(n_cont, device=dev_in)[None, :]
+    full_mask, pos = continuation_inputs(enc, rope, n_c, n_cont)
     out2 = model(
         input_ids=ids.to(dev_in).repeat(n_b, 1),
         attention_mask=full_mask,

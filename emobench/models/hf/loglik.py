@@ -7,6 +7,7 @@ imply. Equal to a direct per-label forward (tests/test_hf.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +17,65 @@ from emobench.models.hf.adapter import MODEL_CALLS
 if TYPE_CHECKING:
     from emobench.models.hf.adapter import HFModel
     from emobench.models.hf.options import Request
+
+
+@dataclass
+class RopeState:
+    """What the continuation of a prefill needs to place its positions: whether the model
+    uses 3-D rope (Qwen-VL), the module holding its ``rope_deltas``, and the deltas known
+    before the prefill (text-only prompts; else read from the module after it)."""
+
+    mrope: bool
+    inner: Any
+    deltas: Any = None
+
+
+def prefill_inputs(model: Any, enc: Any) -> tuple[dict[str, Any], RopeState]:
+    """The prefill's keyword arguments for left-padded prompts ``enc``: positions count
+    real tokens only (as generate does); a 3-D rope model derives them from its vision
+    grids (its stale ``rope_deltas`` are cleared), or gets text positions when the prompts
+    hold no image or video."""
+    mask = enc["attention_mask"]
+    inner = getattr(model, "model", None)
+    rope = RopeState(inner is not None and hasattr(inner, "rope_deltas"), inner)
+    kw = dict(enc)
+    text_pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    if not rope.mrope:
+        kw["position_ids"] = text_pos
+    else:
+        inner.rope_deltas = None
+        if "image_grid_thw" not in enc and "video_grid_thw" not in enc:  # text only
+            kw["position_ids"] = text_pos[None].expand(3, -1, -1)
+            rope.deltas = mask.long().sum(-1, keepdim=True) - mask.shape[1]
+    return kw, rope
+
+
+def continuation_inputs(enc: Any, rope: RopeState, n_c: int, n_cont: int) -> tuple[Any, Any]:
+    """The attention mask and positions of ``n_cont`` continuation tokens after the
+    prefill of ``enc``, each prompt repeated ``n_c`` times (one per label): the prompt's
+    mask extended by ones, positions continuing each prompt's own (3-D for rope models,
+    shifted by the deltas the prefill set)."""
+    import torch
+
+    mask = enc["attention_mask"]
+    dev = enc["input_ids"].device
+    n_b = mask.shape[0]
+    full_mask = torch.cat(
+        [
+            mask.repeat_interleave(n_c, 0),
+            torch.ones((n_b * n_c, n_cont), dtype=mask.dtype, device=dev),
+        ],
+        dim=1,
+    )
+    if rope.mrope:
+        p = enc["input_ids"].shape[1]
+        text = torch.arange(p, p + n_cont, device=dev)[None, :]
+        deltas = rope.deltas if rope.deltas is not None else rope.inner.rope_deltas
+        pos = (text + deltas.to(dev).repeat_interleave(n_c, 0))[None].expand(3, -1, -1)
+    else:
+        start = mask.long().sum(-1).repeat_interleave(n_c, 0)[:, None]
+        pos = start + torch.arange(n_cont, device=dev)[None, :]
+    return full_mask, pos
 
 
 def label_loglik(model: HFModel, reqs: list[Request]) -> list[dict[str, Any]]:
@@ -28,20 +88,7 @@ def label_loglik(model: HFModel, reqs: list[Request]) -> list[dict[str, Any]]:
     answers = model.answer_ids()
     n_b, n_c = enc["input_ids"].shape[0], len(answers)
     lengths = torch.tensor([len(a) for a in answers], dtype=torch.float64)
-    mask = enc["attention_mask"]
-    inner = getattr(model._model, "model", None)
-    mrope = inner is not None and hasattr(inner, "rope_deltas")
-    kw = dict(enc)
-    # left padding: positions count real tokens only (as generate does)
-    text_pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    deltas = None
-    if not mrope:
-        kw["position_ids"] = text_pos
-    else:  # 3-D rope (Qwen-VL): the model derives positions from the vision grids
-        inner.rope_deltas = None
-        if "image_grid_thw" not in enc and "video_grid_thw" not in enc:  # text only
-            kw["position_ids"] = text_pos[None].expand(3, -1, -1)
-            deltas = mask.long().sum(-1, keepdim=True) - mask.shape[1]
+    kw, rope = prefill_inputs(model._model, enc)
     cache_kw = model._cache_kw()
     with torch.inference_mode():
         out = model._model(**kw, use_cache=True, logits_to_keep=1)
@@ -63,24 +110,7 @@ def label_loglik(model: HFModel, reqs: list[Request]) -> list[dict[str, Any]]:
             cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
             cache.batch_repeat_interleave(n_c)
             dev_ = enc["input_ids"].device
-            n_cont = longest - 1
-            full_mask = torch.cat(
-                [
-                    mask.repeat_interleave(n_c, 0),
-                    torch.ones((n_b * n_c, n_cont), dtype=mask.dtype, device=dev_),
-                ],
-                dim=1,
-            )
-            p = enc["input_ids"].shape[1]
-            if mrope:
-                text = torch.arange(p, p + n_cont, device=dev_)[None, :]
-                if deltas is None:
-                    deltas = inner.rope_deltas
-                rep = deltas.to(dev_).repeat_interleave(n_c, 0)
-                pos = (text + rep)[None].expand(3, -1, -1)
-            else:
-                start = mask.long().sum(-1).repeat_interleave(n_c, 0)[:, None]
-                pos = start + torch.arange(n_cont, device=dev_)[None, :]
+            full_mask, pos = continuation_inputs(enc, rope, n_c, longest - 1)
             out2 = model._model(
                 input_ids=ids.to(dev_).repeat(n_b, 1),
                 attention_mask=full_mask,
