@@ -9,6 +9,7 @@ rerun makes no model call), resuming, and the per-cell records.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -409,3 +410,36 @@ def test_out_of_memory_halves_the_batch_then_gives_one_line(tiny, tmp_path, monk
     monkeypatch.setattr(hf.HFModel, "_generate", always)
     with pytest.raises(EmobenchError, match="out of GPU memory on a single clip"):
         m.predict(_clips(1))
+
+
+def test_crop_shows_the_centre_of_every_frame_and_gap_frame(tiny, tmp_path):
+    """``crop`` (or the folder's emobench.json) centre-crops keyframes and MSCE gap frames
+    before the processor: the request carries exactly the hand-picked centre pixels."""
+    import json
+    import shutil
+
+    from emobench.models.hf.options import crop_clip
+
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    frames[:, 2:6, 2:6] = 200  # the centre 4 × 4 block
+    frames[:, 3, 3] = 7
+    gap = np.full((1, 8, 8, 3), 9, np.uint8)
+    clip = ClipInput("c", frames, np.array([0, 4]), 25.0, "msce", (gap,), (np.array([2]),))
+    cut = crop_clip(clip, 4)
+    assert cut.frames.shape == (2, 4, 4, 3) and cut.between[0].shape == (1, 4, 4, 3)
+    assert cut.frames[0, 1, 1, 0] == 7 and (cut.frames[:, 0, 0] == 200).all()
+    assert crop_clip(clip, 0) is clip and crop_clip(clip, 16).frames.shape == (2, 8, 8, 3)
+
+    folder = tmp_path / "qwen"
+    shutil.copytree(tiny["qwen"], folder)
+    (folder / "emobench.json").write_text(json.dumps({"preprocess": {"frame_size": 8, "crop": 4}}))
+    m = hf.HFModel(str(folder), {})
+    assert (m.frame_size, m.crop) == (8, 4)
+    m.fit(_ctx(tmp_path))
+    req, _ = m._clip_request(replace(clip, enrichment="none"))
+    assert np.array_equal(req.content[0]["video"], frames[:, 2:6, 2:6])
+    assert m.describe()["crop"] == 4
+    assert hf.HFModel(str(folder), {"crop": 0}).crop == 0  # an option overrides the folder
+    (folder / "emobench.json").write_text("{not json")
+    with pytest.raises(EmobenchError, match="emobench.json: unreadable"):
+        hf.HFModel(str(folder), {})

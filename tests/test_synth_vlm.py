@@ -25,10 +25,8 @@ from emobench.models.synthvlm.pretrain import (
     SHIPPED_DIR,
     PretrainConfig,
     PretrainError,
-    VisionTap,
-    _aux_loss,
     _pooled,
-    align_targets,
+    distill_loss,
     encode_batch,
     pretrain_synth_vlm,
 )
@@ -52,7 +50,7 @@ TINY = ArchConfig(
 def _cfg(**kw) -> PretrainConfig:
     base = PretrainConfig(
         steps=20, batch_size=4, warmup=2, lr=3e-3, tokenizer_examples=150, arch=TINY,
-        align_steps=3, align_batch=8, align_group=4, aux_weight=0.5,
+        distill_steps=3, distill_groups=2, distill_group=4,
     )  # fmt: skip
     return replace(base, **kw)
 
@@ -169,12 +167,16 @@ def test_examples_are_seeded_and_use_the_hf_prompts():
     kinds: dict[str, object] = {}
     for i in range(60):
         kinds.setdefault(a.example(i, render=False).kind, a.example(i))
-    assert set(kinds) == {"caption", "qa", "msce", "describe"}
+    assert set(kinds) == {"caption", "state", "qa", "msce", "describe"}
+    from emobench.labels import EMOTION_WORDS
+
+    state = kinds["state"].answer.lower()  # action units in words, never an emotion word
+    assert not any(w in state.split() for ws in EMOTION_WORDS.values() for w in ws)
     qa = kinds["qa"]
     text = qa.content[-1]["text"]
     assert text.startswith(DEFAULT_QUESTION + "\nOptions: ") and text.endswith(DEFAULT_INSTRUCTION)
     assert qa.answer in text.split("\n")[1]
-    assert qa.content[0]["video"].shape[1:] == (112, 112, 3)
+    assert qa.content[0]["video"].shape[1:] == (64, 64, 3)  # the face crop of a 112 px render
     assert kinds["describe"].content[-1]["text"] == DEFAULT_DESCRIBE_PROMPT
     opts = ["anger", "fear"]
     assert question_text(opts).split("\n")[1] == "Options: anger, fear."
@@ -205,7 +207,7 @@ def test_pretrain_loss_falls_and_loads_through_hf(trained, tmp_path):
     assert len(hist["loss"]) == 2 and hist["loss"][1] < hist["loss"][0] - 0.3
     names = {p.name for p in folder.iterdir()}
     for need in ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json",
-                 "chat_template.jinja", "README.md", "recipe.json"):  # fmt: skip
+                 "chat_template.jinja", "README.md", "recipe.json", "emobench.json"):  # fmt: skip
         assert need in names
     assert (
         "emobench pretrain synth-vlm --out DIR --seed 0 --steps 20"
@@ -229,13 +231,15 @@ def test_same_seed_gives_identical_weights(tmp_path):
 
 
 def test_still_groups_are_one_identity_seeded_and_word_frequency_skewed():
-    corpus = Corpus(CorpusConfig(seed=2))
+    corpus = Corpus(CorpusConfig(seed=2, crop=0))  # whole frames: the background shows
     frames, names = corpus.still_group(5, 8)
     again, names2 = corpus.still_group(5, 8)
     assert len(frames) == 8 and names == names2
     assert all(np.array_equal(a, b) for a, b in zip(frames, again, strict=True))
     assert frames[0].shape == (112, 112, 3) and frames[0].dtype == np.uint8
     assert not np.array_equal(frames[0], corpus.still_group(6, 8)[0][0])
+    crop = Corpus(CorpusConfig(seed=2)).still_group(5, 8)[0][0]  # the default: the face crop
+    assert np.array_equal(crop, frames[0][24:88, 24:88])
     # one identity: the background's chromaticity (colour under varying illumination) is
     # shared across the group
     corners = np.array([f[:8, :8].reshape(-1, 3).mean(0) for f in frames])
@@ -258,45 +262,51 @@ def test_pooled_means_each_items_tokens():
     assert torch.equal(_pooled(merged, grid), ref)
 
 
-def test_aux_loss_reuses_the_lm_forwards_visual_features(trained):
-    """The tapped auxiliary loss equals the head's cross-entropy on features computed by a
-    separate vision-tower pass (images first, then videos), over items with a target."""
-    import torch.nn.functional as F
+def test_distill_loss_matches_a_hand_computed_reference():
+    """Cosine distance to the teacher plus the per-identity centred squared error relative
+    to the teacher's centred energy, against numpy; zero when the student is the teacher,
+    and blind to what a whole group shares only in its second term."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(8, 5))
+    t = rng.normal(size=(8, 5))
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    sn = s / np.linalg.norm(s, axis=1, keepdims=True)
+    cos = np.mean(1 - (sn * t).sum(1))
+    sc = sn.reshape(2, 4, 5) - sn.reshape(2, 4, 5).mean(1, keepdims=True)
+    tc = t.reshape(2, 4, 5) - t.reshape(2, 4, 5).mean(1, keepdims=True)
+    rel = ((sc - tc) ** 2).sum(-1).mean() / (tc**2).sum(-1).mean()
+    got = distill_loss(torch.tensor(s), torch.tensor(t), 4)
+    assert float(got) == pytest.approx(cos + rel, rel=1e-9)
+    assert float(distill_loss(torch.tensor(t) * 3.0, torch.tensor(t), 4)) == pytest.approx(
+        0.0, abs=1e-12
+    )
+
+
+def test_distillation_stage_sees_face_crops_and_unit_teacher_embeddings(trained):
+    """Stage 1 ran (its loss logged), the teacher gives unit embeddings, the corpus shows
+    64 px face crops that the processor turns into 6 × 6 patches, and the saved tower
+    pools them to one vector per face."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    folder, _ = trained
+    from emobench.models.synthvlm.pretrain import Teacher
+
+    folder, info = trained
+    hist = info["history"]["distill"]
+    assert hist["step"] == [3] and np.isfinite(hist["loss"]).all()
     proc = AutoProcessor.from_pretrained(folder)
-    model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    teacher = Teacher()
     corpus = Corpus()
-    batch = [corpus.example(i) for i in range(12)]
-    assert {"caption", "qa"} <= {ex.kind for ex in batch}
-    enc, _ = encode_batch(proc, batch)
-    targets = align_targets(corpus, batch, corpus.cfg.classes)
-    torch.manual_seed(0)
-    head = torch.nn.Linear(TINY.hidden_size, len(corpus.cfg.classes))
-    tap = VisionTap(model.model.visual)
+    faces = [f for k in range(10_000, 10_004) for f in corpus.still_group(k, 8)[0]]
+    assert faces[0].shape == (64, 64, 3)  # the corpus shows face crops
+    t = teacher.embed(np.stack(faces))
+    assert torch.allclose(t.norm(dim=1), torch.ones(len(faces)), atol=1e-5)
+    px = proc.image_processor(images=faces, return_tensors="pt")
+    assert px["image_grid_thw"].tolist()[0] == [1, 6, 6]  # 64 px crops → 84 px, 6 × 6 patches
+    trained_model = AutoModelForImageTextToText.from_pretrained(folder).eval()
     with torch.no_grad():
-        model(**enc)
-        got = _aux_loss(head, tap, enc, targets)
-        tap.close()
-        feats = []
-        for px, grid in (
-            ("pixel_values", "image_grid_thw"),
-            ("pixel_values_videos", "video_grid_thw"),
-        ):
-            if px in enc:
-                out = model.model.visual(enc[px], grid_thw=enc[grid])
-                feats.append(_pooled(out.pooler_output, enc[grid]))
-        ref = F.cross_entropy(head(torch.cat(feats)), torch.cat(targets), ignore_index=-100)
-    assert got is not None and torch.allclose(got, ref, atol=1e-5)
-    n_img = sum(c["type"] == "image" for ex in batch for c in ex.content)
-    assert len(targets[0]) == n_img
-    # captions target the class their emotion word names; describe examples have none
-    for ex in batch:
-        if ex.kind == "caption" and ex.word is not None:
-            assert corpus.named_class(ex) == corpus.word_class[ex.word]
-        if ex.kind == "describe":
-            assert corpus.named_class(ex) is None
+        out = trained_model.model.visual(px["pixel_values"], grid_thw=px["image_grid_thw"])
+    pooled = _pooled(out.pooler_output, px["image_grid_thw"])
+    assert pooled.shape == (len(faces), TINY.hidden_size)
 
 
 def test_auxiliary_head_is_not_in_the_saved_folder(trained):
@@ -305,26 +315,25 @@ def test_auxiliary_head_is_not_in_the_saved_folder(trained):
     from emobench.models.synthvlm.build import build_model
 
     folder, info = trained
-    assert len(info["history"]["align"]["loss"]) == 1  # 3 warm-up steps, logged at the end
+    assert len(info["history"]["distill"]["loss"]) == 1  # 3 steps, logged at the end
     with safe_open(str(folder / "model.safetensors"), "pt") as f:
         saved = {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118
     from transformers import AutoTokenizer
 
     fresh = build_model(AutoTokenizer.from_pretrained(folder), TINY, 0)
-    # exactly the architecture's tensors (the tied lm_head is stored once): no head of the
-    # 11-way auxiliary classifier (TINY.hidden_size → 11) travels with the model
+    # exactly the architecture's tensors (the tied lm_head is stored once): the
+    # distillation head (TINY.hidden_size → the teacher's 64) does not travel with it
     expected = {k: list(v.shape) for k, v in fresh.state_dict().items() if "lm_head" not in k}
     assert not any("aux" in k for k in saved)
     assert len(saved) == len(expected)
     assert sorted(map(tuple, saved.values())) == sorted(map(tuple, expected.values()))
-    assert [11, TINY.hidden_size] not in list(map(list, saved.values()))
 
 
 def test_bad_settings_are_one_error(tmp_path):
     with pytest.raises(PretrainError, match="steps=0"):
         PretrainConfig(steps=0)
-    with pytest.raises(PretrainError, match="align_group=9"):
-        PretrainConfig(align_batch=8, align_group=9)
+    with pytest.raises(PretrainError, match="distill_group=1"):
+        PretrainConfig(distill_group=1)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(EmobenchError, match="cannot create output folder"):
@@ -358,3 +367,30 @@ def test_shipped_folder_loads_by_short_name(tmp_path):
     gen, ll = _through_hf("emobench-tiny-vlm", tmp_path)
     assert all(isinstance(o.text, str) for o in gen)
     assert all(np.isfinite(o.scores).all() for o in ll)
+
+
+def test_seed_spread_reads_other_seeds_of_the_same_recipe(tmp_path):
+    """--spread folders must hold the same recipe (seed aside) with figures; the card's
+    spread line gives the mean and range over them and this model, by hand."""
+    import json
+    from dataclasses import asdict
+
+    from emobench.models.synthvlm.pretrain import _spread_lines, load_spread
+
+    other = tmp_path / "seed5"
+    other.mkdir()
+    ev = {"generate": {"uar": 0.20}, "loglik": {"uar": 0.30}}
+    cfg5 = asdict(_cfg(seed=5))
+    (other / "recipe.json").write_text(json.dumps({"config": cfg5, "eval": ev}))
+    got = load_spread([other], _cfg(seed=0))
+    assert got == [{"seed": 5, "eval": ev}]
+    with pytest.raises(PretrainError, match="differs in steps"):
+        load_spread([other], _cfg(steps=21))
+    with pytest.raises(PretrainError, match="no readable recipe.json"):
+        load_spread([tmp_path / "absent"], _cfg())
+    mine = {"eval": {"generate": {"uar": 0.26}, "loglik": {"uar": 0.34}}, "spread": got}
+    lines = _spread_lines(mine)
+    assert "seeds 5" in lines[0]
+    assert lines[1] == "  - generate UAR 0.260 here; over 2 seeds mean 0.230, range 0.200–0.260"
+    assert lines[2] == "  - loglik UAR 0.340 here; over 2 seeds mean 0.320, range 0.300–0.340"
+    assert "not measured" in _spread_lines({"eval": mine["eval"]})[0]

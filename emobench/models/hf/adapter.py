@@ -53,7 +53,7 @@ from emobench.models.chat import (
     content_digest,
     value_summary,
 )
-from emobench.models.hf.loading import load_model, model_hash, resolve_model
+from emobench.models.hf.loading import folder_preprocess, load_model, model_hash, resolve_model
 from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable from here)
     CACHE_VERSION,
     DEFAULT_INSTRUCTION,
@@ -65,6 +65,7 @@ from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable
     _array_digest,
     chat_inputs,
     clip_permutation,
+    crop_clip,
     effective_fps,
 )
 from emobench.models.registry import parse_options, register_model
@@ -123,7 +124,10 @@ class HFModel(ChatPromptMixin, ClipModel):
         #: prompt length of each request encoded in the current _compute, by id
         self._lengths: dict[int, int] = {}
         self.gap_frames = self.opts.gap_frames
-        self.frame_size = self.opts.frame_size
+        pre = folder_preprocess(self.folder)
+        self.frame_size = self.opts.frame_size or pre.get("frame_size")
+        #: centre crop side of the frames shown to the model (None: whole frames)
+        self.crop = self.opts.crop if self.opts.crop is not None else pre.get("crop")
         self.labels: list[str] = []
         self.describer: HFModel | None = None
         if self.opts.msce_describer:
@@ -270,6 +274,8 @@ class HFModel(ChatPromptMixin, ClipModel):
             "model_hash": self._hash,
             "scoring": self.opts.scoring,
             "input": self.opts.input,
+            "frame_size": self.frame_size,
+            "crop": self.crop or None,
             "prompt": s["prompt"],
             "option_order": self.opts.option_order,
             "options": s["options"],
@@ -323,6 +329,7 @@ class HFModel(ChatPromptMixin, ClipModel):
     # ------------------------------------------------------------ prompts
 
     def _clip_request(self, clip: ClipInput) -> tuple[Request, str | None]:
+        clip = crop_clip(clip, self.crop)
         options = self.clip_options(clip.clip_id)
         text = self.prompt_text(options)
         fps = self.opts.fps or effective_fps(clip)

@@ -409,7 +409,7 @@ def recipe(hf: HFModel, ctx: FitContext, cfg: Any) -> dict[str, Any]:
     o = hf.opts
     prompt_keys = (
         "input", "question", "instruction", "option_order", "answer_prefix", "length_norm",
-        "dtype", "fps", "frame_size", "seed", "min_pixels", "max_pixels", "size",
+        "dtype", "fps", "frame_size", "crop", "seed", "min_pixels", "max_pixels", "size",
     )  # fmt: skip
     return {
         "format": FORMAT,

@@ -17,6 +17,26 @@ class HFModelNotFoundError(EmobenchError):
     """An ``hf:`` model that is neither a local folder nor in the local Hugging Face cache."""
 
 
+#: Optional file in a model folder with emobench's preprocessing defaults for it:
+#: ``{"preprocess": {"frame_size": 112, "crop": 64}}`` (decode side, centre crop side).
+PREPROCESS_FILE = "emobench.json"
+
+
+def folder_preprocess(folder: Path) -> dict[str, int]:
+    """The folder's preprocessing defaults (``frame_size``, ``crop``) from
+    :data:`PREPROCESS_FILE`, ``{}`` when it has none; an unreadable file is one error line."""
+    import json
+
+    path = Path(folder) / PREPROCESS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        pre = json.loads(path.read_text()).get("preprocess", {})
+        return {k: int(pre[k]) for k in ("frame_size", "crop") if pre.get(k) is not None}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise EmobenchError(f"{path}: unreadable preprocessing defaults ({exc})") from None
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or os.sep in name and Path(name).exists()
 

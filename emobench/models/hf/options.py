@@ -49,8 +49,11 @@ class HFOptions(StrictModel):
     size: dict[str, int] | None = None
     #: frame rate told to the processor for videos (None: the presented frames' own rate)
     fps: Annotated[Float, Field(gt=0)] | None = None
-    #: decode side in pixels (None: the video's own size)
+    #: decode side in pixels (None: the model folder's emobench.json, else the video's size)
     frame_size: Annotated[int, Field(ge=8, le=4096)] | None = None
+    #: centre crop side in pixels of every frame shown to the model, 0: none (None: the
+    #: model folder's emobench.json, else none)
+    crop: Annotated[int, Field(ge=0, le=4096)] | None = None
     cache: Bool = True
     #: answer cache folder (default: ``<run cache>/hf-generations``)
     cache_dir: str | None = None
@@ -109,6 +112,21 @@ def clip_permutation(clip_id: str, n: int, seed: int = 0) -> np.ndarray:
     """The seeded option permutation of a clip (the same on every run and machine)."""
     digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(n)
+
+
+def crop_clip(clip: ClipInput, side: int | None) -> ClipInput:
+    """``clip`` with its frames and gap frames centre-cropped to ``side`` pixels (frames
+    no larger, and ``side`` 0 or None, unchanged)."""
+    if not side:
+        return clip
+    from dataclasses import replace
+
+    from emobench.video.frames import centre_crop
+
+    def cut(frames: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(centre_crop(frames, side))
+
+    return replace(clip, frames=cut(clip.frames), between=tuple(cut(b) for b in clip.between))
 
 
 def effective_fps(clip: ClipInput) -> float:

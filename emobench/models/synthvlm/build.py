@@ -66,9 +66,10 @@ class ArchConfig:
     vision_depth: int = 2
     vision_heads: int = 2
     patch_size: int = 14
-    #: the processors' pixel budget per frame: 112 px frames become 84 px, 3 × 3 tokens
-    #: per temporal patch (2 frames) after the 2 × 2 merge
-    min_pixels: int = 28 * 28
+    #: the processors' pixel budget per frame: every frame (the 64 px face crop the model
+    #: is used with) becomes 84 px, 6 × 6 patches, 3 × 3 tokens per temporal patch (2
+    #: frames) after the 2 × 2 merge
+    min_pixels: int = 84 * 84
     max_pixels: int = 84 * 84
     max_positions: int = 4096
 

@@ -27,24 +27,31 @@ def pretrain_synth_vlm(
         help="A synth dataset whose test split the card reports zero-shot UAR/WAR on "
         "(skipped when absent).",
     ),
+    spread: list[Path] = typer.Option(
+        [],
+        "--spread",
+        help="Folder of the same recipe trained with another --seed (repeatable): the card "
+        "reports the zero-shot UAR spread over these seeds and this one.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress."),
 ) -> None:
     """Pre-train the default generative VLM (emobench-tiny-vlm, a tiny Qwen2.5-VL) on synthetic web data.
 
-    Generated faces (identities disjoint from the benchmark): captions whose emotion words follow English word frequencies, one-word answers to the hf: family's question, MSCE stage-2 questions and motion descriptions from action units. Writes a Hugging Face model folder that hf:<folder> loads; about 10 CPU minutes.
+    Generated faces (identities disjoint from the benchmark): the tiny CLIP's image embedding distilled into the vision tower, then captions whose emotion words follow English word frequencies, descriptions of the face's action units, one-word answers to the hf: family's question, MSCE stage-2 questions and motion descriptions. Writes a Hugging Face model folder that hf:<folder> loads; about 10 CPU minutes.
     """  # noqa: E501  (Typer keeps docstring line breaks)
     from emobench.errors import run_cli
 
     def body() -> None:
         from dataclasses import replace
 
-        from emobench.models.synthvlm.pretrain import SHIPPED_DIR, PretrainConfig
+        from emobench.models.synthvlm.pretrain import SHIPPED_DIR, PretrainConfig, load_spread
         from emobench.models.synthvlm.pretrain import pretrain_synth_vlm as run
 
         cfg = PretrainConfig(seed=seed)
         if steps is not None:
             cfg = replace(cfg, steps=steps)
         target = out or SHIPPED_DIR
+        others = load_spread(list(spread), cfg)  # checked before the long training
         if progress:
             from emobench.progress import progress_bar
 
@@ -54,16 +61,20 @@ def pretrain_synth_vlm(
             def report(step: int, total: int, metrics: dict) -> None:
                 phase = metrics.get("phase", "train")
                 if phase not in tasks:
-                    names = {"tokenizer": "training the tokenizer", "train": "training steps"}
+                    names = {
+                        "tokenizer": "training the tokenizer",
+                        "distill": "distilling the tiny CLIP's vision",
+                        "train": "training steps",
+                    }
                     label = names.get(phase, "zero-shot evaluation")
                     tasks[phase] = bar.add_task(label, total=total, loss="")
                 loss = f"loss {metrics['loss']:.3f}" if "loss" in metrics else ""
                 bar.update(tasks[phase], completed=step, total=total, loss=loss)
 
             with bar:
-                info = run(target, cfg, eval_root=eval_root, progress=report)
+                info = run(target, cfg, eval_root=eval_root, progress=report, spread=others)
         else:
-            info = run(target, cfg, eval_root=eval_root)
+            info = run(target, cfg, eval_root=eval_root, spread=others)
         typer.echo(
             f"wrote {target} (model.safetensors {info['bytes'] / 1e6:.1f} MB) in "
             f"{info['seconds_wall']:.0f} s wall, {info['seconds_cpu']:.0f} s CPU; "

@@ -100,9 +100,18 @@ class CorpusConfig:
 
     seed: int = 0
     frame_size: int = 112
+    #: centre crop side (pixels) of every rendered frame: the face from brows to chin, as
+    #: the tiny CLIP sees it and as ``hf:emobench-tiny-vlm`` crops benchmark frames (0: none)
+    crop: int = 64
     #: relative weights of the example kinds
     mix: dict[str, float] = field(
-        default_factory=lambda: {"caption": 0.25, "qa": 0.35, "msce": 0.15, "describe": 0.25}
+        default_factory=lambda: {
+            "caption": 0.15,
+            "state": 0.3,
+            "qa": 0.3,
+            "msce": 0.1,
+            "describe": 0.15,
+        }
     )
     mention_rate: float = 0.9
     noise_rate: float = 0.15
@@ -289,6 +298,7 @@ class Corpus:
         """
         from emobench.data.synth.aus import N_AUS, prototype_vector
         from emobench.data.synth.faces import render_frames, sample_identity
+        from emobench.video.frames import centre_crop
 
         rng = np.random.default_rng([WEB_STREAM, 5, self.cfg.seed, int(index)])
         n = len(self.cfg.classes)
@@ -313,7 +323,7 @@ class Corpus:
         ident = sample_identity(rng)
         noise = float(rng.uniform(0.5, 3.0))
         frames = render_frames(ident, aus, self.cfg.frame_size, poses, illums, rng=rng, noise=noise)
-        return list(frames), targets
+        return list(np.ascontiguousarray(centre_crop(frames, self.cfg.crop))), targets
 
     def named_class(self, ex: Example) -> str | None:
         """The class an example's text names: the answer of a ``qa`` / ``msce`` question,
@@ -455,9 +465,11 @@ class Corpus:
         noise: float,
     ) -> np.ndarray:
         from emobench.data.synth.faces import render_frames, sample_identity
+        from emobench.video.frames import centre_crop
 
         ident = sample_identity(rng)
-        return render_frames(ident, aus, self.cfg.frame_size, poses, illums, rng=rng, noise=noise)
+        frames = render_frames(ident, aus, self.cfg.frame_size, poses, illums, rng=rng, noise=noise)
+        return np.ascontiguousarray(centre_crop(frames, self.cfg.crop))
 
     def _clip(self, rng: np.random.Generator, tl: Any, idx: np.ndarray) -> np.ndarray:
         """The frames ``idx`` of timeline ``tl`` on a new web identity: (K, S, S, 3) uint8."""
