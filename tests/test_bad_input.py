@@ -226,6 +226,9 @@ def test_quickstart_settings_are_unchanged() -> None:
         {"frame_size": 112, "crop": 64},
         {},
         {"probe": "linear"},
+        {"batch_size": 16, "max_new_tokens": 4},
+        {"scoring": "loglik", "batch_size": 16},
+        {"batch_size": 16, "max_new_tokens": 4, "gap_frames": 4, "msce_max_new_tokens": 24},
     ]
     assert cfg.video.backend == "auto"
     assert load_config("quickstart", ['video.backend="pyav"']).video.backend == "pyav"

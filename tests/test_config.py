@@ -38,9 +38,14 @@ def test_quickstart_preset_is_listed_and_valid():
     assert cfg.sweep.sampler == [f"uniform:{k}" for k in (2, 4, 8, 16, 32)]
     cells = expand(cfg)
     # {gru IB, gru CB, mean IB, CLIP zero-shot x {none, estimated-prior}, CLIP probe IB,
-    # CLIP probe CB} x 5 densities x 2 orders; prior corrections share their group
-    assert len(cells) == 7 * 5 * 2
-    assert len(groups(cells)) == 6
+    # CLIP probe CB} x 5 densities x 2 orders; prior corrections share their group; the
+    # generative VLM: generate x 4 densities x 2 orders, loglik x {none, estimated-prior}
+    # at uniform:8, MSCE x {none, msce, msce-text, msce-dense} at uniform:4
+    assert len(cells) == 7 * 5 * 2 + 4 * 2 + 2 + 4
+    assert len(groups(cells)) == 6 + 3
+    msce = [c for c in cells if c.model == "vlm-msce"]
+    assert {(c.sampler, c.order) for c in msce} == {("uniform:4", "original")}
+    assert {c.enrichment for c in msce} == {"none", "msce", "msce-text", "msce-dense"}
     assert {c.prior_correction for c in cells if c.model == "clip-zero-shot"} == {
         "none",
         "estimated-prior",

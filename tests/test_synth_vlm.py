@@ -367,6 +367,11 @@ def test_shipped_folder_loads_by_short_name(tmp_path):
     gen, ll = _through_hf("emobench-tiny-vlm", tmp_path)
     assert all(isinstance(o.text, str) for o in gen)
     assert all(np.isfinite(o.scores).all() for o in ll)
+    # it is shown the face as it was trained on it: 112 px frames, centre 64 px
+    from emobench.models.hf.adapter import HFModel
+
+    m = HFModel("emobench-tiny-vlm", {})
+    assert (m.frame_size, m.crop) == (112, 64)
 
 
 def test_seed_spread_reads_other_seeds_of_the_same_recipe(tmp_path):

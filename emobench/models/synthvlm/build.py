@@ -121,7 +121,11 @@ def build_processor(tokenizer: Any, arch: ArchConfig) -> Any:
     }
     return Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(**pixels),
-        video_processor=Qwen2VLVideoProcessor(**pixels, do_sample_frames=False),
+        # frames are already within the pixel budget: no per-frame cap to apply (saying so
+        # also keeps transformers from warning about it on every run)
+        video_processor=Qwen2VLVideoProcessor(
+            **pixels, do_sample_frames=False, cap_pixels_per_frame=False
+        ),
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
     )
