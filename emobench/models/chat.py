@@ -1,9 +1,11 @@
-"""What every chat-style clip model shares (``hf:`` and ``openai:``): the prompt, the per-cell
-prompt records and the content-keyed answer cache.
+"""What every chat-style clip model shares (``hf:`` and ``openai:``): the prompt, each clip's
+request (visual items or MSCE's enriched content, then the question), the per-cell prompt
+records and the content-keyed answer cache.
 
 :class:`ChatPromptMixin` expects ``self.opts`` (``question``, ``instruction``,
-``option_order``, ``seed``, ``input``, ``cache``, ``cache_dir``), ``self.labels`` and a
-``self._stats`` dict with ``prompt``, ``options``, ``orders``, ``frames`` and ``cache_hits``.
+``option_order``, ``seed``, ``input``, ``cache``, ``cache_dir``, ``fps``), ``self.labels``
+and a ``self._stats`` dict with ``prompt``, ``options``, ``orders``, ``frames``, ``fps``,
+``describer_calls`` and ``cache_hits``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from emobench.models.base import FitContext
-from emobench.models.hf.options import Request, _array_digest, clip_permutation
+from emobench.models.base import ClipInput, FitContext
+from emobench.models.hf.options import Request, _array_digest, clip_permutation, effective_fps
 
 
 def value_summary(values: Sequence[float]) -> dict[str, float] | None:
@@ -67,6 +69,33 @@ class ChatPromptMixin:
         """Question, options and answer instruction (the text after the visual items)."""
         o = self.opts
         return f"{o.question}\nOptions: {', '.join(options)}.\n{o.instruction}"
+
+    def _clip_request(self, clip: ClipInput) -> tuple[Request, str | None]:
+        """One clip's request (its visual items, then the question) and, for ``msce`` /
+        ``msce-text``, the motion descriptions sent (``context``). ``msce-dense`` is a plain,
+        denser clip. The adapter supplies :meth:`_prepare_clip` and :meth:`_msce_items`."""
+        clip = self._prepare_clip(clip)
+        options = self.clip_options(clip.clip_id)
+        text = self.prompt_text(options)
+        fps = self.opts.fps or effective_fps(clip)
+        context = None
+        if clip.enrichment in ("msce", "msce-text"):
+            items, context, calls = self._msce_items(clip, fps)
+            self._stats["describer_calls"] += int(calls)
+        else:
+            items = self._visual_items(clip.frames)
+        self._note_prompt(text, options, len(clip.frames))
+        if any(c["type"] == "video" for c in items):  # the rate only matters with videos
+            self._stats["fps"].append(fps)
+        return Request([*items, {"type": "text", "text": text}], fps), context
+
+    def _prepare_clip(self, clip: ClipInput) -> ClipInput:
+        """The clip as the model is shown it (e.g. cropped); default: unchanged."""
+        return clip
+
+    def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
+        """MSCE stage 2's content items, the descriptions and the describer calls made."""
+        raise NotImplementedError
 
     def _visual_items(self, frames: np.ndarray) -> list[dict[str, Any]]:
         if self.opts.input == "video":

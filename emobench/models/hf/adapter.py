@@ -328,21 +328,8 @@ class HFModel(ChatPromptMixin, ClipModel):
 
     # ------------------------------------------------------------ prompts
 
-    def _clip_request(self, clip: ClipInput) -> tuple[Request, str | None]:
-        clip = crop_clip(clip, self.crop)
-        options = self.clip_options(clip.clip_id)
-        text = self.prompt_text(options)
-        fps = self.opts.fps or effective_fps(clip)
-        context = None
-        if clip.enrichment in ("msce", "msce-text"):
-            items, context, calls = self._msce_items(clip, fps)
-            self._stats["describer_calls"] += int(calls)
-        else:  # none, msce-dense (a plain, denser clip)
-            items = self._visual_items(clip.frames)
-        self._note_prompt(text, options, len(clip.frames))
-        if any(c["type"] == "video" for c in items):  # fps only reaches the model with videos
-            self._stats["fps"].append(fps)
-        return Request([*items, {"type": "text", "text": text}], fps), context
+    def _prepare_clip(self, clip: ClipInput) -> ClipInput:
+        return crop_clip(clip, self.crop)
 
     def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
         try:

@@ -46,7 +46,7 @@ from emobench.models.chat import (
     content_digest,
     value_summary,
 )
-from emobench.models.hf.options import Request, effective_fps
+from emobench.models.hf.options import Request
 from emobench.models.openai.options import (
     CACHE_VERSION,
     OpenAIOptions,
@@ -111,6 +111,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
     def reset_stats(self) -> None:
         self._stats: dict[str, Any] = {
             "frames": [],
+            "fps": [],
             "requests": 0,
             "retries": 0,
             "cache_hits": 0,
@@ -139,6 +140,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
             "options": s["options"],
             "distinct_option_orders": len(s["orders"]),
             "frames_per_clip": value_summary(s["frames"]),
+            "fps": value_summary(s["fps"]),
             "requests": s["requests"],
             "retries": s["retries"],
             "cache_hits": s["cache_hits"],
@@ -161,27 +163,17 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
 
     # ------------------------------------------------------------ prompts
 
-    def _clip_request(self, clip: ClipInput) -> tuple[Request, str | None]:
-        options = self.clip_options(clip.clip_id)
-        text = self.prompt_text(options)
-        fps = self.opts.fps or effective_fps(clip)
-        context = None
-        if clip.enrichment in ("msce", "msce-text"):
-            from emobench.models.hf.msce import msce_content
+    def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
+        from emobench.models.hf.msce import msce_content
 
-            kw: dict[str, Any] = {"text_only": clip.enrichment == "msce-text"}
-            if self.opts.msce_describe_prompt is not None:
-                kw["describe_prompt"] = self.opts.msce_describe_prompt
-            kw["as_video"] = self.opts.input == "video" and self._video_ok
-            items, context, calls = msce_content(
-                clip, lambda contents: self.chat(contents, fps=fps), **kw
-            )
-            items = list(items)
-            self._stats["describer_calls"] += int(calls)
-        else:  # none, msce-dense (a plain, denser clip)
-            items = self._visual_items(clip.frames)
-        self._note_prompt(text, options, len(clip.frames))
-        return Request([*items, {"type": "text", "text": text}], fps), context
+        kw: dict[str, Any] = {"text_only": clip.enrichment == "msce-text"}
+        if self.opts.msce_describe_prompt is not None:
+            kw["describe_prompt"] = self.opts.msce_describe_prompt
+        kw["as_video"] = self.opts.input == "video" and self._video_ok
+        items, context, calls = msce_content(
+            clip, lambda contents: self.chat(contents, fps=fps), **kw
+        )
+        return list(items), context, calls
 
     def chat(self, contents: list[list[dict[str, Any]]], fps: float | None = None) -> list[str]:
         """Answers (``msce_max_tokens``) to user turns given as content items: MSCE's
