@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,25 @@ def folder_preprocess(folder: Path) -> dict[str, int]:
         return {k: int(pre[k]) for k in ("frame_size", "crop") if pre.get(k) is not None}
     except (ValueError, TypeError, AttributeError) as exc:
         raise EmobenchError(f"{path}: unreadable preprocessing defaults ({exc})") from None
+
+
+@contextlib.contextmanager
+def no_progress_bars(errors_only: bool = False) -> Iterator[None]:
+    """transformers' own progress bars off while loading (emobench shows its own), and with
+    ``errors_only`` its warnings too; both restored afterwards."""
+    from transformers.utils import logging as tlog
+
+    level = tlog.get_verbosity()
+    bars = tlog.is_progress_bar_enabled()
+    if errors_only:
+        tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(level)
+        if bars:
+            tlog.enable_progress_bar()
 
 
 def _looks_like_path(name: str) -> bool:
@@ -133,7 +154,8 @@ def load_model(
             mkw["device_map"] = device_map
         if attn_implementation:
             mkw["attn_implementation"] = attn_implementation
-        model = AutoModelForImageTextToText.from_pretrained(folder, **kw, **mkw)
+        with no_progress_bars():
+            model = AutoModelForImageTextToText.from_pretrained(folder, **kw, **mkw)
     except (OSError, ValueError, KeyError) as exc:
         first = " ".join(str(exc).split())[:300]
         raise EmobenchError(f"hf: cannot load the model in {folder}: {first}") from None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,22 +149,12 @@ def input_shape(info: FolderInfo, opts: HFVideoOptions, name: str) -> tuple[int,
     return int(frames), int(size)
 
 
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> contextlib.AbstractContextManager[None]:
     """Silence transformers' load reports and progress bars (the re-initialised head is
     intended, not news) for the duration of a load."""
-    from transformers.utils import logging as tlog
+    from emobench.models.hf.loading import no_progress_bars
 
-    level = tlog.get_verbosity()
-    bars = tlog.is_progress_bar_enabled()
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        tlog.set_verbosity(level)
-        if bars:
-            tlog.enable_progress_bar()
+    return no_progress_bars(errors_only=True)
 
 
 @dataclass(frozen=True)
