@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -382,6 +384,35 @@ def test_load_errors(tmp_path) -> None:
     (tmp_path / "h.json").write_text("{}")
     with pytest.raises(ModuleFileError, match="sidecar"):
         load_module(path)
+
+
+def test_checkpoint_weights_are_written_last_and_commit_the_save(tmp_path, monkeypatch) -> None:
+    """The sidecar is on disk before the weights appear; a sidecar alone (a save in
+    progress on another rank, or one cut short) is no checkpoint and is left alone; weights
+    without a sidecar are damaged, reported and removed."""
+    import emobench.models.checkpoint as ck
+
+    head = build_head("mean", 4, 2)
+    path = tmp_path / "h.safetensors"
+    seen = []
+    real = ck.atomic_path
+
+    def spy(p):
+        seen.append((Path(p).name, (tmp_path / "h.json").is_file()))
+        return real(p)
+
+    monkeypatch.setattr(ck, "atomic_path", spy)
+    save_module(head, path)
+    assert seen == [("h.safetensors", True)]  # the sidecar existed when the weights went in
+    path.unlink()
+    warned = []
+    assert ck.load_checkpoint(path, warned.append) is None
+    assert (tmp_path / "h.json").is_file() and not warned  # not removed: not a checkpoint yet
+    save_module(head, path)
+    (tmp_path / "h.json").unlink()
+    assert ck.load_checkpoint(path, warned.append) is None
+    assert len(warned) == 1 and "damaged checkpoint h.safetensors" in warned[0]
+    assert not path.exists()
 
 
 # --------------------------------------------------------------------------- inference helpers

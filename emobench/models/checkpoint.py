@@ -42,8 +42,9 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 def save_module(module: nn.Module, path: str | Path, config: dict[str, Any] | None = None) -> Path:
-    """Write ``module``'s weights to ``path`` (safetensors) and ``<stem>.json`` with its
-    architecture (``module.spec``) and the caller's ``config``. Atomic; no pickle."""
+    """Write ``<stem>.json`` with ``module``'s architecture (``module.spec``) and the
+    caller's ``config``, then its weights to ``path`` (safetensors). Each file atomic; no
+    pickle."""
     from safetensors.torch import save_file
 
     spec = getattr(module, "spec", None)
@@ -52,10 +53,12 @@ def save_module(module: nn.Module, path: str | Path, config: dict[str, Any] | No
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     meta = {"format": _FORMAT, "module": spec, "config": config or {}}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": _FORMAT})
+    # the sidecar first, the weights last: the weights file appearing is the commit, so a
+    # reader (another rank of a distributed run) never finds weights without their sidecar
     text = json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
     atomic_write_text(sidecar_path(path), text)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": _FORMAT})
     return path
 
 
@@ -118,7 +121,7 @@ def load_checkpoint(path: str | Path, warn: Callable[[str], None]) -> nn.Module 
     through ``warn`` in one line and removed, so the caller trains it again.
     """
     path = Path(path)
-    if not path.exists() and not sidecar_path(path).exists():
+    if not path.exists():  # a sidecar alone is a save in progress (or cut short): not yet one
         return None
     try:
         return load_module(path)
