@@ -513,3 +513,33 @@ def test_early_stopping_restores_the_best_trainable_tensors_in_place():
     assert stopper.update(2, 0.25) is False and stopper.best_epoch == 1
     stopper.restore()
     assert torch.equal(a, torch.ones(2, 3)) and torch.equal(b, torch.zeros(4))
+
+
+def test_saving_adapters_again_replaces_the_folder_whole(tmp_path):
+    """A second save of the same adapters (another rank, a retrain) swaps the folder in
+    one rename: the new files, the new sidecar, no stale file and no leftovers beside it."""
+    import json
+
+    from emobench.models.hf.finetune import SIDECAR, fingerprint, save_adapter
+
+    class Fake:
+        def __init__(self, payload: bytes, extra: bool = False) -> None:
+            self.payload, self.extra = payload, extra
+
+        def save_pretrained(self, where: str) -> None:
+            from pathlib import Path
+
+            Path(where).mkdir(parents=True, exist_ok=True)
+            (Path(where) / "adapter_model.safetensors").write_bytes(self.payload)
+            if self.extra:
+                (Path(where) / "stale.bin").write_bytes(b"x")
+
+    folder = tmp_path / "lora" / "abc"
+    fp1 = save_adapter(Fake(b"one", extra=True), None, folder, {"r": 1}, {}, {}, ["q_proj"])
+    assert (folder / "stale.bin").is_file()
+    fp2 = save_adapter(Fake(b"two"), None, folder, {"r": 1}, {}, {}, ["q_proj"])
+    assert fp1 != fp2 == fingerprint(folder)
+    assert (folder / "adapter_model.safetensors").read_bytes() == b"two"
+    assert not (folder / "stale.bin").exists()
+    assert json.loads((folder / SIDECAR).read_text())["fingerprint"] == fp2
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["abc"]

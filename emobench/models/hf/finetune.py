@@ -819,13 +819,20 @@ def save_adapter(
             "lora_modules": list(targets),
         }
         (tmp / SIDECAR).write_text(to_json(meta) + "\n")
-        shutil.rmtree(folder, ignore_errors=True)
+        # an older folder is renamed aside (not deleted in place) just before the new one
+        # takes its name: a reader on another rank finds a whole folder or none, never half
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(folder, old)
         try:
             os.replace(tmp, folder)
         except OSError:
             if not folder.is_dir():  # else another process saved the same adapters first
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
