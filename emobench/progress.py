@@ -30,3 +30,32 @@ def progress_bar(
         columns.append(TextColumn(f"{{task.fields[{field}]}}"))
     columns += [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     return Progress(*columns, **options)
+
+
+class PhaseProgress:
+    """A progress bar with one task per training phase, for ``progress(step, total,
+    metrics)`` callbacks whose ``metrics["phase"]`` names the phase (``metrics["loss"]``,
+    when given, is shown beside the counts). A phase's task appears when it first reports,
+    labelled from ``labels`` (else ``default``). Use as a context manager; the instance is
+    the callback."""
+
+    def __init__(self, labels: dict[str, str], default: str = "working", **options: Any) -> None:
+        self.labels = dict(labels)
+        self.default = default
+        self.bar = progress_bar(field="loss", **options)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> PhaseProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, step: int, total: int, metrics: dict[str, Any]) -> None:
+        phase = str(metrics.get("phase", "train"))
+        if phase not in self.tasks:
+            label = self.labels.get(phase, self.default)
+            self.tasks[phase] = self.bar.add_task(label, total=total, loss="")
+        loss = f"loss {metrics['loss']:.3f}" if metrics.get("loss") is not None else ""
+        self.bar.update(self.tasks[phase], completed=step, total=total, loss=loss)

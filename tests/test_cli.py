@@ -130,3 +130,25 @@ def test_progress_bar_shows_counts_and_the_task_field():
         bar.refresh()
     text = buf.getvalue()
     assert "test clips" in text and "2/5" in text and "3.0 clips/s" in text and "ETA" in text
+
+
+def test_phase_progress_makes_one_task_per_phase_with_its_loss():
+    import io
+
+    from rich.console import Console
+
+    from emobench.progress import PhaseProgress
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=120, force_terminal=True, color_system=None)
+    with PhaseProgress({"train": "training steps"}, default="evaluation", console=console,
+                       auto_refresh=False) as report:  # fmt: skip
+        report(3, 10, {"phase": "train", "loss": 1.23456})
+        report(4, 10, {"phase": "train", "loss": 0.5})
+        report(7, 20, {"phase": "eval-0"})
+        report.bar.refresh()
+        tasks = report.bar.tasks
+    assert [t.description for t in tasks] == ["training steps", "evaluation"]
+    assert [(t.completed, t.total) for t in tasks] == [(4, 10), (7, 20)]
+    text = buf.getvalue()
+    assert "4/10" in text and "loss 0.500" in text and "7/20" in text

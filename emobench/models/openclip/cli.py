@@ -46,19 +46,10 @@ def pretrain_synth_web(
             cfg = replace(cfg, steps=steps)
         target = out or WEIGHTS_DIR
         if progress:
-            from emobench.progress import progress_bar
+            from emobench.progress import PhaseProgress
 
-            bar = progress_bar(field="loss")
-            tasks = {
-                "render": bar.add_task("rendering faces", total=cfg.n_identities, loss=""),
-                "train": bar.add_task("training steps", total=cfg.steps, loss=""),
-            }
-
-            def report(step: int, total: int, metrics: dict) -> None:
-                loss = f"loss {metrics['loss']:.3f}" if "loss" in metrics else ""
-                bar.update(tasks[metrics.get("phase", "train")], completed=step, loss=loss)
-
-            with bar:
+            names = {"render": "rendering faces", "train": "training steps"}
+            with PhaseProgress(names) as report:
                 info = run(target, cfg, eval_root=eval_root, progress=report)
         else:
             info = run(target, cfg, eval_root=eval_root)

@@ -53,25 +53,14 @@ def pretrain_synth_vlm(
         target = out or SHIPPED_DIR
         others = load_spread(list(spread), cfg)  # checked before the long training
         if progress:
-            from emobench.progress import progress_bar
+            from emobench.progress import PhaseProgress
 
-            bar = progress_bar(field="loss")
-            tasks: dict[str, int] = {}
-
-            def report(step: int, total: int, metrics: dict) -> None:
-                phase = metrics.get("phase", "train")
-                if phase not in tasks:
-                    names = {
-                        "tokenizer": "training the tokenizer",
-                        "distill": "distilling the tiny CLIP's vision",
-                        "train": "training steps",
-                    }
-                    label = names.get(phase, "zero-shot evaluation")
-                    tasks[phase] = bar.add_task(label, total=total, loss="")
-                loss = f"loss {metrics['loss']:.3f}" if "loss" in metrics else ""
-                bar.update(tasks[phase], completed=step, total=total, loss=loss)
-
-            with bar:
+            names = {
+                "tokenizer": "training the tokenizer",
+                "distill": "distilling the tiny CLIP's vision",
+                "train": "training steps",
+            }
+            with PhaseProgress(names, default="zero-shot evaluation") as report:
                 info = run(target, cfg, eval_root=eval_root, progress=report, spread=others)
         else:
             info = run(target, cfg, eval_root=eval_root, spread=others)
