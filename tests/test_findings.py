@@ -379,7 +379,7 @@ def test_roles_come_from_the_manifest_not_the_display_name():
 @pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
 def test_joint_draws_pair_like_paired_bootstrap_and_match_sklearn():
     from emobench.metrics import paired_bootstrap
-    from emobench.report.finding_stats import joint_metric_draws
+    from emobench.metrics.multi_bootstrap import joint_metric_draws
 
     rng = np.random.default_rng(0)
     y = list(np.array(LABELS)[rng.integers(0, 7, 300)])
@@ -395,7 +395,7 @@ def test_joint_draws_pair_like_paired_bootstrap_and_match_sklearn():
 def test_spearman_draws_match_scipy():
     from scipy.stats import spearmanr
 
-    from emobench.report.finding_stats import rank_correlation_draws
+    from emobench.metrics.multi_bootstrap import rank_correlation_draws
 
     rng = np.random.default_rng(1)
     values = rng.random((5, 6))

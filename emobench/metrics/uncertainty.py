@@ -24,7 +24,7 @@ from emobench.metrics.core import (
 )
 
 
-def _resample_cms(cm: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+def resample_cms(cm: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """``n_resamples`` bootstrap confusion matrices: a multinomial draw over the cells.
 
     Resampling n clips with replacement gives cell counts ~ Multinomial(n, cell / n), so
@@ -39,7 +39,7 @@ def _resample_cms(cm: np.ndarray, n_resamples: int, rng: np.random.Generator) ->
     return out.reshape((n_resamples, *np.shape(cm)))
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
     v = values[np.isfinite(values)]
     if v.size == 0:
         return None
@@ -88,10 +88,10 @@ def bootstrap_ci(
     labs = _check_labels(labels)
     cm = confusion_matrix(y_true, y_pred, labs)
     grp = _make_groups(labs, groups)
-    return _bootstrap_from_cm(cm, labs, grp, n_resamples, seed, level, metrics, neutral)
+    return bootstrap_from_cm(cm, labs, grp, n_resamples, seed, level, metrics, neutral)
 
 
-def _bootstrap_from_cm(
+def bootstrap_from_cm(
     cm: np.ndarray,
     labels: list[str],
     grp: _Groups | None,
@@ -105,11 +105,11 @@ def _bootstrap_from_cm(
         return {}
     rng = np.random.default_rng(seed)
     nidx = labels.index(neutral) if neutral in labels else None
-    values = _batch_metrics(_resample_cms(cm, n_resamples, rng), grp, nidx)
+    values = _batch_metrics(resample_cms(cm, n_resamples, rng), grp, nidx)
     out: dict[str, tuple[float, float]] = {}
     for name in metrics:
         if name in values:
-            ci = _interval(values[name], level)
+            ci = percentile_interval(values[name], level)
             if ci is not None:
                 out[name] = ci
     return out
@@ -162,7 +162,7 @@ def paired_bootstrap(
     db = _batch_metrics((draws @ proj_b).reshape(-1, c, k1), grp, nidx)[metric]
     d = db - da
     d = d[np.isfinite(d)]
-    ci = _interval(d, level)
+    ci = percentile_interval(d, level)
     p = (1 + int(np.sum(np.abs(d - diff) >= abs(diff) - 1e-12))) / (d.size + 1)
     return {
         "metric": metric,

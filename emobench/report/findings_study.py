@@ -47,7 +47,7 @@ SATURATION = 0.95
 
 
 def _ci(values: np.ndarray) -> tuple[float | None, float | None]:
-    from emobench.report.finding_stats import percentile_ci
+    from emobench.metrics.multi_bootstrap import percentile_ci
 
     ci = percentile_ci(values)
     return (None, None) if ci is None else ci
@@ -184,7 +184,7 @@ def _rank_correlation(
     which pulls resampled ρ toward 0: the percentile CI leans toward 0, so "observed"
     (CI above 0) errs on the safe side."""
     from emobench.metrics import prior_correlation
-    from emobench.report.finding_stats import class_f1_draws, rank_correlation_draws
+    from emobench.metrics.multi_bootstrap import class_f1_draws, rank_correlation_draws
 
     ctx = run.ctx
     conf = ctx.confusions.get(cid)
@@ -350,7 +350,7 @@ def _shuffle_statement(
     n_shared: int,
 ) -> None:
     from emobench.metrics import MetricsError
-    from emobench.report.finding_stats import joint_metric_draws
+    from emobench.metrics.multi_bootstrap import joint_metric_draws
 
     (b_model, b_orig, b_shuf), (v_model, v_orig, v_shuf) = base, vlm
     db = _paired(run, b_orig, b_shuf, info.labels)

@@ -29,7 +29,7 @@ from emobench.metrics.core import (
     _scalar,
 )
 from emobench.metrics.groups import get_rule, group_classes, head_to_tail
-from emobench.metrics.uncertainty import _bootstrap_from_cm, fold_mean_ci
+from emobench.metrics.uncertainty import bootstrap_from_cm, fold_mean_ci
 from emobench.results.manifest import Manifest
 from emobench.results.schema import METRICS_SCHEMA, SETTING_COLUMNS, validate_predictions
 
@@ -145,7 +145,7 @@ def compute_metrics(
         ci: dict[str, tuple[float, float]] = {}
         if n_resamples:
             entropy = [seed, zlib.crc32(str(cell_id).encode()), int(fold)]
-            ci = _bootstrap_from_cm(cm, labs, grp, n_resamples, entropy, level, CI_METRICS, neutral)
+            ci = bootstrap_from_cm(cm, labs, grp, n_resamples, entropy, level, CI_METRICS, neutral)
         for row in _fold_rows(cm, labs, grp, nidx, ci):
             rows.append((cell_id, int(fold), *row))
 

@@ -1,4 +1,4 @@
-"""Bootstrap statistics the report's findings need beyond the metrics package's helpers.
+"""Bootstrap statistics over several folds or several cells (the report's findings use them).
 
 * :func:`class_f1_draws` -- the fold-mean per-class F1 under the stratified clip bootstrap
   of :func:`emobench.metrics.fold_mean_ci` (each fold's clips resampled, as a multinomial
@@ -10,9 +10,9 @@
   k-cell form of :func:`emobench.metrics.paired_bootstrap`), for contrasts of differences
   such as (shuffled − original of a baseline) − (shuffled − original of a VLM).
 
-The metric definitions and the resampling of one confusion matrix are the metrics
-package's own (:mod:`emobench.metrics.core`, :mod:`emobench.metrics.uncertainty`); only
-the bookkeeping for several folds or cells is here. numpy only.
+The metric definitions and the resampling of one confusion matrix are
+:mod:`emobench.metrics.core`'s and :mod:`emobench.metrics.uncertainty`'s; only the
+bookkeeping for several folds or cells is here. numpy only.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from emobench.metrics.core import (
     _encode,
     _make_groups,
 )
-from emobench.metrics.uncertainty import _interval, _resample_cms
+from emobench.metrics.uncertainty import percentile_interval, resample_cms
 
 
 def percentile_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
     """Percentile interval of the finite ``values`` (None when there are none)."""
-    return _interval(np.asarray(values, dtype=np.float64), level)
+    return percentile_interval(np.asarray(values, dtype=np.float64), level)
 
 
 def class_f1_draws(counts: np.ndarray, *, n_resamples: int, seed: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def class_f1_draws(counts: np.ndarray, *, n_resamples: int, seed: int) -> np.nda
     rng = np.random.default_rng(seed)
     total = np.zeros((n_resamples, counts.shape[1]))
     for fold in counts:
-        total += _class_stats(_resample_cms(fold, n_resamples, rng)).f1
+        total += _class_stats(resample_cms(fold, n_resamples, rng)).f1
     return total / counts.shape[0]
 
 
