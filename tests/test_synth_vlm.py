@@ -210,7 +210,7 @@ def test_pretrain_loss_falls_and_loads_through_hf(trained, tmp_path):
                  "chat_template.jinja", "README.md", "recipe.json", "emobench.json"):  # fmt: skip
         assert need in names
     assert (
-        "emobench pretrain synth-vlm --out DIR --seed 0 --steps 20"
+        "emobench pretrain synth-vlm --out DIR --seed 0 --steps 20 --distill-steps 3"
         in (folder / "README.md").read_text()
     )
     gen, ll = _through_hf(str(folder), tmp_path)
@@ -347,7 +347,7 @@ def test_cli_help():
 
     res = CliRunner().invoke(app, ["pretrain", "synth-vlm", "--help"])
     assert res.exit_code == 0, res.output
-    for opt in ("--out", "--seed", "--steps", "--no-progress"):
+    for opt in ("--out", "--seed", "--steps", "--distill-steps", "--spread", "--no-progress"):
         assert opt in res.output
 
 

@@ -20,7 +20,14 @@ def pretrain_synth_vlm(
         "emobench/models/weights/emobench-tiny-vlm).",
     ),
     seed: int = typer.Option(0, help="Seed of the web corpus and of training."),
-    steps: int | None = typer.Option(None, help="Training steps (default: the shipped recipe)."),
+    steps: int | None = typer.Option(
+        None, help="Language-model training steps (default: the shipped recipe)."
+    ),
+    distill_steps: int | None = typer.Option(
+        None,
+        "--distill-steps",
+        help="Vision distillation steps before them, 0 to skip (default: the shipped recipe).",
+    ),
     eval_root: Path | None = typer.Option(
         Path("data/synth-quickstart-v3"),
         "--eval-root",
@@ -50,6 +57,8 @@ def pretrain_synth_vlm(
         cfg = PretrainConfig(seed=seed)
         if steps is not None:
             cfg = replace(cfg, steps=steps)
+        if distill_steps is not None:
+            cfg = replace(cfg, distill_steps=distill_steps)
         target = out or SHIPPED_DIR
         others = load_spread(list(spread), cfg)  # checked before the long training
         if progress:

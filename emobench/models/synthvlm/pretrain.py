@@ -637,6 +637,11 @@ def write_card(path: Path, cfg: PretrainConfig, info: dict[str, Any]) -> Path:
         "",
         "```",
         f"emobench pretrain synth-vlm --out DIR --seed {cfg.seed} --steps {cfg.steps}"
+        + (
+            f" --distill-steps {cfg.distill_steps}"
+            if cfg.distill_steps != PretrainConfig.distill_steps
+            else ""
+        )
         + (" --spread SEED1_DIR --spread SEED2_DIR" if info.get("spread") else ""),
         "```",
         "",
