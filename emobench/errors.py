@@ -14,6 +14,11 @@ class EmobenchError(Exception):
     """Base class for expected, user-facing errors (bad input, missing files, bad config)."""
 
 
+class PretrainError(EmobenchError):
+    """Bad pre-training settings or an output folder that cannot be written (the
+    ``emobench pretrain`` commands)."""
+
+
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """One line for a pydantic error: ``<path>: <what is wrong> (got <value>)``, plus how
     many further errors there are."""

@@ -4,7 +4,12 @@ when a bar is made, so importing this module stays cheap."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+#: A long job's progress callback: ``progress(step, total, metrics)``; ``metrics`` may name
+#: the ``phase`` and carry figures such as the ``loss`` (:class:`PhaseProgress` shows them).
+ProgressFn = Callable[[int, int, dict[str, Any]], None]
 
 
 def progress_bar(

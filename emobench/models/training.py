@@ -43,11 +43,11 @@ from emobench.longtail.rebalance import (
 from emobench.metrics import overall
 from emobench.models.baseline.heads import HEADS, build_head
 from emobench.models.device import autocast, resolve_device
+from emobench.progress import ProgressFn
 from emobench.settings import Device, Seed, TrainSettings
 from emobench.video.sampling import segment_centres, segment_random
 
-#: ``progress(epoch, n_epochs, metrics)``: called after every epoch (1-based epoch).
-ProgressFn = Callable[[int, int, dict[str, Any]], None]
+# training loops call ``progress(epoch, n_epochs, metrics)`` after every epoch (1-based)
 
 
 class TrainConfigError(EmobenchError):

@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emobench.errors import EmobenchError
+from emobench.errors import PretrainError
 from emobench.models.openclip.webpool import (
     WEB_STREAM,
     build_web_pool,
@@ -51,18 +50,12 @@ from emobench.models.openclip.webpool import (
     web_identity_rng,
     word_frequencies,
 )
+from emobench.progress import ProgressFn
 
 ARCH = "emobench-tiny"
 TAG = "synth-web"
 WEIGHTS_NAME = "emobench-tiny-synth-web.safetensors"
 CARD_NAME = "emobench-tiny-synth-web.md"
-
-#: ``progress(step, total, metrics)``
-ProgressFn = Callable[[int, int, dict[str, Any]], None]
-
-
-class PretrainError(EmobenchError):
-    """Bad pre-training settings or an output folder that cannot be written."""
 
 
 @dataclass(frozen=True)

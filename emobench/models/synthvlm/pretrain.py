@@ -27,27 +27,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emobench.errors import EmobenchError
+from emobench.errors import PretrainError
 from emobench.models.synthvlm.build import ArchConfig
 from emobench.models.synthvlm.corpus import Corpus, CorpusConfig, Example
+from emobench.progress import ProgressFn
 
 NAME = "emobench-tiny-vlm"
 #: The shipped model folder (``hf:emobench/models/weights/emobench-tiny-vlm`` from a checkout).
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights" / NAME
-
-#: ``progress(step, total, metrics)``; ``metrics["phase"]`` names the stage
-ProgressFn = Callable[[int, int, dict[str, Any]], None]
-
-
-class PretrainError(EmobenchError):
-    """Bad pre-training settings or an output folder that cannot be written."""
 
 
 @dataclass(frozen=True)
