@@ -213,22 +213,27 @@ class HFModel(ChatPromptMixin, ClipModel):
             _LOADED.pop(next(iter(_LOADED)))
         _LOADED[key] = value
 
+    def load_fresh(self, device: Any) -> tuple[Any, Any]:
+        """A new (model, processor) from the folder with this model's load options (dtype,
+        device map, attention, processor pixel settings), shared with nobody."""
+        o = self.opts
+        return load_model(
+            self.folder,
+            device=device,
+            dtype=o.dtype,
+            device_map=o.device_map,
+            attn_implementation=o.attn_implementation,
+            trust_remote_code=o.trust_remote_code,
+            processor_kwargs=self._processor_kwargs(),
+        )
+
     def _load(self) -> None:
         if self._model is not None:
             return
-        o = self.opts
         fp = self._adapter.fingerprint if self._adapter is not None else None
         key = self._load_key(fp)
         if key not in _LOADED:
-            model, processor = load_model(
-                self.folder,
-                device=self._device,
-                dtype=o.dtype,
-                device_map=o.device_map,
-                attn_implementation=o.attn_implementation,
-                trust_remote_code=o.trust_remote_code,
-                processor_kwargs=self._processor_kwargs(),
-            )
+            model, processor = self.load_fresh(self._device)
             adapted = None
             if self._adapter is not None:  # a fresh copy: peft wraps it in place
                 from emobench.models.hf.finetune import attach

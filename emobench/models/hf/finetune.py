@@ -700,7 +700,6 @@ def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: 
 
     from emobench.longtail.rebalance import class_counts, get_rebalancing, make_loss
     from emobench.models.hf.adapter import release_loaded
-    from emobench.models.hf.loading import load_model
     from emobench.models.training import run_summary, seeded
 
     o = hf.opts
@@ -712,15 +711,7 @@ def _train(hf: HFModel, ctx: FitContext, cfg: Any, rec: dict[str, Any], folder: 
     # zero-shot scoring shares (adapter._LOADED) must never be the one that is wrapped;
     # the shared copies are dropped first, so training does not hold a model twice
     release_loaded()
-    base, processor = load_model(
-        hf.folder,
-        device=trainer.device,
-        dtype=o.dtype,
-        device_map=o.device_map,
-        attn_implementation=o.attn_implementation,
-        trust_remote_code=o.trust_remote_code,
-        processor_kwargs=hf._processor_kwargs(),
-    )
+    base, processor = hf.load_fresh(trainer.device)
     with seeded(cfg.seed, trainer.device):
         targets = lora_target_names(base, o.lora_targets, o.lora_vision_blocks)
         lcfg = LoraConfig(
