@@ -54,6 +54,7 @@ from emobench.models.openclip.weights import (
     file_hash,
     load_openclip,
     parse_argument,
+    pixel_normalisation,
     register_configs,
     resolve_weights,
     weights_preprocess,
@@ -209,14 +210,9 @@ class OpenClipModel(FrameFeatureModel):
             self._model, self._tokenizer = load_openclip(
                 self.arch, self.weights_path, device=dev, seed=self.seed
             )
-            cfg = getattr(self._model.visual, "preprocess_cfg", {}) or {}
-            size = getattr(self._model.visual, "image_size", self.frame_size)
-            self.image_size = int(size if isinstance(size, int) else size[0])
-            mean = cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))
-            std = cfg.get("std", (0.26862954, 0.26130258, 0.27577711))
+            self.image_size, self._mean, std = pixel_normalisation(self._model, self.frame_size)
             # (x/255 - mean)/std as one affine map of the uint8 values
-            self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-            self._std = 1.0 / (torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
+            self._std = 1.0 / std
             with torch.no_grad():
                 self._scale = float(self._model.logit_scale.exp().clamp(max=100.0))
                 bias = getattr(self._model, "logit_bias", None)

@@ -209,6 +209,23 @@ def load_openclip(
     return model.eval(), tokenizer
 
 
+def pixel_normalisation(model: Any, default_size: int) -> tuple[int, Any, Any]:
+    """An open_clip model's image side and its preprocessing as uint8-scale tensors
+    ``(1, 3, 1, 1)``: ``(side, mean × 255, std × 255)`` (CLIP's mean / std where the model
+    names none), so ``(x − mean) / std`` of raw pixel values is ``(x/255 − m) / s``."""
+    import torch
+
+    cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    size = getattr(model.visual, "image_size", default_size)
+    mean = cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))
+    std = cfg.get("std", (0.26862954, 0.26130258, 0.27577711))
+    return (
+        int(size if isinstance(size, int) else size[0]),
+        torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0,
+        torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0,
+    )
+
+
 __all__ = [
     "CONFIG_DIR",
     "OpenClipError",
@@ -218,6 +235,7 @@ __all__ = [
     "file_hash",
     "load_openclip",
     "parse_argument",
+    "pixel_normalisation",
     "register_configs",
     "resolve_weights",
     "weights_preprocess",

@@ -325,16 +325,6 @@ class Corpus:
         frames = render_frames(ident, aus, self.cfg.frame_size, poses, illums, rng=rng, noise=noise)
         return list(np.ascontiguousarray(centre_crop(frames, self.cfg.crop))), targets
 
-    def named_class(self, ex: Example) -> str | None:
-        """The class an example's text names: the answer of a ``qa`` / ``msce`` question,
-        the class of a caption's emotion word; ``None`` for anything else. This is the
-        web-skewed target of the vision-alignment loss (noisy captions included)."""
-        if ex.kind in ("qa", "msce"):
-            return ex.answer
-        if ex.kind == "caption" and ex.word is not None:
-            return self.word_class[ex.word]
-        return None
-
     # ------------------------------------------------------------ kinds
 
     def _still_face(

@@ -180,24 +180,20 @@ class Teacher:
     ``openclip:`` family does (resize to its image size, CLIP mean / std)."""
 
     def __init__(self, weights: str | None = None) -> None:
-        import torch
-
-        from emobench.models.openclip.weights import SHIPPED, WEIGHTS_DIR, load_openclip
+        from emobench.models.openclip.weights import (
+            SHIPPED,
+            WEIGHTS_DIR,
+            load_openclip,
+            pixel_normalisation,
+        )
 
         path = weights or str(WEIGHTS_DIR / SHIPPED[("emobench-tiny", "synth-web")])
         if not Path(path).is_file():
             raise PretrainError(f"distillation teacher {path}: no such file")
-        self.path = path
         self.model, _ = load_openclip("emobench-tiny", path)
         for p in self.model.parameters():
             p.requires_grad_(False)
-        cfg = getattr(self.model.visual, "preprocess_cfg", {}) or {}
-        size = getattr(self.model.visual, "image_size", 64)
-        self.size = int(size if isinstance(size, int) else size[0])
-        mean = cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))
-        std = cfg.get("std", (0.26862954, 0.26130258, 0.27577711))
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self.size, self.mean, self.std = pixel_normalisation(self.model, 64)
         #: embedding width
         self.dim = int(self.embed(np.zeros((1, self.size, self.size, 3), np.uint8)).shape[1])
 
