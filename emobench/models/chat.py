@@ -11,12 +11,13 @@ and a ``self._stats`` dict with ``prompt``, ``options``, ``orders``, ``frames``,
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, FitContext
 from emobench.models.hf.options import Request, _array_digest, clip_permutation, effective_fps
 
@@ -53,6 +54,9 @@ def content_digest(req: Request) -> list[list[Any]]:
 class ChatPromptMixin:
     """Prompt building, prompt records and answer-cache reads (see the module docstring)."""
 
+    #: the registry family (``hf``, ``openai``): error lines name ``<family>:<model>``
+    family: str
+    name: str
     opts: Any
     labels: list[str]
     _stats: dict[str, Any]
@@ -94,7 +98,29 @@ class ChatPromptMixin:
         return clip
 
     def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
-        """MSCE stage 2's content items, the descriptions and the describer calls made."""
+        """MSCE stage 2's content items, the descriptions and the describer calls made:
+        each gap described through :meth:`_describer_chat`, shown as a video or not as
+        :meth:`_gaps_as_video` says."""
+        try:
+            from emobench.models.hf.msce import msce_content
+        except ImportError:
+            raise EmobenchError(
+                f"{self.family}:{self.name}: enrichment {clip.enrichment!r} needs "
+                "emobench.models.hf.msce, which this installation lacks"
+            ) from None
+        kw: dict[str, Any] = {"text_only": clip.enrichment == "msce-text"}
+        if self.opts.msce_describe_prompt is not None:
+            kw["describe_prompt"] = self.opts.msce_describe_prompt
+        kw["as_video"] = self._gaps_as_video()
+        items, context, calls = msce_content(clip, self._describer_chat(fps), **kw)
+        return list(items), context, calls
+
+    def _describer_chat(self, fps: float) -> Callable[[list[list[dict[str, Any]]]], list[str]]:
+        """MSCE stage 1: answers to a batch of gap contents (the adapter's describer)."""
+        raise NotImplementedError
+
+    def _gaps_as_video(self) -> bool:
+        """Whether stage 1 shows a gap's frames as one video (else as images)."""
         raise NotImplementedError
 
     def _visual_items(self, frames: np.ndarray) -> list[dict[str, Any]]:

@@ -105,6 +105,8 @@ def release_loaded() -> None:
 class HFModel(ChatPromptMixin, ClipModel):
     """A transformers image-text-to-text model as a :class:`ClipModel` (module docstring)."""
 
+    family = "hf"
+
     def __init__(self, argument: str, options: dict[str, Any]) -> None:
         self.name = argument
         self.options = dict(options)
@@ -336,25 +338,17 @@ class HFModel(ChatPromptMixin, ClipModel):
     def _prepare_clip(self, clip: ClipInput) -> ClipInput:
         return crop_clip(clip, self.crop)
 
-    def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
-        try:
-            from emobench.models.hf.msce import msce_content
-        except ImportError:
-            raise EmobenchError(
-                f"hf:{self.name}: enrichment {clip.enrichment!r} needs emobench.models.hf.msce, "
-                "which this installation lacks"
-            ) from None
-        describer = self.describer or self
+    def _describer_chat(self, fps: float) -> Any:
+        describer = self.describer or self  # the msce_describer option, else this model
 
         def chat(contents: list[list[dict[str, Any]]]) -> list[str]:
             return describer.chat(contents, fps=fps)
 
-        kw: dict[str, Any] = {"text_only": clip.enrichment == "msce-text"}
-        if self.opts.msce_describe_prompt is not None:
-            kw["describe_prompt"] = self.opts.msce_describe_prompt
-        kw["as_video"] = (self.opts.msce_describer_input or describer.opts.input) == "video"
-        items, context, calls = msce_content(clip, chat, **kw)
-        return list(items), context, calls
+        return chat
+
+    def _gaps_as_video(self) -> bool:
+        describer = self.describer or self
+        return (self.opts.msce_describer_input or describer.opts.input) == "video"
 
     def chat(self, contents: list[list[dict[str, Any]]], fps: float | None = None) -> list[str]:
         """Greedy answers (``msce_max_new_tokens``) to user turns given as content items

@@ -75,6 +75,8 @@ def _create(argument: str, options: dict[str, Any]) -> OpenAIModel:
 class OpenAIModel(ChatPromptMixin, ClipModel):
     """A chat-completions endpoint as a :class:`ClipModel` (module docstring)."""
 
+    family = "openai"
+
     def __init__(self, argument: str, options: dict[str, Any]) -> None:
         self.name = argument
         self.opts: OpenAIOptions = parse_options(f"openai:{argument}", OpenAIOptions, options)
@@ -163,17 +165,11 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
 
     # ------------------------------------------------------------ prompts
 
-    def _msce_items(self, clip: ClipInput, fps: float) -> tuple[list[dict[str, Any]], str, int]:
-        from emobench.models.hf.msce import msce_content
+    def _describer_chat(self, fps: float) -> Any:
+        return lambda contents: self.chat(contents, fps=fps)  # the same server
 
-        kw: dict[str, Any] = {"text_only": clip.enrichment == "msce-text"}
-        if self.opts.msce_describe_prompt is not None:
-            kw["describe_prompt"] = self.opts.msce_describe_prompt
-        kw["as_video"] = self.opts.input == "video" and self._video_ok
-        items, context, calls = msce_content(
-            clip, lambda contents: self.chat(contents, fps=fps), **kw
-        )
-        return list(items), context, calls
+    def _gaps_as_video(self) -> bool:
+        return self.opts.input == "video" and self._video_ok
 
     def chat(self, contents: list[list[dict[str, Any]]], fps: float | None = None) -> list[str]:
         """Answers (``msce_max_tokens``) to user turns given as content items: MSCE's
