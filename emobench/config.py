@@ -288,6 +288,12 @@ class SweepConfig(_Strict):
 class CacheConfig(_Strict):
     dir: Path | None = Field(None, description="cache folder (default: <out>/../.emobench-cache)")
     frames: Bool = Field(False, description="also cache decoded frames on disk (uint8 .npy)")
+    fingerprint: Literal["stat", "content"] = Field(
+        "stat",
+        description='how media files are told apart in stamps, checkpoints and caches: "stat" '
+        '(size + modification time; misses a same-size rewrite that keeps the time) or '
+        '"content" (a BLAKE2b hash of the bytes, read once per file and process)',
+    )
 
 
 class MetricsConfig(_Strict):

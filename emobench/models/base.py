@@ -55,6 +55,13 @@ class FitContext:
     #: under its own subfolder), shared by runs that use the same cache
     cache_dir: Path | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    #: what the fold's training is made from beside the model's own recipe (the training
+    #: media's fingerprint, whose pixels the decoder gave, the code version): the engine
+    #: keys ``checkpoint_dir`` by it (:mod:`emobench.runner.inputs`)
+    inputs: dict[str, str] = field(default_factory=dict)
+    #: clip id → a token of that clip's media, decoder and code version: a model that keeps
+    #: per-clip artefacts of its own (e.g. frozen features) keys them by it
+    media_token: Callable[[str], str] = lambda clip_id: ""
 
 
 class FrameFeatureModel(ABC):

@@ -1,9 +1,10 @@
 """Content-keyed caches: per-frame features on disk, decoded frames in memory (and on disk).
 
 Per-frame features are stored one file per (feature key, clip): the sorted frame indices
-computed so far and their features. The feature key names the preprocessing and the
-encoder weights (a model's :attr:`feature_key`); the clip key hashes the clip id, path, file
-size and modification time, so an edited or regenerated video is never served stale.
+computed so far and their features. The feature key names the preprocessing, the encoder
+weights (a model's :attr:`feature_key`), the frames' decoder and emobench's code version; the
+clip key hashes the clip id, path and the file's size and modification time (or its content:
+``[cache] fingerprint``), so an edited or regenerated video is never served stale.
 A sweep asks for the union of frames that all its samplers need, so each frame is decoded
 and encoded once; a rerun finds everything here and computes nothing.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,15 +24,13 @@ import numpy as np
 from emobench.results import atomic_write_bytes
 
 
-def clip_key(row: Mapping[str, Any]) -> str:
-    """A stable key for a clip's media: id, path, size and mtime of the file or folder."""
+def clip_key(row: Mapping[str, Any], fingerprint: str = "stat") -> str:
+    """A stable key for a clip's media: its id, path and :func:`~emobench.provenance.file_token`
+    (size and modification time, or the content with ``fingerprint="content"``)."""
+    from emobench.provenance import file_token
+
     path = str(row["path"])
-    try:
-        st = os.stat(path)
-        stamp = f"{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        stamp = "missing"
-    text = f"{row['clip_id']}|{path}|{stamp}"
+    text = f"{row['clip_id']}|{path}|{file_token(path, fingerprint)}"
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 

@@ -126,7 +126,9 @@ class Engine:
         #: decoding backend: auto (decord where checked against PyAV), pyav or decord
         self.backend: str = cfg.video.backend
         self.progress = WorkProgress(progress, console)
-        self.media = MediaReader(self.frames, self.backend, self.progress)
+        self.media = MediaReader(
+            self.frames, self.backend, self.progress, fingerprint=cfg.cache.fingerprint
+        )
         self.services = Services(self.features, self.media, self.progress, self.timings)
 
     # ------------------------------------------------------------ bookkeeping
@@ -148,7 +150,8 @@ class Engine:
             "dataset_options": ds.options,
             "train": self.cfg.train,
             "limit": self.cfg.limit,
-            "video": self.cfg.video.model_dump(mode="json"),
+            "video": {**self.cfg.video.model_dump(mode="json"), "frames": self.media.identity},
+            "fingerprint": self.cfg.cache.fingerprint,
         }
 
     def stamp(self, cell: Cell, fold: int) -> dict[str, Any]:
@@ -159,7 +162,9 @@ class Engine:
 
             rows = self._indices[cell.dataset].filter(pl.col("fold") == fold)
             data = f"{fingerprint(rows)}|{','.join(self._labels[cell.dataset])}"
-            media = media_fingerprint(zip(rows["clip_id"], rows["path"], strict=True))
+            media = media_fingerprint(
+                zip(rows["clip_id"], rows["path"], strict=True), self.cfg.cache.fingerprint
+            )
             self._data_stamps[key] = (data, media)
         data, media = self._data_stamps[key]
         return make_stamp(self.cell_recipe(cell), data, media)
@@ -580,11 +585,21 @@ class Engine:
         """The group's model, fitted (or loaded) on the fold's training clips, and its scorer."""
         from emobench.models.base import FitContext
         from emobench.models.registry import create_model
+        from emobench.provenance import file_token
+        from emobench.runner.inputs import checkpoint_dir, training_inputs
 
         mcfg = self.cfg.models[cell.model_index]
         model = create_model(cell.adapter, mcfg.options)
         scorer = scorer_for(model, self.services)
-        ckpt = self.out / "checkpoints" / cell.dataset / f"fold{fold}" / f"seed{cell.seed}"
+        mode = self.cfg.cache.fingerprint
+        inputs = training_inputs(
+            zip(train["clip_id"], train["path"], strict=True),
+            self.media.identity,
+            self.media.code,
+            mode,
+        )
+        base = self.out / "checkpoints" / cell.dataset / f"fold{fold}" / f"seed{cell.seed}"
+        paths = dict(self._indices[cell.dataset].select(["clip_id", "path"]).iter_rows())
         ctx = FitContext(
             dataset=cell.dataset,
             fold=fold,
@@ -592,7 +607,7 @@ class Engine:
             rebalancing=cell.rebalancing,
             labels=labels,
             train_index=train,
-            checkpoint_dir=ckpt,
+            checkpoint_dir=checkpoint_dir(base, inputs),
             device=self.device,
             train_options={**self.cfg.train, **mcfg.options.get("train", {})},
             load_frames=lambda m, rows: self.media.whole_clips(
@@ -602,6 +617,10 @@ class Engine:
             progress=self.progress.update,
             warn=self.warnings.append,
             cache_dir=self.features.root,
+            inputs=inputs,
+            media_token=lambda cid: self.media.artefact_key(
+                file_token(str(paths.get(cid, "")), mode) if cid in paths else "unknown"
+            ),
         )
         model.fit(ctx)
         return model, scorer

@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 
 from emobench.errors import EmobenchError
-from emobench.runner.cache import clip_key
 from emobench.runner.media import record_skips
 from emobench.runner.plan import Cell
 from emobench.runner.scorers import (
@@ -47,9 +46,29 @@ class EncodeShapeError(EmobenchError):
 #: Frames (at least) per encoder call in the features phase: decoded clips are encoded
 #: together, so a GPU gets full batches whatever the frames per clip.
 ENCODE_FRAMES = 256
+#: Every encoder call is padded (with black frames, whose features are dropped) to a
+#: multiple of this many frames. A CPU kernel may change with the batch's row count below
+#: about 16 rows (measured: the baseline CNN and the tiny CLIP differ in the last bits for
+#: calls of 1-15 / 1-3 frames, agree exactly from there on): padding makes every frame's
+#: features independent of which other frames share its call, so a resumed run, a shared
+#: or partly damaged cache and ``--num-processes 2`` give bit-identical features.
+ENCODE_PAD = 32
 #: Encoder calls queued beyond the one running (the next group waits, ready, on the
 #: encoder thread while this one runs).
 ENCODE_AHEAD = 1
+
+
+def padded_count(n: int) -> int:
+    """``n`` frames rounded up to a multiple of :data:`ENCODE_PAD`."""
+    return -(-n // ENCODE_PAD) * ENCODE_PAD
+
+
+def pad_frames(frames: np.ndarray) -> np.ndarray:
+    """Frames padded with black frames to :func:`padded_count` of their number."""
+    extra = padded_count(len(frames)) - len(frames)
+    if not extra:
+        return frames
+    return np.concatenate([frames, np.zeros((extra, *frames.shape[1:]), dtype=frames.dtype)])
 
 
 @register_scorer("frame-features")
@@ -72,14 +91,15 @@ class FrameFeatureScorer:
         always has the next call queued (:data:`ENCODE_AHEAD`), and their features are
         written to the cache by a background writer (all done before this returns).
         """
-        key = f"{model.feature_key}-{self.s.media.backend}"
+        media = self.s.media
+        key = media.artefact_key(model.feature_key)
         stats = self.s.features.stats
         out: Features = {}
         bad: dict[str, str] = {}
         todo: list[Pending] = []
         self.s.progress.start(what, rows.height)
         for r in rows.iter_rows(named=True):
-            ck = clip_key(r)
+            ck = media.clip_key(r)
             want = needed[r["clip_id"]]
             got = self.s.features.load(key, ck)
             have_idx = got[0] if got is not None else np.empty(0, dtype=np.int64)
@@ -107,7 +127,8 @@ class FrameFeatureScorer:
 
         def submit() -> None:
             frames = group[0][1] if len(group) == 1 else np.concatenate([f for _, f in group])
-            encoding.append((encoder.submit(model.encode, frames), [p for p, _ in group]))
+            call = encoder.submit(model.encode, pad_frames(frames))
+            encoding.append((call, [p for p, _ in group]))
             stats.encoder_calls += 1
             group.clear()
             while len(encoding) > ENCODE_AHEAD:
@@ -118,10 +139,10 @@ class FrameFeatureScorer:
             future, items = encoding.popleft()
             new = np.asarray(future.result(), dtype=np.float32)
             n = sum(int(p[3].size) for p in items)
-            if new.ndim != 2 or new.shape[0] != n:
+            if new.ndim != 2 or new.shape[0] != padded_count(n):
                 raise EncodeShapeError(
                     f"{type(model).__name__}.encode returned features of shape {new.shape} "
-                    f"for {n} frames; expected ({n}, D)"
+                    f"for {padded_count(n)} frames; expected ({padded_count(n)}, D)"
                 )
             start = 0
             for r, ck, got, missing in items:

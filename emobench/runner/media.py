@@ -51,9 +51,18 @@ class MediaReader:
         workers: int | None = None,
         ahead: int | None = None,
         kind: str = "thread",
+        fingerprint: str = "stat",
     ) -> None:
+        from emobench.provenance import code_version
+        from emobench.video.auto import frame_identity
+
         self.frames = frames
         self.backend = backend
+        #: whose pixels the frames are (``auto`` gives PyAV's exactly): part of every key
+        self.identity = frame_identity(backend)
+        #: how media files are told apart (``[cache] fingerprint``: stat or content)
+        self.fingerprint = fingerprint
+        self.code = code_version()["source"]
         self.progress = progress
         #: None: :func:`~emobench.runner.prefetch.default_workers` when decoding starts
         #: (the model, and torch with it, is loaded by then: a GPU run gets more workers)
@@ -63,9 +72,18 @@ class MediaReader:
         #: the most clips pending ahead of a consumer in any one pass (see Prefetcher.peak)
         self.peak = 0
 
+    def clip_key(self, r: dict[str, Any]) -> str:
+        """A clip's media key (its id, path and media fingerprint)."""
+        return clip_key(r, self.fingerprint)
+
+    def artefact_key(self, name: str) -> str:
+        """``name`` keyed further by whose pixels the frames are and emobench's code version:
+        the key of anything computed from decoded frames."""
+        return f"{name}-{self.identity}-{self.code}"
+
     def cache_key(self, r: dict[str, Any]) -> str:
-        """Frame-cache key of a clip: its media and the decoding backend."""
-        return f"{clip_key(r)}-{self.backend}"
+        """Frame-cache key of a clip: its media, whose pixels (the decoder) and the code."""
+        return self.artefact_key(self.clip_key(r))
 
     def read(self, r: dict[str, Any], indices: np.ndarray, size: int | None) -> np.ndarray:
         """Frames ``indices`` of a clip (from its cached whole clip when there is one).

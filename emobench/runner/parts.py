@@ -7,7 +7,8 @@ predictions on that fold; its Parquet key-value metadata carries a *stamp*:
   adapter and options, the training settings, the clip limit, the decoding backend);
 - ``data``: the fold's clip index fingerprint (ids, labels, splits, lengths, windows) and
   the dataset's label set;
-- ``media``: a fingerprint of the fold's media files (size and modification time);
+- ``media``: a fingerprint of the fold's media files (size and modification time, or
+  their content with ``[cache] fingerprint = "content"``: :mod:`emobench.provenance`);
 - ``code``: emobench's version and a hash of its source files.
 
 A rerun reuses a part only when its stamp equals the stamp the current configuration,
@@ -18,48 +19,20 @@ naming what changed) and damaged (unreadable: truncated, empty, no stamp).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from emobench.provenance import code_version, media_fingerprint  # noqa: F401  (re-exported)
+
 STAMP_KEY = "emobench_stamp"
 #: Parquet metadata key of what the model reported about the cell (see ``read_info``)
 INFO_KEY = "emobench_cell_info"
 STAMP_VERSION = 1
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> dict[str, str]:
-    """emobench's version and a short hash of its installed source files (``*.py``)."""
-    import emobench
-
-    root = Path(emobench.__file__).resolve().parent
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*.py")):
-        h.update(p.relative_to(root).as_posix().encode())
-        h.update(b"\0")
-        h.update(p.read_bytes())
-    return {"emobench": emobench.__version__, "source": h.hexdigest()[:16]}
-
-
-def media_fingerprint(paths: Iterable[tuple[str, str]]) -> str:
-    """A hash of each clip's media (id, file size, modification time); path-independent."""
-    h = hashlib.sha256()
-    for clip_id, path in sorted(set(paths)):
-        try:
-            st = os.stat(path)
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        except OSError:
-            stamp = "missing"
-        h.update(f"{clip_id}|{stamp}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def make_stamp(
@@ -157,7 +130,7 @@ def stamp_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
     if old.get("data") != new.get("data"):
         return "dataset annotations changed (labels, splits, lengths or windows)"
     if old.get("media") != new.get("media"):
-        return "media files changed (size or modification time)"
+        return "media files changed"
     if old.get("code") != new.get("code"):
         o, n = old.get("code") or {}, new.get("code") or {}
 

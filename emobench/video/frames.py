@@ -12,9 +12,10 @@ Video backends (:data:`BACKENDS`, the ``backend`` option):
   reference: it decodes every size on every CPU tried.
 - ``decord`` (:mod:`~emobench.video.decord_source`): decord2, a fast path that fails on some
   CPUs (``DECORDArrayCopyFromTo`` for some sizes) and is not trusted blindly.
-- ``auto`` (default): decord where it was seen to agree with PyAV and to be faster, else
-  PyAV, decided per (source ``WxH``, output size) pair after :data:`CHECK_CLIPS` clips
-  decoded by both (:mod:`~emobench.video.auto`, re-exported here).
+- ``auto`` (default): PyAV's exact pixels, decoded by decord where its frames were
+  bit-identical to PyAV's on the first :data:`CHECK_CLIPS` clips of a (source ``WxH``,
+  output size) pair, else by PyAV; no timing enters the decision
+  (:mod:`~emobench.video.auto`, re-exported here).
 
 What was decoded how is counted in :func:`decode_stats` (for the run manifest).
 
@@ -57,14 +58,13 @@ from emobench.video._common import (
 )
 from emobench.video.auto import (  # noqa: F401  (re-exported: the auto backend's checks)
     CHECK_CLIPS,
-    MAX_DIFF,
     MAX_FALLBACK_REASONS,
-    MAX_MEAN_DIFF,
-    MAX_P99_DIFF,
     DecodeStats,
     _count,
     _note_fallback,
     compare_frames,
+    decode_stats,
+    frame_identity,
     reset_decode_stats,
 )
 from emobench.video.decord_source import DecordVideoSource
@@ -75,11 +75,6 @@ _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 
 #: Values of the ``backend`` option: ``auto`` and the concrete decoders.
 BACKENDS = ("auto", "pyav", "decord")
-
-#: ``auto`` uses decord for a pair only when it was also faster than PyAV in the checks
-#: (tests switch this off to exercise the agreement logic alone).
-REQUIRE_FASTER = True
-
 
 @functools.cache
 def _installed() -> tuple[str, ...]:
@@ -129,11 +124,6 @@ FRAME_SOURCES: Registry[Callable[..., FrameSource]] = Registry("media kind", err
 def register_frame_source(name: str) -> Callable[[type], type]:
     """Class decorator: make a frame source available to :func:`open_source` by media name."""
     return FRAME_SOURCES.register(name)
-
-
-def decode_stats() -> DecodeStats:
-    """A snapshot of this process's decode statistics since the last reset."""
-    return auto.decode_stats(require_faster=REQUIRE_FASTER)
 
 
 def centre_crop(frames: np.ndarray, side: int) -> np.ndarray:
@@ -191,7 +181,6 @@ class VideoFrameSource:
                 idx,
                 clip_id,
                 n_frames,
-                require_faster=REQUIRE_FASTER,
             )
         source = self._decord if self.backend == "decord" else self._pyav
         assert source is not None
@@ -458,6 +447,7 @@ __all__ = [
     "available_backends",
     "centre_crop",
     "decode_stats",
+    "frame_identity",
     "frame_number",
     "open_source",
     "read_clip",

@@ -382,10 +382,12 @@ class HFModel(ChatPromptMixin, ClipModel):
         import torch  # noqa: F401  (dtype names below are torch's)
 
         from emobench.models.hf.loading import torch_dtype
+        from emobench.provenance import code_version
 
         o = self.opts
         head: dict[str, Any] = {
             "v": CACHE_VERSION,
+            "code": code_version()["source"],  # how prompts become tokens and answers
             "model": self._hash,
             "dtype": str(torch_dtype(o.dtype, self._device)),
             "attn": o.attn_implementation,

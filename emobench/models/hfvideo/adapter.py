@@ -110,6 +110,7 @@ class HFVideoModel(ClipModel):
         self._dataset = ""
         self._seed = 0
         self._cache: Path | None = None
+        self._media_token: Any = lambda clip_id: ""
         self._checkpoint: str | None = None
         self._reused = False
         self._training: dict[str, Any] = {}
@@ -182,6 +183,7 @@ class HFVideoModel(ClipModel):
             ctx.warn(f"{self._where}: no image/video processor in {self.folder}: ImageNet "
                      "mean/std used")  # fmt: skip
         self._cache = None
+        self._media_token = ctx.media_token
         if self.opts.feature_cache and ctx.cache_dir is not None:
             self._cache = Path(ctx.cache_dir) / "hfvideo-features"
         cfg = self._train_config(ctx)
@@ -288,6 +290,7 @@ class HFVideoModel(ClipModel):
             "model": self._hash,
             "dataset": self._dataset,
             "clip": clip_id,
+            "media": self._media_token(clip_id),  # the clip's bytes, decoder and code
             "indices": [int(i) for i in indices],
             "size": self.frame_size,
             "norm": self._norm.describe(),
