@@ -18,7 +18,9 @@ as ``hf:`` (question, options in ``fixed`` or per-clip ``permuted`` order, instr
 Requests run concurrently (``concurrency``, ``openai.AsyncOpenAI``), paced by
 ``requests_per_minute``; a 429, a 5xx, a timeout (``timeout``) or a dropped connection is
 retried ``max_retries`` times after ``retry_backoff`` · 2^n seconds. The API key is read
-from the environment variable named by ``api_key_env`` at fit and is written nowhere.
+from the environment variable named by ``api_key_env`` at fit and is written nowhere: a
+server that echoes it (in an error body, as its model name, in an answer) has it replaced
+by ``sk-…REDACTED`` wherever its text enters emobench (:mod:`.redact`).
 Every answer is cached as one JSON file under ``<run cache>/openai-generations`` as soon as
 it arrives, keyed by the model name, the generation settings and the content (texts, the
 frames' bytes), so an interrupted run resumes without paying twice. ``msce``/``msce-text``
@@ -54,6 +56,7 @@ from emobench.models.openai.options import (
     label_scores,
     video_url,
 )
+from emobench.models.openai.redact import Redactor
 from emobench.models.registry import parse_options, register_model
 
 #: HTTP requests sent in this process (retries included), for tests.
@@ -85,6 +88,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
         self.frame_size = self.opts.frame_size
         self.labels: list[str] = []
         self._api_key: str | None = None
+        self._redact = Redactor(None)
         self._cache_dir: Path | None = None
         self._video_ok = True
         self._next_slot = 0.0
@@ -104,6 +108,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
                     "which is not set in the environment"
                 )
             self._api_key = key
+            self._redact = Redactor(key)
         else:
             self._api_key = "EMPTY"  # local servers ignore it; the client needs one
         self._cache_dir = answer_cache_dir(ctx, self.opts.cache_dir, "openai-generations")
@@ -161,7 +166,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
         if s["describer_calls"]:
             info["describer"] = "self"
             info["describer_calls"] = s["describer_calls"]
-        return info
+        return self._redact.value(info)
 
     # ------------------------------------------------------------ prompts
 
@@ -227,6 +232,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
             done = _run(self._send_all(jobs, mode, max_tokens))
             for i, e in zip(missing, done, strict=True):
                 entries[i] = e
+        entries = [self._redact.value(e) for e in entries]  # a cache written before redaction
         for e in entries:
             assert e is not None
             if e.get("model"):
@@ -290,6 +296,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
 
         o = self.opts
         name = f"openai:{self.name}"
+        where = self._redact.text(o.base_url)
         has_video = any(c["type"] == "video" for c in req.content)
         async with sem:
             attempt = 0
@@ -319,7 +326,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
                     if attempt >= o.max_retries:
                         raise EmobenchError(
                             f"{name}: {what} after {attempt + 1} attempts "
-                            f"({o.base_url}; raise max_retries or timeout?)"
+                            f"({where}; raise max_retries or timeout?)"
                         ) from None
                     self._stats["retries"] += 1
                     await asyncio.sleep(min(o.retry_backoff * 2**attempt, 60.0))
@@ -328,11 +335,14 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
                     if as_video and exc.status_code in (400, 415, 422):
                         self._video_ok = False  # the server takes no video: images from now on
                         continue
-                    said = " ".join(str(getattr(exc, "message", "")).split())[:200]
                     raise EmobenchError(
-                        f"{name}: {_describe_error(exc)} ({o.base_url}): {said}"
+                        f"{name}: {_describe_error(exc)} ({where}): {self._said(exc)}"
                     ) from None
-        entry = _entry(resp, mode, name)
+                except openai.APIError as exc:  # an answer the client could not read
+                    raise EmobenchError(
+                        f"{name}: {type(exc).__name__} ({where}): {self._said(exc)}"
+                    ) from None
+        entry = self._redact.value(_entry(resp, mode, name))
         entry["sent_as"] = "video" if as_video else "images"
         u = entry["usage"]
         self._stats["prompt_tokens"] += u.get("prompt_tokens") or 0
@@ -341,6 +351,11 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
         if path is not None:
             write_json_atomic(path, entry)
         return entry
+
+    def _said(self, exc: Exception) -> str:
+        """What the server said in an error, one line, the key redacted (before the cut,
+        so that no part of it survives)."""
+        return " ".join(self._redact.text(str(getattr(exc, "message", exc))).split())[:200]
 
 
 def _entry(resp: Any, mode: str, name: str) -> dict[str, Any]:
