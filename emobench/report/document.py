@@ -2,12 +2,24 @@
 
 The report is built once as a list of blocks (headings, paragraphs, tables, figures, code)
 and rendered twice, so the markdown and the HTML always say the same thing.
+
+Block text is plain text in which `backticks` mark code, whatever its source: model names
+and answers, clip ids, file names and config values reach it unchanged. Each renderer
+escapes all of it (:func:`md_inline` here, :func:`emobench.report.html._inline`), so a
+``<script>`` in a model's answer is shown, never run, and a ``|`` cannot split a table row.
 """
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+#: A `code` span of block text (both renderers split text the same way).
+CODE_SPAN = re.compile(r"`([^`]+)`")
+#: Markdown link syntax (``[a](b)``, ``[a][b]``, ``[a]: b``) neutralised in plain text.
+_LINK = re.compile(r"\](?=[(\[:])")
 
 
 @dataclass(frozen=True)
@@ -74,9 +86,38 @@ class Document:
         self.blocks.extend(blocks)
 
 
+def _md_plain(text: str) -> str:
+    """Text outside code spans: backslashes and stray backticks escaped (so no code span
+    opens or closes where the renderer saw none), ``&``, ``<``, ``>`` as HTML entities
+    (no raw HTML), and link brackets broken up (no links or images)."""
+    text = text.replace("\\", "\\\\").replace("`", "\\`")
+    return _LINK.sub(r"]\\", html.escape(text, quote=False))
+
+
+def md_inline(text: str) -> str:
+    """Block text as markdown: `code` spans kept literal (on one line), everything else
+    escaped by :func:`_md_plain`; the one escaping point of ``summary.md``."""
+    out: list[str] = []
+    pos = 0
+    for m in CODE_SPAN.finditer(text):
+        out.append(_md_plain(text[pos : m.start()]))
+        if out and m.start() == pos and pos > 0:
+            out.append(" ")  # two spans back to back would read as one ``-delimited span
+        out.append("`" + " ".join(m.group(1).splitlines()) + "`")
+        pos = m.end()
+    out.append(_md_plain(text[pos:]))
+    return "".join(out)
+
+
 def _md_cell(text: str) -> str:
-    """Escape a table cell for GitHub-flavoured markdown (pipes and newlines)."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Escape a table cell for GitHub-flavoured markdown (text, pipes and newlines)."""
+    return " ".join(md_inline(text).splitlines()).replace("|", "\\|")
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def table_markdown(table: Table) -> str:
@@ -84,7 +125,7 @@ def table_markdown(table: Table) -> str:
     numeric = table.numeric or tuple(False for _ in table.header)
     lines = []
     if table.caption:
-        lines += [f"*{table.caption}*", ""]
+        lines += [f"*{_md_cell(table.caption)}*", ""]
     lines.append("| " + " | ".join(_md_cell(h) for h in table.header) + " |")
     lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
     for row in table.rows:
@@ -94,25 +135,28 @@ def table_markdown(table: Table) -> str:
 
 def render_markdown(doc: Document) -> str:
     """Render the document as markdown; figures link to their PNG and SVG files."""
-    out: list[str] = [f"# {doc.title}", ""]
+    out: list[str] = [f"# {_md_cell(doc.title)}", ""]
     for block in doc.blocks:
         if isinstance(block, Heading):
-            out += ["#" * max(1, block.level) + " " + block.text, ""]
+            out += ["#" * max(1, block.level) + " " + _md_cell(block.text), ""]
         elif isinstance(block, Paragraph):
-            out += [block.text, ""]
+            out += [md_inline(block.text), ""]
         elif isinstance(block, Bullets):
-            out += [f"- {item}" for item in block.items] + [""]
+            out += [f"- {_md_cell(item)}" for item in block.items] + [""]
         elif isinstance(block, Table):
             out += [table_markdown(block), ""]
         elif isinstance(block, Figure):
+            caption = _md_cell(block.caption)
+            alt = caption.replace("[", "\\[").replace("]", "\\]")
             out += [
-                f"![{block.caption}]({block.png})",
+                f"![{alt}]({block.png})",
                 "",
-                f"*{block.caption}* ([PNG]({block.png}), [SVG]({block.svg}))",
+                f"*{caption}* ([PNG]({block.png}), [SVG]({block.svg}))",
                 "",
             ]
         elif isinstance(block, Code):
-            out += [f"```{block.lang}", block.text.rstrip("\n"), "```", ""]
+            fence = _fence(block.text)
+            out += [f"{fence}{block.lang}", block.text.rstrip("\n"), fence, ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from pathlib import Path
 
 from emobench.report.document import (
+    CODE_SPAN,
     Bullets,
     Code,
     Document,
@@ -42,12 +42,10 @@ code { background: #f3f3f3; padding: 0 .2rem; border-radius: 3px; }
 pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .8rem; }
 """.strip()
 
-_CODE_SPAN = re.compile(r"`([^`]+)`")
-
 
 def _inline(text: str) -> str:
     """Escape text for HTML and turn `backtick` spans into <code>."""
-    return _CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
+    return CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
 
 
 def _table(table: Table) -> str:
