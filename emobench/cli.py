@@ -59,15 +59,19 @@ def run(
     backend: str | None = typer.Option(
         None,
         "--backend",
-        help="Video decoding backend: auto (decord where it was checked against PyAV on this "
-        "machine, PyAV otherwise), pyav (the reference) or decord (default: the config's "
-        "video.backend, auto).",
+        help="Video decoding backend: auto (PyAV's exact pixels: decord only where its frames "
+        "were bit-identical to PyAV's for that source and output size, no timing involved), "
+        "pyav (the reference) or decord (default: the config's video.backend, auto).",
     ),
     recompute: bool = typer.Option(
         False,
         "--recompute",
         help="Recompute finished parts made from other settings, data or emobench code "
-        "(by default the run stops and says what changed).",
+        "(by default the run stops and says what changed). Parts, checkpoints, LoRA adapters, "
+        "features, frames and generations are keyed by the settings, the clip index, the "
+        "decoder's pixels, the code version and each media file's size + modification time: "
+        "a rewrite that keeps both is missed unless --set cache.fingerprint=content "
+        "(hashes the bytes).",
     ),
     list_presets: bool = typer.Option(False, "--list-presets", help="List shipped presets."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),

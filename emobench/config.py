@@ -311,8 +311,8 @@ class MetricsConfig(_Strict):
 class VideoConfig(_Strict):
     backend: Literal["auto", "pyav", "decord"] = Field(
         "auto",
-        description='decoding backend; "auto" uses decord only where checked against PyAV '
-        "on this machine",
+        description='decoding backend; "auto" gives PyAV\'s exact pixels, decoding with decord '
+        "only where its frames were bit-identical to PyAV's for that source and output size",
     )
 
 
