@@ -13,17 +13,22 @@ of figures so a report on 100k predictions stays within seconds:
   figure per density unit and one per-class F1 vs prior figure per dataset and prior.
 
 Every cell's numbers are in the tables whatever gets a figure.
+
+A folder whose run still holds its lock is refused; a run that stopped without finishing,
+or metrics made from other predictions, are said on the console (``warn``) and in the
+report's notes, and the metrics shown are always those of the predictions shown
+(:mod:`emobench.report.integrity`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from emobench.report import FIGURES_DIR, FINDINGS_FILE, HTML_FILE, SUMMARY_FILE
+from emobench.report import FIGURES_DIR, FINDINGS_FILE, HTML_FILE, SUMMARY_FILE, integrity
 from emobench.report import analysis as an
 from emobench.report import figures as fg
 from emobench.report.analysis import ReportError
@@ -55,6 +60,7 @@ def _load_metrics(
     seed: int,
     recompute: bool,
     notes: list[str],
+    warn: Callable[[str], None],
 ) -> pl.DataFrame:
     """Read metrics.parquet, or compute it (and write it when it was missing)."""
     from emobench.config import MetricsConfig
@@ -92,6 +98,20 @@ def _load_metrics(
             "the report recomputed the metrics and left the file unchanged."
         )
         return compute(rule or file_rule or "relative")
+    differ = integrity.disagreeing_cells(metrics, predictions)
+    if differ:
+        what = f"`metrics.parquet` disagrees with `predictions.parquet` in {len(differ)} cell(s)"
+        notes.append(
+            f"{what} ({integrity.names(differ, '`')}: made from other predictions, e.g. by a "
+            "run stopped while writing its results); the report recomputed the metrics from "
+            "the predictions and left the file unchanged."
+        )
+        warn(
+            f"metrics.parquet disagrees with predictions.parquet in {len(differ)} cell(s) "
+            f"({integrity.names(differ)}); metrics recomputed from the predictions for this "
+            "report (the file is left unchanged)"
+        )
+        return compute(rule or file_rule or "relative")
     wants_other = (rule is not None and rule != file_rule) or head is not None or tail is not None
     if recompute or wants_other:
         used = rule or file_rule or "relative"
@@ -113,23 +133,31 @@ def _clear_figures(fig_dir: Path) -> None:
                 p.unlink()
 
 
-def report_run(run_dir: Path | str, options: ReportOptions | None = None) -> Path:
+def report_run(
+    run_dir: Path | str,
+    options: ReportOptions | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> Path:
     """Write figures (PNG + SVG), ``summary.md``, ``report.html`` and ``findings.json``
     for a run folder.
 
     ``options`` (:class:`~emobench.report.options.ReportOptions`, checked when built;
-    None: the defaults) say where and what to write. Returns the report folder.
+    None: the defaults) say where and what to write; ``warn`` is given each one-line
+    warning about the folder (a run that did not finish, metrics recomputed). Returns the
+    report folder. Refuses (:class:`ReportError`) a folder whose run still holds its lock.
     """
 
     from emobench.results import open_run
 
     opts = options if options is not None else ReportOptions()
+    integrity.refuse_running(Path(run_dir))
     run = open_run(run_dir)
     manifest = run.manifest()
     # Start the figure worker now: its matplotlib import overlaps the metrics computation.
     jobs = FigureJobs(opts.workers)
     try:
-        return _report(run, manifest, opts, jobs)
+        return _report(run, manifest, opts, jobs, warn or (lambda _: None))
     except BaseException:
         jobs.close()
         raise
@@ -143,13 +171,16 @@ def open_context(run_dir: Path | str, options: ReportOptions | None = None) -> R
     from emobench.results import open_run
 
     opts = options if options is not None else ReportOptions()
+    integrity.refuse_running(Path(run_dir))
     run = open_run(run_dir)
-    return _context(run, run.manifest(), opts, FigureJobs(0))
+    return _context(run, run.manifest(), opts, FigureJobs(0), lambda _: None)
 
 
-def _report(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs) -> Path:
+def _report(
+    run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs, warn: Callable[[str], None]
+) -> Path:
     """The body of :func:`report_run` once the run folder is open."""
-    ctx = _context(run, manifest, opts, jobs)
+    ctx = _context(run, manifest, opts, jobs, warn)
     try:
         ctx.fig_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -163,13 +194,21 @@ def _report(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs)
     return ctx.out_dir
 
 
-def _context(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs) -> ReportContext:
+def _context(
+    run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs, warn: Callable[[str], None]
+) -> ReportContext:
     """Read the run's predictions and metrics and compute what every section shares."""
     with timed("read predictions"):
         predictions = run.read_predictions()
     if predictions.height == 0:
         raise ReportError(f"{run.path}: predictions.parquet has no rows")
     notes: list[str] = []
+    holder = integrity.unfinished(run.path)
+    if holder is not None:
+        lines, said = integrity.unfinished_lines(run.path, holder, manifest, predictions)
+        for line in lines:
+            warn(line)
+        notes.extend(said)
     with timed("metrics"):
         metrics = _load_metrics(
             run,
@@ -182,6 +221,7 @@ def _context(run: Any, manifest: Manifest, opts: ReportOptions, jobs: FigureJobs
             seed=opts.seed,
             recompute=opts.recompute,
             notes=notes,
+            warn=warn,
         )
     lookup = an.metric_lookup(metrics)
     used_rule = lookup.rule or opts.rule or "relative"

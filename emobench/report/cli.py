@@ -128,7 +128,9 @@ def report(
             recompute=recompute,
             workers=default_workers() if workers is None else workers,
         )
-        folder = report_run(run_dir, options)
+        folder = report_run(
+            run_dir, options, warn=lambda line: typer.echo(f"warning: {line}", err=True)
+        )
         names = (SUMMARY_FILE, HTML_FILE, FINDINGS_FILE)
         written = [name for name in names if (folder / name).exists()]
         typer.echo(f"report written to {folder} ({', '.join(written)}, {FIGURES_DIR}/)")

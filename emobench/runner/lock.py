@@ -201,3 +201,70 @@ def clean_temp_files(folder: Path) -> int:
                     p.unlink()
                     n += 1
     return n
+
+
+# ------------------------------------------------------------------ readers (emobench report)
+
+
+def _probe_held(path: Path) -> bool:
+    """Whether a process holds the lock file ``path`` now. A shared lock is taken and
+    dropped at once on an existing file (a reader creates nothing, so it works on a
+    read-only folder); where ``flock`` is unavailable, filelock's own probe is used."""
+    if not path.is_file():
+        return False
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        from filelock import FileLock, Timeout
+
+        probe = FileLock(str(path), timeout=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            return True
+        except OSError:
+            return False
+        probe.release()
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no flock on this file system: the holder's PID decides
+        pid = _read_holder(path.parent).get("pid")
+        return isinstance(pid, int) and _pid_alive(pid)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def running_holder(folder: Path) -> dict | None:
+    """The run that holds ``folder`` now, for readers of a results folder: its PID-file
+    record (``pid``, ``started``; a launch rank's own record when only a rank of a
+    launch is left), or None when no run holds it."""
+    folder = Path(folder)
+    if _probe_held(folder / LOCK_FILE):
+        return _read_holder(folder)
+    for path in sorted((folder / LAUNCH_DIR).glob("rank-*.lock")):
+        if _probe_held(path):
+            try:
+                state = json.loads(path.with_suffix(".json").read_text())
+            except (OSError, ValueError):
+                state = {}
+            return state if isinstance(state, dict) else {}
+    return None
+
+
+def unfinished_run(folder: Path) -> dict | None:
+    """The PID-file record of a run that stopped in ``folder`` without finishing (killed,
+    or the machine went down; a run that ends, even with an error, removes it), or None.
+    Meaningful when :func:`running_holder` finds no run holding the folder."""
+    if not (Path(folder) / PID_FILE).is_file():
+        return None
+    return _read_holder(Path(folder))
