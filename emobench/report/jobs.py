@@ -5,6 +5,10 @@ so they can run in a worker while the report computes bootstrap tests. The worke
 started with ``spawn`` (forking a process whose polars thread pool is running is unsafe) at
 the very start of a report, so its matplotlib import overlaps with reading the run folder.
 With ``workers=0``, or if a worker cannot start or dies, jobs run in this process.
+
+A worker dies with the report: on Linux the kernel kills it when its parent goes
+(``prctl(PR_SET_PDEATHSIG)``), elsewhere it notices within a second (it watches its parent
+PID), so a killed ``emobench report`` leaves no process behind.
 """
 
 from __future__ import annotations
@@ -40,8 +44,44 @@ def default_workers() -> int:
     return 0 if n < 2 else min(2, n - 2) if n >= 4 else 1
 
 
+#: Seconds between a worker's checks that its parent is alive (where prctl is missing).
+PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker process end when process ``parent`` does (see the module doc)."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the hook was in place
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_worker(parent: int) -> None:
+    """Worker initializer: tie the worker's life to the report's, then warm matplotlib."""
+    _die_with_parent(parent)
+    _warm()
+
+
 def _warm() -> None:
-    """Worker initializer: import matplotlib and render once so fonts are cached."""
+    """Import matplotlib and render once so fonts are cached."""
     import io
 
     from matplotlib.figure import Figure
@@ -68,7 +108,12 @@ class FigureJobs:
             from concurrent.futures import ProcessPoolExecutor
 
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm)
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
+            )
             self._pool.submit(_noop)
         except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
             log.debug("figure worker unavailable (%s); drawing in this process", exc)
