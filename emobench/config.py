@@ -91,33 +91,23 @@ class DatasetConfig(_Strict):
     @field_validator("options")
     @classmethod
     def _loader_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        """Options are the loader's keyword parameters (a bool default takes a bool)."""
-        import inspect
+        """Options are the loader's keyword parameters (``data check`` checks the same)."""
+        from emobench.data.registry import check_loader_options
 
-        from emobench.data.registry import get_dataset
-
-        name = info.data.get("name")
-        if name is None:
-            return v
-        params = {
-            p.name: p
-            for p in inspect.signature(get_dataset(name).loader).parameters.values()
-            if p.kind is p.KEYWORD_ONLY
-            or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)
-        }
-        for key, value in v.items():
-            if key not in params:
-                allowed = ", ".join(params) or "none"
-                raise ValueError(f"unknown {name} loader option {key!r}; allowed: {allowed}")
-            if isinstance(params[key].default, bool) and not isinstance(value, bool):
-                raise ValueError(f"{key} must be true or false, got {value!r}")
+        if info.data.get("name") is not None:
+            check_loader_options(info.data["name"], v)
         return v
 
     @field_validator("root", mode="before")
     @classmethod
     def _root_given(cls, v: Any) -> Any:
+        """A path, and one the system can look at (not e.g. a symlink loop)."""
+        from emobench.data.registry import check_root
+
         if isinstance(v, str) and not v.strip():
             raise ValueError("root must be a folder path, got an empty string")
+        if isinstance(v, (str, Path)):
+            check_root(v)
         return v
 
     @field_validator("folds", mode="before")
@@ -291,7 +281,7 @@ class CacheConfig(_Strict):
     fingerprint: Literal["stat", "content"] = Field(
         "stat",
         description='how media files are told apart in stamps, checkpoints and caches: "stat" '
-        '(size + modification time; misses a same-size rewrite that keeps the time) or '
+        "(size + modification time; misses a same-size rewrite that keeps the time) or "
         '"content" (a BLAKE2b hash of the bytes, read once per file and process)',
     )
 
