@@ -319,7 +319,9 @@ class RunConfig(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
     device: Device = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    limit: Int | None = Field(None, ge=1, description="at most N clips per split and fold")
+    limit: Int | None = Field(
+        None, ge=1, le=2**63 - 1, description="at most N clips per split and fold"
+    )
 
     @field_validator("name")
     @classmethod

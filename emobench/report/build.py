@@ -34,7 +34,13 @@ from emobench.report import figures as fg
 from emobench.report.analysis import ReportError
 from emobench.report.document import Document
 from emobench.report.jobs import FigureJobs, timed
-from emobench.report.options import FORMATS, ReportOptions, parse_formats, parse_reference
+from emobench.report.options import (
+    FORMATS,
+    ReportOptions,
+    check_reference_values,
+    parse_formats,
+    parse_reference,
+)
 from emobench.report.sections import ReportContext, build_document
 from emobench.results import Manifest
 
@@ -202,6 +208,7 @@ def _context(
         predictions = run.read_predictions()
     if predictions.height == 0:
         raise ReportError(f"{run.path}: predictions.parquet has no rows")
+    check_reference_values(opts.reference or {}, predictions)
     notes: list[str] = []
     holder = integrity.unfinished(run.path)
     if holder is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_PRIORS, DEFAULT_REPORT_RESAMPLES
 
@@ -52,6 +53,31 @@ def parse_reference(items: Iterable[str] | Mapping[str, str] | None) -> dict[str
     if bad:
         raise _error(f"unknown reference setting(s) {bad}; use one of {', '.join(sorted(known))}")
     return {k: str(v) for k, v in pairs}
+
+
+def check_reference_values(reference: Mapping[str, str], predictions: Any) -> None:
+    """Refuse a reference setting whose value no cell of the run has (a ``ReportError``
+    naming the values the run has): a typo would otherwise silently fall back to the
+    default reference cell of every model."""
+    from emobench.report.cells import matches
+
+    for key, want in reference.items():
+        if key not in predictions.columns:
+            continue
+        values = predictions.get_column(key).unique().to_list()
+        if not any(matches({key: v}, {key: want}) for v in values):
+            have = sorted({_shown(v) for v in values})
+            raise _error(
+                f"reference setting {key}={want} matches no cell of this run; "
+                f"its {key} values: {', '.join(have) or 'none'}"
+            )
+
+
+def _shown(value: Any) -> str:
+    """A setting value as a reference would name it (``8`` for 8.0, ``none`` for null)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "none" if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -112,3 +138,5 @@ class ReportOptions:
             raise _error(f"n_resamples must be >= 1 (got {self.n_resamples})")
         if self.max_confusion < 0:
             raise _error(f"max_confusion must be >= 0 (got {self.max_confusion})")
+        if self.seed < 0:  # numpy's generators take non-negative seeds only
+            raise _error(f"seed must be >= 0 (got {self.seed})")
