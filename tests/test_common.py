@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_frames import decoded_levels, write_folder, write_video
 
-from emobench.longtail.prior import PRIOR_CORRECTIONS, apply_prior
+from emobench.longtail.prior import PRIOR_CORRECTIONS, apply_prior, needs_calibration
 from emobench.longtail.prior_estimated import estimate_prior
 from emobench.longtail.prior_saerens import em_test_prior_estimate
 from emobench.video.frames import FRAME_SOURCES, open_source, reset_decode_stats
@@ -70,24 +70,36 @@ def scores_with_a_dead_column(seed: int = 0) -> np.ndarray:
 TRAIN_PRIOR = np.array([0.4, 0.3, 0.15, 0.1, 0.05])
 
 
+def held_out(name: str, z: np.ndarray) -> dict[str, object]:
+    """Held-out labelled clips (``calibration=``) shaped like ``z``, for the corrections
+    that need them."""
+    if not needs_calibration(name):
+        return {}
+    cal = scores_with_a_dead_column(seed=1)[:, : z.shape[1]]
+    return {"calibration": (cal, np.arange(40) % min(4, z.shape[1]))}
+
+
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")  # batch-calibration on 0 clips
 @pytest.mark.parametrize("name", list(PRIOR_CORRECTIONS))
 def test_prior_correction_common(name: str) -> None:
     z = scores_with_a_dead_column()
     before = z.copy()
     with np.errstate(invalid="ignore"):  # batch-calibration: -inf - mean(-inf) is nan
-        out = apply_prior(name, z, TRAIN_PRIOR)
+        out = apply_prior(name, z, TRAIN_PRIOR, **held_out(name, z))
     np.testing.assert_array_equal(z, before)  # input untouched
     assert out.shape == z.shape
     assert np.all(np.isfinite(out[:, :4]))  # finite where the input column is finite
     finite = z[:, :4]
+    cal = held_out(name, finite)
     # a per-clip constant (e.g. log-softmax vs logits) never changes the prediction
-    shifted = apply_prior(name, finite + np.arange(40)[:, None], TRAIN_PRIOR[:4])
+    shifted = apply_prior(name, finite + np.arange(40)[:, None], TRAIN_PRIOR[:4], **cal)
     np.testing.assert_array_equal(
-        shifted.argmax(1), apply_prior(name, finite, TRAIN_PRIOR[:4]).argmax(1)
+        shifted.argmax(1), apply_prior(name, finite, TRAIN_PRIOR[:4], **cal).argmax(1)
     )
     with np.errstate(invalid="ignore"):
-        assert apply_prior(name, np.zeros((0, 3)), np.full(3, 1 / 3)).shape == (0, 3)
+        empty = np.zeros((0, 3))
+        out = apply_prior(name, empty, np.full(3, 1 / 3), **held_out(name, empty))
+        assert out.shape == (0, 3)
 
 
 def test_none_is_identity_and_uniform_logit_adjust_keeps_argmax() -> None:

@@ -283,5 +283,12 @@ def test_prior_module_does_not_import_its_plugins() -> None:
     loaded, names = out.stdout.strip().splitlines()
     assert loaded == "False"
     assert names == str(
-        ["none", "logit-adjust", "batch-calibration", "estimated-prior", "em-test-prior"]
+        [
+            "none",
+            "logit-adjust",
+            "batch-calibration",
+            "estimated-prior",
+            "em-test-prior",
+            "calibrated-em",
+        ]
     )

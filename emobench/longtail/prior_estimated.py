@@ -41,6 +41,7 @@ from emobench.longtail.prior import (
     PriorCorrectionError,
     finite_columns,
     finite_scores,
+    on_finite_columns,
     register_prior_correction,
 )
 
@@ -77,7 +78,20 @@ def estimate_prior(
     return np.exp(log_q)
 
 
-@register_prior_correction("estimated-prior")
+def _estimate(
+    scores: np.ndarray,
+    train_prior: np.ndarray | None,
+    method: str = "em",
+    iters: int = 200,
+    **_: float,
+) -> np.ndarray:
+    """``q̂`` over the finite columns (0 elsewhere): the implicit prior that is removed."""
+    return on_finite_columns(
+        scores, "estimated-prior", lambda z: estimate_prior(z, method=method, iters=iters)
+    )
+
+
+@register_prior_correction("estimated-prior", estimate=_estimate)
 def estimated_prior(
     scores: np.ndarray,
     train_prior: np.ndarray,

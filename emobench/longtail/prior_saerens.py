@@ -69,7 +69,19 @@ def _log_train_prior(train_prior: np.ndarray | None, n_classes: int) -> np.ndarr
     return np.log(pt / pt.sum())
 
 
-@register_prior_correction("em-test-prior")
+def _estimate(
+    scores: np.ndarray, train_prior: np.ndarray | None, iters: int = 1000, tol: float = 1e-10
+) -> np.ndarray:
+    """``π̂`` over the finite columns (0 elsewhere): the test prior the correction adopts."""
+    z, cols = finite_columns(scores, "em-test-prior")
+    out = np.zeros(z.shape[1])
+    if cols.size and z.shape[0]:
+        pt = None if train_prior is None else np.asarray(train_prior, dtype=np.float64)[cols]
+        out[cols] = em_test_prior_estimate(z[:, cols], pt, iters=iters, tol=tol)
+    return out
+
+
+@register_prior_correction("em-test-prior", estimate=_estimate)
 def em_test_prior(
     scores: np.ndarray,
     train_prior: np.ndarray | None,

@@ -92,7 +92,9 @@ def compute_metrics(
     fold). Scopes: ``overall`` (target ""), ``class`` (target = class; only classes with
     test clips in that fold), ``group`` (target = group; classes grouped by
     :func:`~emobench.metrics.group_classes` from the manifest's ``train_counts`` for that
-    dataset and fold, under ``rule``), ``longtail`` (target "").
+    dataset and fold, under ``rule``), ``longtail`` (target ""), ``calibration`` (target
+    ""; ``ece``, the top-label expected calibration error of the softmax of the cell's
+    scores, :func:`scored_eces`; only cells with scores).
 
     Intervals (``n_resamples`` = 0 skips them): per-fold rows of uar, war, macro_f1 and
     head_tail_gap carry a bootstrap ``ci_lo``/``ci_hi``; an aggregate over a single fold
@@ -130,6 +132,7 @@ def compute_metrics(
     parts = counts.partition_by(["cell_id", "dataset", "fold"], as_dict=True)
     keys = sorted(parts, key=lambda k: (cell_order[k[0]], k[2]))
 
+    eces = scored_eces(preds, labels_of)
     rows: list[tuple[Any, ...]] = []
     folds_of: dict[str, tuple[str, list[np.ndarray]]] = {}  # cell -> (dataset, fold matrices)
     for cell_id, ds, fold in keys:
@@ -148,6 +151,9 @@ def compute_metrics(
             ci = bootstrap_from_cm(cm, labs, grp, n_resamples, entropy, level, CI_METRICS, neutral)
         for row in _fold_rows(cm, labs, grp, nidx, ci):
             rows.append((cell_id, int(fold), *row))
+        if (cell_id, int(fold)) in eces:
+            ece = eces[(cell_id, int(fold))]
+            rows.append((cell_id, int(fold), "calibration", "", "ece", ece, None, None))
 
     fold_cis = {
         cell_id: across_fold_cis(
@@ -160,6 +166,37 @@ def compute_metrics(
     table = table.join(settings, on="cell_id", how="left", maintain_order="left")
     table = table.with_columns(pl.lit(rule, dtype=pl.Utf8).alias("rule"))
     return table.select([pl.col(c).cast(t) for c, t in METRICS_SCHEMA.items()])
+
+
+def scored_eces(
+    preds: pl.DataFrame, labels_of: Mapping[str, list[str]]
+) -> dict[tuple[str, int], float]:
+    """Top-label ECE (:func:`emobench.metrics.calibration.ece_of_scores`, 15 equal-width
+    bins) of each (cell, fold) with scored rows: the softmax of its ``score:<label>``
+    columns (after the cell's prior correction) against the true labels. Cells without
+    scores (free-text answers) are left out."""
+    from emobench.metrics.calibration import ece_of_scores
+
+    out: dict[tuple[str, int], float] = {}
+    if preds.is_empty():
+        return out
+    for (cell_id, ds, fold), part in preds.partition_by(
+        ["cell_id", "dataset", "fold"], as_dict=True
+    ).items():
+        labels = labels_of[ds]
+        cols = [f"score:{lab}" for lab in labels]
+        if not all(c in part.columns for c in cols):
+            continue
+        z = part.select(cols).to_numpy().astype(np.float64)
+        z = np.where(np.isnan(z), -np.inf, z)
+        index = {lab: i for i, lab in enumerate(labels)}
+        y = np.array([index.get(x, -1) for x in part["label"].to_list()], dtype=np.int64)
+        if (y < 0).any():  # an unknown true label: the confusion matrix names it
+            continue
+        ece = ece_of_scores(z, y)
+        if ece is not None:
+            out[(str(cell_id), int(fold))] = ece
+    return out
 
 
 def _dataset_labels(preds: pl.DataFrame, man: Manifest, ds: str) -> list[str]:

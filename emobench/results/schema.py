@@ -78,7 +78,7 @@ METRICS_SCHEMA: dict[str, pl.DataType] = {
     "ci_hi": pl.Float64(),
     "rule": pl.Utf8(),
 }
-METRIC_SCOPES: tuple[str, ...] = ("overall", "class", "group", "longtail")
+METRIC_SCOPES: tuple[str, ...] = ("overall", "class", "group", "longtail", "calibration")
 
 
 class ResultsError(EmobenchError):
