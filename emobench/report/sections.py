@@ -16,7 +16,7 @@ from emobench.report import FIGURES_DIR
 from emobench.report import analysis as an
 from emobench.report import tables as tb
 from emobench.report.context import ReportContext
-from emobench.report.document import Bullets, Document, Heading, Paragraph
+from emobench.report.document import Bullets, Document, Heading, Paragraph, Table
 from emobench.report.findings import findings_section
 from emobench.report.jobs import timed
 from emobench.report.section_confusion import confusion_section
@@ -46,6 +46,7 @@ def build_document(ctx: ReportContext) -> Document:
         density_section,
         order_section,
         prior_section,
+        excluded_section,
         skipped_section,
         reproducibility_section,
     ):
@@ -106,6 +107,40 @@ def overall_section(ctx: ReportContext, doc: Document) -> None:
                 caption=f"{ds}: mean ± std over folds; macro-F1 95% bootstrap CI",
             )
         )
+
+
+#: Excluded clips listed per dataset in the report (all are in manifest.json).
+MAX_EXCLUDED_ROWS = 50
+
+
+def excluded_section(ctx: ReportContext, doc: Document) -> None:
+    """Clips the dataset loaders left out (deleted media, unreadable annotations): how
+    many, of which kind, and the clips themselves (from the manifest's problems)."""
+    from emobench.results.problems import excluded_clips, exclusion_line
+
+    doc.add(Heading("Clips excluded from the datasets"))
+    datasets = ctx.manifest.get("datasets") or {}
+    said = False
+    for name, entry in datasets.items() if isinstance(datasets, dict) else ():
+        line = exclusion_line(name, entry, examples=False)
+        if line is None:
+            continue
+        said = True
+        doc.add(Paragraph(line + "."))
+        clips = excluded_clips(entry)
+        if clips:
+            rows = tuple((c["clip_id"], c["kind"], c["detail"]) for c in clips)
+            more = len(rows) - MAX_EXCLUDED_ROWS
+            doc.add(
+                Table(
+                    ("clip", "kind", "why"),
+                    rows[:MAX_EXCLUDED_ROWS],
+                    caption=f"{name}: excluded clips"
+                    + (f" (the first {MAX_EXCLUDED_ROWS}; {more} more)" if more > 0 else ""),
+                )
+            )
+    if not said:
+        doc.add(Paragraph("The dataset loaders excluded no clip and reported no problem."))
 
 
 def skipped_section(ctx: ReportContext, doc: Document) -> None:

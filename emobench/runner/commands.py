@@ -73,6 +73,13 @@ def run_command(
         rank=rank if launch else None,
         rank_timeout=DEFAULT_RANK_TIMEOUT_S if rank_timeout is None else rank_timeout,
     )
+    if dry_run:  # before any data exists: the grid and the calls per clip, counts unknown
+        from emobench.runner.dryrun import absent_datasets, print_grid_without_data
+
+        absent = absent_datasets(cfg)
+        if absent:
+            print_grid_without_data(console, cfg, engine.cells, absent, _missing_models(engine))
+            return out
     if not launch:  # a launch loads on rank 0 first (it may generate), then on the others
         engine.load_datasets()  # the synth set is generated first if absent
     for line in engine.warnings:
@@ -109,12 +116,32 @@ def run_command(
         f"feature cache: {c.get('hit_frames', 0)} frames reused, {c.get('miss_frames', 0)} computed"
     )
     if summary.skipped:
+        from emobench.results.problems import printable
+
         n = len({(s["clip_id"], s["fold"]) for s in summary.skipped})
         console.print(f"[yellow]skipped {n} clip(s)[/] (listed in manifest.json):")
         for s in summary.skipped[:5]:
-            console.print(f"  fold {s['fold']} {s['clip_id']}: {s['reason']}")
+            line = printable(f"  fold {s['fold']} {s['clip_id']}: {s['reason']}")
+            console.print(escape(line), soft_wrap=True)
+    _print_exclusions(console, engine)
     console.print(f"next: emobench report {out}")
     return out
+
+
+def _print_exclusions(console, engine) -> None:  # type: ignore[no-untyped-def]
+    """One warning per dataset whose loader excluded clips (deleted media, unreadable
+    annotations), from the manifest the run just wrote."""
+    from rich.markup import escape
+
+    from emobench.errors import EmobenchError
+    from emobench.results.problems import exclusion_lines
+
+    try:
+        datasets = engine.run.read_manifest().get("datasets") or {}
+    except EmobenchError:
+        return
+    for line in exclusion_lines(datasets if isinstance(datasets, dict) else {}):
+        console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
 
 
 def _missing_models(engine) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -48,6 +48,14 @@ PASSTHROUGH = {"raw_text": str, "context": str, "n_frames": int, "n_unique_frame
 SCORE_PREFIX = "score:"
 #: Ids listed per kind in a warning line (the JSON report lists them all).
 SHOWN = 3
+#: Rows for training clips of the fold (shown on the console: the other code may have
+#: trained on this fold's test clips): kind → what it means.
+LEAK = {
+    "train-clip": "training clips of this fold, ignored: a possible leak (the file's split "
+    "is not the dataset's)",
+    "other-fold": "training clips of this fold, ignored: expected when the file holds every "
+    "fold's rows, else a possible leak (the file's split is not the dataset's)",
+}
 
 
 class PredictionsFileError(EmobenchError):
@@ -469,8 +477,9 @@ class ImportedPredictions:
                     problem("duplicate", f"{len(rs)} rows that differ: clip skipped", cid)
                     skips[cid] = f"imported: {len(rs)} differing rows in {name}"
         for cid in sorted(set(by_id) - test_ids):
-            if not self._fold_given and cid in self._train_ids:
-                problem("other-fold", "a training clip of this fold: ignored", cid)
+            if cid in self._train_ids:
+                kind = "train-clip" if self._fold_given else "other-fold"
+                problem(kind, LEAK[kind], cid)
             else:
                 problem("extra", "not a test clip of this fold: ignored", cid)
         for r in test_rows:
@@ -564,17 +573,18 @@ class ImportedPredictions:
         assert self.report_path is not None
         write_json_atomic(self.report_path, report)
         for kind, n in counts.items():
-            if kind == "other-fold":  # expected in one file for all folds: JSON only
-                continue
             items = [p for p in imported.problems if p["problem"] == kind]
             shown = "; ".join(
-                (f"{p['clip_id']}: " if p["clip_id"] is not None else "") + p["detail"]
+                str(p["clip_id"])
+                if kind in LEAK
+                else (f"{p['clip_id']}: " if p["clip_id"] is not None else "") + p["detail"]
                 for p in items[:SHOWN]
             )
             more = f"; +{n - SHOWN} more" if n > SHOWN else ""
+            means = f": {LEAK[kind]}" if kind in LEAK else ""
             ctx.warn(
                 f"{self.adapter} {ctx.dataset} fold {ctx.fold}: {n} {kind} "
-                f"({shown}{more}); all in {self.report_path}"
+                f"({shown}{more}){means}; all in {self.report_path}"
             )
 
     def describe(self) -> dict[str, Any]:
