@@ -43,7 +43,7 @@ from typing import Any
 import polars as pl
 
 from emobench.errors import EmobenchError
-from emobench.labels import MEGC2019_MAP, UnknownLabelError, canonical
+from emobench.labels import UnknownLabelError, canonical
 
 #: Frame rate of both high-speed datasets.
 FPS = 200.0
@@ -143,15 +143,27 @@ def folder_frames(folder: Path) -> list[int | None]:
     return [num for num, _ in items]
 
 
-def class_map(dataset_classes: Sequence[str], classes: str, five: Sequence[str]) -> dict[str, str]:
-    """Emotion → label for a class set (emotions absent from the map are dropped)."""
-    if classes == "all":
-        return {c: c for c in dataset_classes}
-    if classes == "5-class":
-        return {c: c for c in five}
-    if classes == "3-class":
-        return {c: MEGC2019_MAP[c] for c in dataset_classes if c in MEGC2019_MAP}
-    raise MicroDatasetError(f"unknown classes option {classes!r}; allowed: {', '.join(CLASS_SETS)}")
+def class_map(
+    dataset_classes: Sequence[str],
+    classes: str,
+    five: Sequence[str],
+    composite: Mapping[str, str],
+) -> dict[str, str]:
+    """Emotion → label for a class set (emotions absent from the map are dropped).
+
+    ``composite`` is the dataset's own MEGC2019 3-class mapping: the composite set is
+    defined per dataset (CASME II's negative class is disgust and repression only; its fear
+    and sadness clips are not in the set), so each loader passes its own.
+    """
+    sets: dict[str, Mapping[str, str]] = {
+        "all": {c: c for c in dataset_classes},
+        "5-class": {c: c for c in five},
+        "3-class": composite,
+    }
+    if classes not in sets:
+        allowed = ", ".join(CLASS_SETS)
+        raise MicroDatasetError(f"unknown classes option {classes!r}; allowed: {allowed}")
+    return {e: lab for e, lab in sets[classes].items() if e in dataset_classes}
 
 
 def _window(
@@ -230,6 +242,7 @@ def build_index(
     *,
     classes: str = "all",
     five: Sequence[str],
+    composite: Mapping[str, str],
     protocol: str = "loso",
     label_check: Callable[[str], str] = canonical,
 ) -> tuple[pl.DataFrame, list[Problem]]:
@@ -240,7 +253,7 @@ def build_index(
         raise MicroDatasetError(
             f"{dataset}: unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}"
         )
-    mapping = class_map(dataset_classes, classes, five)
+    mapping = class_map(dataset_classes, classes, five, composite)
     problems: list[Problem] = []
     clips: list[dict[str, Any]] = []
     seen: set[str] = set()

@@ -13,8 +13,9 @@ numbers of the file names) and ``Estimated Emotion``. Class sets (``classes``):
   (SAMM's "Other");
 * ``5-class``: anger, contempt, happiness, surprise, others (the usual SAMM setting: the
   classes with at least ~10 clips; disgust, fear and sadness dropped);
-* ``3-class``: MEGC2019 composite, positive (happiness), negative (anger, contempt,
-  disgust, fear, sadness), surprise; others dropped.
+* ``3-class``: MEGC2019 composite as defined for SAMM: positive (happiness), negative
+  (anger, contempt, disgust, fear, sadness), surprise; others dropped (133 clips:
+  92 / 26 / 15).
 
 Protocol ``loso``: one fold per subject. See :mod:`emobench.data.micro` for the frame
 number → index conversion and the problems reported.
@@ -34,6 +35,12 @@ SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
 IMAGE_DIR = "SAMM"
 CLASSES = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise", "others")
 FIVE_CLASSES = ("anger", "contempt", "happiness", "surprise", "others")
+#: SAMM's MEGC2019 composite (133 clips: negative 92, positive 26, surprise 15).
+COMPOSITE = {
+    "happiness": "positive",
+    "surprise": "surprise",
+    **dict.fromkeys(("anger", "contempt", "disgust", "fear", "sadness"), "negative"),
+}
 COLUMNS = {
     "subject": "Subject",
     "filename": "Filename",
@@ -85,4 +92,12 @@ def load_samm(
                 emotion=rec["emotion"],
             )
         )
-    return build_index("samm", rows, CLASSES, classes=classes, five=FIVE_CLASSES, protocol=protocol)
+    return build_index(
+        "samm",
+        rows,
+        CLASSES,
+        classes=classes,
+        five=FIVE_CLASSES,
+        composite=COMPOSITE,
+        protocol=protocol,
+    )

@@ -73,6 +73,13 @@ def run_command(
         rank=rank if launch else None,
         rank_timeout=DEFAULT_RANK_TIMEOUT_S if rank_timeout is None else rank_timeout,
     )
+    if dry_run:  # before any data exists: the grid and the calls per clip, counts unknown
+        from emobench.runner.dryrun import absent_datasets, print_grid_without_data
+
+        absent = absent_datasets(cfg)
+        if absent:
+            print_grid_without_data(console, cfg, engine.cells, absent, _missing_models(engine))
+            return out
     if not launch:  # a launch loads on rank 0 first (it may generate), then on the others
         engine.load_datasets()  # the synth set is generated first if absent
     for line in engine.warnings:

@@ -46,6 +46,9 @@ def prepare_dataset(ds: DatasetConfig, limit: int | None, generate: bool = True)
         if generate:
             warning = prepare(Path(ds.root), ds.generate)
     index, problems = _load(ds.name, Path(ds.root), dict(ds.options))
+    # a loader's choice among several media folders names the option that changes it
+    notes = [f"{ds.name}: {p['detail']}" for p in problems if p.get("warn")]
+    warning = "; ".join(filter(None, [warning, *notes])) or None
     folds = sorted(index["fold"].unique().to_list())
     if ds.folds != "all":
         bad = [f for f in ds.folds if f not in folds]
