@@ -210,7 +210,7 @@ def _md_table_rows(text: str) -> list[list[str]]:
 
 def test_summary_md_escapes_model_answers_names_and_config(tmp_path):
     rng = np.random.default_rng(1)
-    evil_model = f"hf:{SCRIPT}|x"
+    evil_model = f"hf:{SCRIPT}|x $\\frac{{$"  # and no mathtext in the figures
     preds = _cells(rng, {"good": "hf:good", "evil": evil_model})
     answer = f"{SCRIPT} | `x` <img src=x onerror=alert(2)> &amp;"
     preds = preds.with_columns(

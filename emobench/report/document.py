@@ -88,9 +88,10 @@ class Document:
 
 def _md_plain(text: str) -> str:
     """Text outside code spans: backslashes and stray backticks escaped (so no code span
-    opens or closes where the renderer saw none), ``&``, ``<``, ``>`` as HTML entities
-    (no raw HTML), and link brackets broken up (no links or images)."""
-    text = text.replace("\\", "\\\\").replace("`", "\\`")
+    opens or closes where the renderer saw none), ``$`` escaped (no math), ``&``, ``<``,
+    ``>`` as HTML entities (no raw HTML), and link brackets broken up (no links or
+    images)."""
+    text = text.replace("\\", "\\\\").replace("`", "\\`").replace("$", "\\$")
     return _LINK.sub(r"]\\", html.escape(text, quote=False))
 
 

@@ -40,6 +40,7 @@ RC = {
     "figure.titlesize": 9,
     "axes.spines.top": False,
     "axes.spines.right": False,
+    "text.parse_math": False,  # labels come from model names and files: never mathtext
     "svg.fonttype": "none",  # keep text as text: small, searchable SVGs
     "svg.hashsalt": "emobench",  # deterministic SVG ids
     "path.simplify": True,
