@@ -54,7 +54,16 @@ def _next(lab: str) -> str:
     return LABELS[(LABELS.index(lab) + 1) % len(LABELS)]
 
 
-def _cell(model: str, sampler: str, correct, *, order="original", enrichment="none", wrong=None):
+def _cell(
+    model: str,
+    sampler: str,
+    correct,
+    *,
+    order="original",
+    enrichment="none",
+    wrong=None,
+    unit="frames",
+):
     """One cell on both folds: clip i of class lab is right when ``correct(lab, i)``,
     otherwise ``wrong(lab)`` (default: an invalid answer)."""
     frames = []
@@ -77,6 +86,7 @@ def _cell(model: str, sampler: str, correct, *, order="original", enrichment="no
                 preds=preds,
                 sampler=sampler,
                 density=float(k),
+                density_unit=unit,
                 order=order,
                 enrichment=enrichment,
                 micro=[int(c[-2:]) in MICRO for c in clips],
@@ -169,13 +179,21 @@ def _recall_gap(correct: list[int]) -> float:
 
 def test_head_bias_observed_with_rho_one_and_the_hand_gap(positive):
     f = positive["head-bias"]
-    assert f.verdict == f"{OBSERVED} in 3 of 3 comparisons"
+    assert f.verdict == (
+        f"{OBSERVED} in the primary comparison (`{VLM}` vs `{GRU}` head−tail gap, synth); "
+        "of 3 comparisons: 3 observed, 0 opposite, 0 not observed"
+    )
     train, word, gap = f.statements
+    assert f.primary is gap  # the VLM against the vision-only specialist
     for s, axis in ((train, "training-split class frequency"), (word, "English frequency")):
         assert s.estimate.value == pytest.approx(1.0)
         assert axis in s.text and "Spearman ρ = +1.00 [" in s.text and "over 7 classes" in s.text
-        assert 0 < s.estimate.lo <= s.estimate.hi == pytest.approx(1.0)
+        assert 0 < s.estimate.lo <= s.estimate.hi <= 1.0
         assert s.status == OBSERVED
+        # ρ = +1 over 7 classes: 2 of the 5040 orderings are as extreme (±1), exactly
+        (t,) = s.tests
+        assert t.p == pytest.approx(2 / 5040, rel=1e-12)  # a ratio of counts: float only
+        assert "exact permutation over all 5040 orderings of 7 classes" in s.text
         # the GRU's per-class F1 is the same for every class
         assert f"(vision-only `{GRU}` ρ undefined (a constant F1 or prior" in s.text
     # VLM gap (0.9 - 0.2667) against the GRU's 0 (equal recall 0.7 everywhere)
@@ -190,7 +208,10 @@ def test_head_bias_observed_with_rho_one_and_the_hand_gap(positive):
 
 def test_head_bias_inverse_is_not_observed(inverse):
     f = inverse["head-bias"]
-    assert f.verdict == "not observed; the opposite holds in 3 of 3"
+    assert f.verdict == (
+        f"{OPPOSITE} in the primary comparison (`{VLM}` vs `{GRU}` head−tail gap, synth); "
+        "of 3 comparisons: 0 observed, 3 opposite, 0 not observed"
+    )
     train, word, gap = f.statements
     assert train.estimate.value == pytest.approx(-1.0) == word.estimate.value
     assert train.estimate.hi < 0 and train.status == word.status == OPPOSITE
@@ -201,7 +222,10 @@ def test_head_bias_inverse_is_not_observed(inverse):
 
 def test_shuffle_gru_drops_vlm_does_not(positive):
     f = positive["shuffle"]
-    assert f.verdict == OBSERVED
+    assert f.verdict == (
+        f"{OBSERVED} in the primary comparison (`{GRU}` vs `{VLM}` at uniform:16, synth); "
+        "of 1 comparison: 1 observed, 0 opposite, 0 not observed"
+    )
     (s,) = f.statements
     # GRU 0.70 -> 0.40 per class; the VLM answers every clip the same
     assert s.estimate.value == pytest.approx(-0.3)
@@ -216,29 +240,41 @@ def test_shuffle_inverse_vlm_collapses_is_not_observed(inverse):
     # VLM: UAR 0.40 (head-bias cell of the inverse run) -> 0; GRU unchanged
     vlm16 = sum(c - 3 for c in CORRECT) / (N * len(LABELS))
     assert s.estimate.value == pytest.approx(vlm16)
-    assert s.estimate.lo > 0 and s.status == OPPOSITE == inverse["shuffle"].verdict
+    assert s.estimate.lo > 0 and s.status == OPPOSITE
+    assert inverse["shuffle"].verdict.startswith(f"{OPPOSITE} in the primary comparison")
 
 
-def test_density_curve_gain_saturation_and_slope(positive):
+def test_density_curve_rises_to_the_densest_peak_saturation_and_slope(positive):
     f = positive["density"]
-    assert f.verdict == OBSERVED
     (s,) = f.statements
     total = sum(CORRECT)
     uar = {k: (total - off) / (N * len(LABELS)) for k, off in ((2, 21), (4, 14), (8, 1), (16, 0))}
-    assert s.estimate.value == pytest.approx(uar[16] - uar[2]) == pytest.approx(0.15)
-    assert s.estimate.lo > 0
-    assert f"UAR {uar[2]:.3f} at 2 frames → {uar[16]:.3f} at 16 frames, gain +0.150 [" in s.text
-    assert f"peak {uar[16]:.3f} at 16 frames; 95% of the peak from 8 frames" in s.text
+    # the peak is the densest setting: no fall to test, the rise is the whole gain
+    assert s.status == "not observed: the curve rises" and s.note == "shape: rises"
+    (rise,) = s.tests
+    assert rise.name == "rise" and rise.estimate.value == pytest.approx(uar[16] - uar[2])
+    assert rise.estimate.value == pytest.approx(0.15) and rise.p_adj < 0.05
+    assert s.estimate.value == pytest.approx(uar[16])  # the peak
+    assert f"UAR {uar[2]:.3f} at 2 frames → {uar[16]:.3f} at 16 frames; peak 0.550 [" in s.text
+    assert "rise to the peak (peak − sparsest) +0.150 [" in s.text
+    assert "fall after it (peak − densest) none (the peak is the densest, 16 frames)" in s.text
+    assert "95% of the peak from 8 frames" in s.text
     # least squares on log2 density 1..4 by hand: sum((x - 2.5) * y) / 5
     slope = sum((x - 2.5) * uar[2**x] for x in (1, 2, 3, 4)) / 5
     assert f"slope {slope:+.3f} per doubling" in s.text
-    assert s.text.startswith(f"`{VLM}` (vlm)")
+    assert s.text.startswith(f"`{VLM}` (vlm) on 280 clips every density answered")
+    assert f.verdict == (
+        f"not observed: the curve rises in the primary comparison (`{VLM}` over 2–16 frames, "
+        "synth); of 1 comparison: 0 observed, 0 opposite, 1 not observed"
+    )
 
 
-def test_density_inverse_is_not_observed(inverse):
+def test_density_inverse_falls(inverse):
     (s,) = inverse["density"].statements
-    assert s.estimate.value == pytest.approx(-0.15)
-    assert s.estimate.hi < 0 and s.status == OPPOSITE
+    (fall,) = s.tests
+    assert fall.name == "fall" and fall.estimate.value == pytest.approx(0.15)
+    assert fall.estimate.lo > 0 and s.status == "not observed: the curve falls"
+    assert "rise to the peak (peak − sparsest) none (the peak is the sparsest, 2 frames)" in s.text
 
 
 def _micro_uar(preds: pl.DataFrame, cell: str) -> float:
@@ -249,7 +285,10 @@ def _micro_uar(preds: pl.DataFrame, cell: str) -> float:
 @pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
 def test_msce_helps_micro_clips_against_keyframes_and_dense(positive):
     f = positive["msce"]
-    assert f.verdict == f"{OBSERVED} in 2 of 2 comparisons"
+    assert f.verdict == (
+        f"{OBSERVED} in the primary comparison (`{VLM}` msce − none at segment-random:2, "
+        "synth); of 2 comparisons: 2 observed, 0 opposite, 0 not observed"
+    )
     none, dense = f.statements
     preds = _predictions(+1)
     base = f"{VLM}/segment-random:2/original/"
@@ -280,8 +319,9 @@ def test_missing_cells_are_not_measurable_and_no_effect_is_not_observed(tmp_path
     # neither model changes a single answer: Δs and their difference are 0 [0, 0]
     (s,) = f["shuffle"].statements
     assert (s.estimate.value, s.estimate.lo, s.estimate.hi) == (0.0, 0.0, 0.0)
-    assert s.status == NOT_OBSERVED == f["shuffle"].verdict
-    assert f["density"].verdict == OBSERVED  # what the run has is still reported
+    assert s.status == NOT_OBSERVED and s.tests[0].p == 1.0
+    assert f["shuffle"].verdict.startswith(f"{NOT_OBSERVED} in the primary comparison")
+    assert f["density"].statements  # what the run has is still reported
 
 
 def test_a_run_without_shuffled_cells_or_baselines_says_so(tmp_path: Path):
@@ -318,19 +358,32 @@ def test_findings_open_the_summary(tmp_path: Path):
     sections = [ln for ln in text.splitlines() if ln.startswith("## ")]
     assert sections[:2] == ["## Findings of this run", "## This run"]
     first = text.split("\n## ")[1]
-    assert "### 1. Head bias and its correlation with class and word frequency: observed" in first
-    assert "### 2. Frame-order shuffling: temporal baselines vs VLMs: observed" in first
+    assert (
+        "### 1. Head bias and its correlation with class and word frequency: observed in the "
+        "primary comparison" in first
+    )
+    assert "### 2. Frame-order shuffling: temporal baselines vs VLMs: observed in the" in first
     assert "### 4. MSCE on micro-expression clips: not measurable in this run" in first
     assert "- not measurable in this run: synth: no `msce` cell (original frame order)" in first
-    assert "Spearman ρ = +1.00 [" in first and "→ observed" in first
+    assert "Spearman ρ = +1.00 [" in first and "→ observed (Holm-adjusted p = " in first
+    assert f"- primary comparison — synth: `{VLM}` vs vision-only `{GRU}`" in first
     # the same findings as data
     record = json.loads((out / "findings.json").read_text())
     by_key = {f["key"]: f for f in record["findings"]}
     assert list(by_key) == ["head-bias", "shuffle", "density", "msce"]
     for i, f in enumerate(record["findings"], start=1):
         assert f"### {i}. {f['title']}: {f['verdict']}" in first
-    rho = by_key["head-bias"]["statements"][0]
+    gap, rho = by_key["head-bias"]["statements"][:2]  # the primary comparison first
+    assert gap["primary"] and not rho["primary"]
+    assert by_key["head-bias"]["counts"] == {
+        "observed": 3,
+        "opposite": 0,
+        "not_observed": 0,
+        "by_construction": 0,
+    }
     assert rho["value"] == pytest.approx(1.0) and rho["status"] == OBSERVED
+    assert rho["tests"][0]["p"] == pytest.approx(2 / 5040, rel=1e-12)
+    assert rho["tests"][0]["p_holm"] <= 3 * rho["tests"][0]["p"] + 1e-15
     assert 0 < rho["ci_lo"] <= rho["ci_hi"]
     assert by_key["shuffle"]["statements"][0]["value"] == pytest.approx(-0.3)
     assert by_key["msce"]["statements"] == []

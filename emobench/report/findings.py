@@ -8,12 +8,17 @@ micro-expression clips) live in :mod:`emobench.report.findings_study`, registere
 in :data:`FINDINGS` (:func:`register_finding`; more can join). This module holds the
 statement model, :func:`compute_findings`, ``findings.json`` and the report section.
 
-A statement is *observed* when its 95% CI excludes zero in the study's direction, *not
-observed: the opposite holds* when it excludes zero on the other side, *not observed at
-this size* otherwise (absent, or too small for this run to show); a finding whose cells
-the run lacks is *not measurable in this run*, saying what is missing. Its Δs and gaps
-pool the matched clips over folds (as the report's paired tables do); its ρ uses the
-fold-mean per-class F1 of the per-class table.
+Verdicts (:mod:`emobench.report.verdicts`): each statement has a two-sided test, a
+class-level permutation test for a correlation over classes
+(:mod:`emobench.report.finding_stats`), a paired clip bootstrap for a Δ; the p-values of
+one finding are Holm-adjusted together. A statement is *observed* when its adjusted p <
+0.05 and its estimate lies on the study's side, *not observed: the opposite holds* when
+on the other side, *not observed at this size* otherwise; a density curve is judged by
+its shape. A comparison fixed by construction (a model that cannot see frame order,
+shuffled) is shown and left out. The verdict names the finding's primary comparison (the
+VLM against the vision-only specialist, reference cells) with its status first, then
+observed / opposite / not observed counts of all. A finding whose cells the run lacks is
+*not measurable in this run*, saying what is missing.
 """
 
 from __future__ import annotations
@@ -29,58 +34,45 @@ from emobench.registry import Registry
 from emobench.report.context import ReportContext
 from emobench.report.document import Bullets, Document, Heading, Paragraph
 from emobench.report.roles import ModelRole, model_roles
+from emobench.report.verdicts import (
+    NOT_OBSERVED,
+    OBSERVED,
+    OPPOSITE,
+    ORDER_INVARIANT,
+    Estimate,
+    Statement,
+    Test,
+    counts,
+    fmt_number,
+    not_measurable,
+    primary_of,
+    settle,
+    verdict,
+)
 
-OBSERVED = "observed"
-NOT_OBSERVED = "not observed at this size"
-#: A statement whose CI excludes 0 on the side opposite to the study's.
-OPPOSITE = "not observed: the opposite holds (95% CI)"
-
-
-def not_measurable(why: str) -> str:
-    """The status of a finding whose cells the run lacks."""
-    return f"not measurable in this run: {why}"
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A number with its 95% CI (None bounds: no interval)."""
-
-    value: float
-    lo: float | None = None
-    hi: float | None = None
-
-    def text(self, signed: bool = True, digits: int = 3) -> str:
-        """``+0.083 [+0.051, +0.112]`` (signed) or ``0.412 [0.391, 0.433]``."""
-
-        def f(x: float) -> str:
-            return fmt_number(x, digits, signed)
-
-        ci = "" if self.lo is None or self.hi is None else f" [{f(self.lo)}, {f(self.hi)}]"
-        return f(self.value) + ci
-
-
-def fmt_number(x: float, digits: int = 3, signed: bool = False) -> str:
-    """``x`` rounded for reading; a rounding error never shows as ``-0.000``."""
-    return f"{round(x, digits) + 0.0:{'+' if signed else ''}.{digits}f}"
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One observed number of a finding on one dataset, and whether it shows the effect."""
-
-    dataset: str
-    text: str
-    status: str
-    estimate: Estimate | None = None
-
-    @property
-    def observed(self) -> bool:
-        return self.status == OBSERVED
+__all__ = [
+    "NOT_OBSERVED",
+    "OBSERVED",
+    "OPPOSITE",
+    "ORDER_INVARIANT",
+    "Estimate",
+    "Finding",
+    "FindingRun",
+    "Statement",
+    "Test",
+    "compute_findings",
+    "findings_record",
+    "findings_section",
+    "fmt_number",
+    "not_measurable",
+    "register_finding",
+]
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A finding of the study as this run shows it."""
+    """A finding of the study as this run shows it (statements settled: Holm-adjusted
+    within the finding, :func:`~emobench.report.verdicts.settle`)."""
 
     key: str
     title: str
@@ -90,45 +82,68 @@ class Finding:
 
     @property
     def verdict(self) -> str:
-        """``observed`` (k of n statements when several), ``not observed at this size``,
-        or ``not measurable in this run: ...``."""
-        n = len(self.statements)
-        if n == 0:
-            return not_measurable("; ".join(self.missing) or "no cells")
-        k = sum(s.observed for s in self.statements)
-        if k == 0:
-            r = sum(s.status == OPPOSITE for s in self.statements)
-            if r == 0:
-                return NOT_OBSERVED
-            return OPPOSITE if n == 1 else f"not observed; the opposite holds in {r} of {n}"
-        return OBSERVED if n == 1 else f"{OBSERVED} in {k} of {n} comparisons"
+        """The primary comparison's status first, then observed / opposite / not
+        observed counts of all (:func:`~emobench.report.verdicts.verdict`), or ``not
+        measurable in this run: ...``."""
+        return verdict(self.statements, self.missing)
+
+    @property
+    def primary(self) -> Statement | None:
+        return primary_of(self.statements)
+
+    def ordered(self) -> list[Statement]:
+        """The statements, the primary comparison first."""
+        first = self.primary
+        return ([first] if first else []) + [s for s in self.statements if s is not first]
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _statement_record(s: Statement, primary: bool) -> dict[str, Any]:
+    est = s.estimate
+    return {
+        "dataset": s.dataset,
+        "text": s.text,
+        "status": s.status,
+        "note": s.note,
+        "primary": primary,
+        "subject": s.subject,
+        "excluded": s.excluded,
+        "value": _num(None if est is None else est.value),
+        "ci_lo": _num(None if est is None else est.lo),
+        "ci_hi": _num(None if est is None else est.hi),
+        "tests": [
+            {
+                "name": t.name,
+                "value": _num(t.estimate.value),
+                "ci_lo": _num(t.estimate.lo),
+                "ci_hi": _num(t.estimate.hi),
+                "direction": t.sign,
+                "p": _num(t.p),
+                "p_holm": _num(t.p_adj),
+                "method": t.method,
+            }
+            for t in s.tests
+        ],
+    }
 
 
 def findings_record(findings: Sequence[Finding]) -> dict[str, Any]:
     """The findings as a JSON-ready dict (``findings.json`` of the report folder): per
-    finding its key, title, verdict, what is missing, and each statement's dataset, text,
-    status, value and 95% CI (None where there is none)."""
-
-    def num(x: float | None) -> float | None:
-        return None if x is None or not np.isfinite(x) else float(x)
-
+    finding its key, title, verdict, the counts (observed, opposite, not observed, fixed
+    by construction), what is missing, and each statement (primary first) with its
+    dataset, text, status, value and 95% CI, and its tests (p, Holm-adjusted p, method;
+    None where there is none)."""
     return {
         "findings": [
             {
                 "key": f.key,
                 "title": f.title,
                 "verdict": f.verdict,
-                "statements": [
-                    {
-                        "dataset": s.dataset,
-                        "text": s.text,
-                        "status": s.status,
-                        "value": num(None if s.estimate is None else s.estimate.value),
-                        "ci_lo": num(None if s.estimate is None else s.estimate.lo),
-                        "ci_hi": num(None if s.estimate is None else s.estimate.hi),
-                    }
-                    for s in f.statements
-                ],
+                "counts": counts(f.statements),
+                "statements": [_statement_record(s, s is f.primary) for s in f.ordered()],
                 "missing": list(f.missing),
             }
             for f in findings
@@ -146,14 +161,57 @@ class FindingRun:
     statements: list[Statement] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
-    def say(self, dataset: str, text: str, estimate: Estimate, sign: int) -> None:
-        """Add a statement; ``sign`` is the study's direction of ``estimate`` (+1: above
-        0, -1: below 0). Observed when the CI lies on that side of 0."""
-        status = NOT_OBSERVED
-        if estimate.lo is not None and estimate.hi is not None:
-            lo, hi = sorted((sign * estimate.lo, sign * estimate.hi))
-            status = OBSERVED if lo > 0 else OPPOSITE if hi < 0 else NOT_OBSERVED
-        self.statements.append(Statement(dataset, text, status, estimate))
+    def say(
+        self,
+        dataset: str,
+        text: str,
+        estimate: Estimate,
+        sign: int,
+        *,
+        p: float | None = None,
+        method: str = "",
+        subject: str = "",
+        primary: tuple[Any, ...] | None = None,
+    ) -> None:
+        """Add a statement with one test; ``sign`` is the study's direction of
+        ``estimate`` (+1: above 0, -1: below 0), ``p`` its two-sided p (None: judged by
+        its CI alone, unadjusted). ``primary`` ranks it as the primary comparison."""
+        test = Test("Δ", estimate, sign, p, method)
+        self.statements.append(
+            Statement(
+                dataset, text, estimate=estimate, tests=(test,), subject=subject, primary=primary
+            )
+        )
+
+    def say_shape(
+        self,
+        dataset: str,
+        text: str,
+        tests: Sequence[Test],
+        *,
+        estimate: Estimate | None = None,
+        subject: str = "",
+        primary: tuple[Any, ...] | None = None,
+    ) -> None:
+        """Add a density curve judged by its shape (tests ``rise`` and ``fall``, either
+        absent when it is 0 by construction); ``estimate`` is its headline number."""
+        est = estimate
+        self.statements.append(
+            Statement(
+                dataset,
+                text,
+                estimate=est,
+                tests=tuple(tests),
+                judge="shape",
+                subject=subject,
+                primary=primary,
+            )
+        )
+
+    def exclude(self, dataset: str, text: str, why: str, *, subject: str = "") -> None:
+        """Add a comparison whose outcome is fixed by construction: shown with ``why`` as
+        its status, no evidence either way."""
+        self.statements.append(Statement(dataset, text, subject=subject, excluded=why))
 
     def lack(self, dataset: str, why: str) -> None:
         self.missing.append(f"{dataset}: {why}")
@@ -214,7 +272,7 @@ def compute_findings(
                 spec.key,
                 spec.title,
                 spec.claim,
-                tuple(run.statements),
+                settle(run.statements),
                 tuple(dict.fromkeys(run.missing)),
             )
         )
@@ -241,18 +299,33 @@ def findings_section(ctx: ReportContext, doc: Document) -> None:
         Paragraph(
             "The four findings of the study (Agarwal et al., ECCV 2026), computed from this "
             "run's tables. Models are told apart by their family's role (VLM or vision-only, "
-            "zero-shot or trained, order-aware or not), cells by their settings. Each number "
-            f"has a 95% CI from a clip bootstrap ({ctx.n_resamples} resamples, seed "
-            f"{ctx.seed}); Δs are paired over the clips both cells answered, pooled over "
-            "folds. Observed: the CI excludes 0 in the study's direction; the opposite holds: "
-            "it excludes 0 on the other side; not observed at this size: it includes 0 (no "
-            "effect, or too few clips to show one)."
+            "zero-shot or trained, order-aware or not), cells by their settings. Δs are "
+            "paired over the clips the cells answered, pooled over folds, with a 95% CI "
+            f"and a two-sided p from a clip bootstrap ({ctx.n_resamples} resamples, seed "
+            f"{ctx.seed}); correlations over classes are tested over classes (exact "
+            "permutation over every ordering up to 8 classes, Monte Carlo above) with a CI "
+            "that resamples the classes and the clips within them. Within each finding the "
+            "p-values are Holm-adjusted. Observed: adjusted p < 0.05 in the study's "
+            "direction; the opposite holds: adjusted p < 0.05 the other way; not observed at "
+            "this size: no effect, or too few clips or classes to show one. A comparison "
+            "whose outcome is fixed by construction (a model that cannot see frame order, "
+            "shuffled) is shown but is no evidence. Each verdict gives the finding's "
+            "primary comparison (the VLM against the vision-only specialist at reference "
+            "cells) first, then how many comparisons are observed, the opposite, not "
+            "observed."
         )
     )
     for i, f in enumerate(findings, start=1):
         doc.add(Heading(f"{i}. {f.title}: {f.verdict}", 3))
-        items = [f"{s.dataset}: {s.text} → {s.status}" for s in f.statements]
+        items = [_bullet(s, s is f.primary) for s in f.ordered()]
         items += [not_measurable(m) for m in f.missing]
         doc.add(Paragraph(f.claim))
         if items:
             doc.add(Bullets(tuple(items)))
+
+
+def _bullet(s: Statement, primary: bool) -> str:
+    """``ds: text → status (shape: ...; Holm-adjusted p = ...)``, primary marked."""
+    extra = "; ".join(x for x in (s.note if s.extra_note else "", s.p_text()) if x)
+    head = "primary comparison — " if primary else ""
+    return f"{head}{s.dataset}: {s.text} → {s.status}" + (f" ({extra})" if extra else "")

@@ -40,13 +40,16 @@ def _always(argument: str, options: Mapping[str, Any]) -> bool:
 @dataclass(frozen=True)
 class FamilyRole:
     """A model family's role: ``role``, whether a model is ``trained`` on the benchmark's
-    training split (not zero-shot) and whether it is ``temporal`` (its output depends on
-    the frame order, so shuffling the frames can hurt it)."""
+    training split (not zero-shot), whether it is ``temporal`` (its output depends on
+    the frame order, so shuffling the frames can hurt it) and whether it is
+    ``order_invariant`` by construction (it pools the frames, so shuffling cannot change
+    a single answer: a frame-order comparison of it is no evidence)."""
 
     family: str
     role: Role | RoleOf
     trained: RoleTest = _never
     temporal: RoleTest = _never
+    order_invariant: RoleTest = _never
 
     def role_of(self, argument: str, options: Mapping[str, Any]) -> Role | None:
         """This family's role for one model (a fixed role, or the family's rule)."""
@@ -62,9 +65,10 @@ def register_model_role(
     *,
     trained: RoleTest = _never,
     temporal: RoleTest = _never,
+    order_invariant: RoleTest = _never,
 ) -> FamilyRole:
     """Register (or replace) the role of ``family``; returns the entry."""
-    return MODEL_ROLES.add(family, FamilyRole(family, role, trained, temporal))
+    return MODEL_ROLES.add(family, FamilyRole(family, role, trained, temporal, order_invariant))
 
 
 def _option_on(key: str) -> RoleTest:
@@ -84,12 +88,15 @@ register_model_role(
     "vision-only",
     trained=_always,
     temporal=lambda arg, opts: arg in ORDER_AWARE_BASELINE_HEADS,
+    order_invariant=lambda arg, opts: arg not in ORDER_AWARE_BASELINE_HEADS,
 )
 # Pretrained video classifiers (VideoMAE, ...), fine-tuned or probed per fold: their
 # encoders embed each frame's position in time.
 register_model_role("hfvideo", "vision-only", trained=_always, temporal=_always)
-# A contrastive VLM: zero-shot from prompts, or trained when it gets a linear probe.
-register_model_role("openclip", "vlm", trained=_option_on("probe"))
+# A contrastive VLM: zero-shot from prompts, or trained when it gets a linear probe. Every
+# pooling of its frame embeddings (mean, max, mean-logit; the probe's mean) ignores their
+# order: shuffled, it gives the same answers by construction.
+register_model_role("openclip", "vlm", trained=_option_on("probe"), order_invariant=_always)
 # Generative VLMs: zero-shot unless fine-tuned (``finetune = "lora"`` of the hf family).
 register_model_role("hf", "vlm", trained=_option_on("finetune"))
 register_model_role("openai", "vlm")
@@ -121,6 +128,7 @@ class ModelRole:
     role: Role | None  # None: the family has no registered role
     trained: bool
     temporal: bool
+    order_invariant: bool = False
 
     @property
     def zero_shot_vlm(self) -> bool:
@@ -163,5 +171,18 @@ def model_roles(manifest: Any, models: list[str]) -> dict[str, ModelRole]:
             role=None if entry is None else entry.role_of(argument, opts),
             trained=entry is not None and entry.trained(argument, opts),
             temporal=entry is not None and entry.temporal(argument, opts),
+            order_invariant=entry is not None and entry.order_invariant(argument, opts),
         )
     return out
+
+
+def vlm_rank(role: ModelRole) -> tuple[bool, bool, str]:
+    """Sort key of the VLMs for a finding's primary comparison: the study's VLM first
+    (one that sees frame order, zero-shot), then by name."""
+    return (role.order_invariant, role.trained, role.model)
+
+
+def specialist_rank(role: ModelRole) -> tuple[bool, bool, str]:
+    """Sort key of the vision-only models for a finding's primary comparison: the
+    study's specialist first (trained on the benchmark, order-aware), then by name."""
+    return (not role.trained, not role.temporal, role.model)
