@@ -81,7 +81,13 @@ def resolve_model(name: str, revision: str | None = None) -> Path:
     if _looks_like_path(name):
         folder = Path(name).expanduser()
         if not (folder / "config.json").is_file():
-            what = "has no config.json" if folder.is_dir() else "does not exist"
+            what = (
+                "has no config.json"
+                if folder.is_dir()
+                else "is a file, not a model folder"
+                if folder.exists()
+                else "does not exist"
+            )
             raise HFModelNotFoundError(
                 f"hf:{name}: model folder {folder} {what} (give a folder written by "
                 "save_pretrained or downloaded with `hf download <id> --local-dir <folder>`)"
@@ -146,6 +152,8 @@ def load_model(
     """(model, processor) from a local folder, in eval mode on ``device`` (or ``device_map``)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from emobench.models.weights_file import describe_read_error, read_errors
+
     kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
         processor = AutoProcessor.from_pretrained(folder, **kw, **(processor_kwargs or {}))
@@ -156,9 +164,9 @@ def load_model(
             mkw["attn_implementation"] = attn_implementation
         with no_progress_bars():
             model = AutoModelForImageTextToText.from_pretrained(folder, **kw, **mkw)
-    except (OSError, ValueError, KeyError) as exc:
-        first = " ".join(str(exc).split())[:300]
-        raise EmobenchError(f"hf: cannot load the model in {folder}: {first}") from None
+    except (OSError, ValueError, KeyError, *read_errors()) as exc:
+        reason = describe_read_error(exc)  # a damaged or unsafe weights file among them
+        raise EmobenchError(f"hf: cannot load the model in {folder}: {reason}") from None
     if not device_map:
         model = model.to(device)
     model.eval()

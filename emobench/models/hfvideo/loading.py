@@ -287,6 +287,8 @@ def load_classifier(
     import torch
     from transformers import AutoModelForVideoClassification
 
+    from emobench.models.weights_file import describe_read_error, read_errors
+
     id2label = dict(enumerate(labels))
     try:
         with quiet_transformers():
@@ -300,9 +302,9 @@ def load_classifier(
                 trust_remote_code=trust_remote_code,
                 dtype=torch.float32,
             )
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        first = " ".join(str(exc).split())[:300]
-        msg = f"{where}: cannot load a video classifier from {folder}: {first}"
+    except (OSError, ValueError, KeyError, RuntimeError, *read_errors()) as exc:
+        reason = describe_read_error(exc)  # a damaged or unsafe weights file among them
+        msg = f"{where}: cannot load a video classifier from {folder}: {reason}"
         raise HFVideoError(msg) from None
     head = _classifier_module(hf, info.arch, where)
     with torch.random.fork_rng():

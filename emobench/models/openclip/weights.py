@@ -179,6 +179,24 @@ def file_hash(path: str) -> str:
     return _HASHES[key]
 
 
+def check_weights_file(arch: str, path: str) -> None:
+    """Refuse, in one line naming the file, weights open_clip cannot load: a damaged,
+    truncated or unsafe file (:func:`~emobench.models.weights_file.tensor_names`, no pickled
+    code runs) and a Hugging Face transformers checkpoint (``text_model.*`` tensors)."""
+    from emobench.models.weights_file import WeightsFileError, tensor_names
+
+    try:
+        names = tensor_names(path)
+    except WeightsFileError as exc:
+        raise OpenClipError(f"openclip:{arch}: weights {exc}") from None
+    if any(n.startswith(("text_model.", "vision_model.")) for n in names):
+        raise OpenClipError(
+            f"openclip:{arch}: weights {path} are a Hugging Face transformers checkpoint "
+            "(text_model.* / vision_model.* tensors); give open_clip weights (e.g. the "
+            "repository's open_clip_model.safetensors or open_clip_pytorch_model.bin)"
+        )
+
+
 def load_openclip(
     arch: str, path: str | None, device: Any = "cpu", seed: int = 0
 ) -> tuple[Any, Any]:
@@ -189,16 +207,24 @@ def load_openclip(
     """
     import torch
 
+    from emobench.models.weights_file import describe_read_error, read_errors
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import open_clip
 
     register_configs()
+    if path is not None and not str(path).endswith((".npz", ".npy")):  # npz: big_vision
+        check_weights_file(arch, path)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
             model = open_clip.create_model(arch, pretrained=path, device=device)
-        except (RuntimeError, OSError, ValueError, KeyError) as exc:
-            raise OpenClipError(f"openclip:{arch}: could not build the model: {exc}") from None
+        except (RuntimeError, OSError, ValueError, KeyError, *read_errors()) as exc:
+            src = f" from {path}" if path else ""
+            reason = describe_read_error(exc)
+            raise OpenClipError(
+                f"openclip:{arch}: could not build the model{src}: {reason}"
+            ) from None
     try:
         tokenizer = open_clip.get_tokenizer(arch)
     except Exception as exc:  # HF tokenizers need the hub: one clear line
@@ -232,6 +258,7 @@ __all__ = [
     "SHIPPED",
     "WEIGHTS_DIR",
     "WeightsNotFoundError",
+    "check_weights_file",
     "file_hash",
     "load_openclip",
     "parse_argument",
