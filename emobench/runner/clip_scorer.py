@@ -116,7 +116,6 @@ class ClipScorer:
         clips: list[tuple[dict[str, Any], ClipView]],
         frames: dict[str, tuple[np.ndarray, np.ndarray]],
     ) -> pl.DataFrame:
-        from emobench.longtail.prior import apply_prior
         from emobench.models.base import ClipInput
         from emobench.video.sampling import n_unique
 
@@ -161,7 +160,7 @@ class ClipScorer:
         for i, out in enumerate(outputs):
             if out.scores is not None:
                 raw[i] = np.asarray(out.scores, dtype=np.float64).reshape(n_labels)
-        scores = apply_prior(cell.prior_correction, to_dataset_order(raw, job.columns), job.prior)
+        scores = job.correct(cell, to_dataset_order(raw, job.columns))
         texts = [out.text for out in outputs]
         contexts = [out.context for out in outputs]
         preds = [

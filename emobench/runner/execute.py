@@ -33,6 +33,7 @@ from emobench.config import ConfigError, RunConfig
 from emobench.errors import EmobenchError
 from emobench.io import write_json_atomic
 from emobench.results import RunFolder, build_manifest, dataset_entry
+from emobench.runner import prior_hook as hook
 from emobench.runner.cache import FeatureCache, FrameCache
 from emobench.runner.datasets import prepare_dataset
 from emobench.runner.distributed import DEFAULT_RANK_TIMEOUT_S, DistributedError, Rank
@@ -537,6 +538,9 @@ class Engine:
         labels = self._labels[first.dataset]
         index = self._indices[first.dataset].filter(pl.col("fold") == fold)
         train = index.filter(pl.col("split") == "train")
+        held = hook.held_out_for(first, train, labels, fold)
+        if held is not None:
+            train, held = held
         skips: dict[str, str] = {}
         t = time.perf_counter()
         model, scorer = self._fit(first, fold, labels, train, skips)
@@ -550,6 +554,8 @@ class Engine:
             prior=self._train_prior(train, labels, fold),
             skips=skips,
         )
+        if held is not None:
+            job.calibration = hook.score_held_out(scorer, job, held)
         parts = scorer.score_group(job)
         while True:
             t = time.perf_counter()
@@ -557,6 +563,7 @@ class Engine:
                 cell, part, info = next(parts)
             except StopIteration:
                 break
+            info = hook.with_prior_note(info, job, cell, fold, self.warnings)
             # the skip list first: a part file's existence marks the (cell, fold) done
             write_json_atomic(self._skip_path(cell, fold), bad_list(skips, cell, fold))
             write_part(self.part_path(cell, fold), part, self.stamp(cell, fold), info)

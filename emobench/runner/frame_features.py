@@ -229,7 +229,6 @@ class FrameFeatureScorer:
         feats: Features,
         per_frame_s: float,
     ) -> pl.DataFrame:
-        from emobench.longtail.prior import apply_prior
         from emobench.video.sampling import n_unique
 
         seqs, n_seen, n_uniq = [], [], []
@@ -243,7 +242,7 @@ class FrameFeatureScorer:
         raw = np.asarray(job.model.score(seqs), dtype=np.float64) if seqs else np.zeros((0, 0))
         head_s = (time.perf_counter() - t) / max(len(rows), 1)
         scores = to_dataset_order(raw, job.columns) if rows else np.zeros((0, len(job.labels)))
-        scores = apply_prior(cell.prior_correction, scores, job.prior)
+        scores = job.correct(cell, scores)
         return build_part(
             cell,
             job.fold,

@@ -4,8 +4,8 @@ Nothing is decoded or run: the model (:mod:`emobench.models.predictions.adapter`
 the fold's file in ``fit`` and matches it with the fold's test clips here. Clips without a
 usable row join the group's skips (counted and listed by the engine). Each cell's part is
 built as a clip model's would be: a row with scores is predicted by their argmax after the
-cell's prior correction (:func:`emobench.longtail.prior.apply_prior` on the test clips'
-scores, with the training prior), a row without scores by the file's ``pred``; ``raw_text``
+cell's prior correction (:meth:`emobench.runner.scorers.GroupJob.correct` on the test
+clips' scores, with the training prior), a row without scores by the file's ``pred``; ``raw_text``
 and the frame counts the file gives are kept.
 """
 
@@ -41,8 +41,6 @@ class ImportedScorer:
     @staticmethod
     def part(job: GroupJob, cell: Cell, imported: Any) -> pl.DataFrame:
         """One cell's predictions part from the matched rows (see the module docstring)."""
-        from emobench.longtail.prior import apply_prior
-
         n, c = len(imported.rows), len(job.labels)
         if imported.scores is None:
             if cell.prior_correction != "none":
@@ -56,7 +54,7 @@ class ImportedScorer:
             scores = np.full((n, c), -np.inf)
             scored = np.isfinite(imported.scores).any(axis=1)
             if scored.any():
-                fixed = apply_prior(cell.prior_correction, imported.scores[scored], job.prior)
+                fixed = job.correct(cell, imported.scores[scored])
                 scores[scored] = np.where(np.isnan(fixed), -np.inf, fixed)
         best = argmax_labels(scores, job.labels)
         preds = [

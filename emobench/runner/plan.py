@@ -48,8 +48,14 @@ class Cell:
         return "__".join(_slug(p) for p in parts)
 
     @property
-    def group_key(self) -> tuple[str, int, str, int]:
-        return (self.dataset, self.model_index, self.rebalancing, self.seed)
+    def group_key(self) -> tuple[str, int, str, int, bool]:
+        """Cells that share a fitted model. A prior correction that needs held-out clips
+        (``calibrated-em``) gets its own group: its model is fitted without them
+        (:mod:`emobench.runner.prior_hook`)."""
+        from emobench.longtail.prior import needs_calibration
+
+        held_out = needs_calibration(self.prior_correction)
+        return (self.dataset, self.model_index, self.rebalancing, self.seed, held_out)
 
     def settings(self) -> dict[str, object]:
         """The predictions-table setting columns of this cell."""

@@ -60,6 +60,16 @@ class GroupJob:
     prior: np.ndarray  # training class frequencies, in ``labels`` order
     #: clips of this group that could not be read: id → reason (shared with fitting)
     skips: dict[str, str] = field(default_factory=dict)
+    #: held-out labelled clips' scores per cell that needs them: cell_id → (scores, labels)
+    calibration: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: what each cell's prior correction estimated (cell_id → note; may hold a warning)
+    prior_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def correct(self, cell: Cell, scores: np.ndarray) -> np.ndarray:
+        """The cell's prior correction of (N, C) scores (:mod:`emobench.runner.prior_hook`)."""
+        from emobench.runner.prior_hook import correct
+
+        return correct(self, cell, scores)
 
     @property
     def columns(self) -> list[int | None]:
