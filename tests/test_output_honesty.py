@@ -422,8 +422,9 @@ def test_figure_worker_dies_with_a_killed_report(tmp_path):
 
 
 def _listfile_set(root: Path) -> Path:
-    """A 2-class listfile set: 8 train and 6 test frame folders (empty .jpg files: an
-    imported model decodes nothing); two test folders deleted, one line unreadable."""
+    """A 2-class listfile set: 9 train and 6 test frame folders (empty .jpg files: an
+    imported model decodes nothing; one named like rich markup); two test folders
+    deleted, one line unreadable."""
     train, test = [], []
     for split, n, lines in (("train", 8, train), ("test", 6, test)):
         for i in range(n):
@@ -432,6 +433,11 @@ def _listfile_set(root: Path) -> Path:
             for k in range(3):
                 (folder / f"{k:03d}.jpg").write_bytes(b"")
             lines.append(f"{split}/{split}{i} 3 {i % 2}")
+    folder = root / "train" / "t[" / "b]"
+    folder.mkdir(parents=True)
+    for k in range(3):
+        (folder / f"{k:03d}.jpg").write_bytes(b"")
+    train.append("train/t[/b] 3 1")
     for i in (4, 5):
         for f in (root / "test" / f"test{i}").iterdir():
             f.unlink()
@@ -459,7 +465,8 @@ def excluded_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("excl")
     root = _listfile_set(tmp / "data")
     rows = [{"clip_id": f"test/test{i}", "pred": "happiness"} for i in range(4)]
-    rows.append({"clip_id": "train/train0", "pred": "happiness"})  # a training clip
+    # training clips, one of them named like rich markup (printed as it is)
+    rows += [{"clip_id": c, "pred": "happiness"} for c in ("train/train0", "train/t[/b]")]
     pl.DataFrame(rows).write_csv(tmp / "preds.csv")
     cfg = _imported_config(tmp / "c.toml", root, tmp / "preds.csv")
     out = tmp / "run"
@@ -485,4 +492,4 @@ def test_excluded_clips_are_counted_on_the_console_and_in_the_report(excluded_ru
 def test_imported_rows_for_training_clips_warn_on_the_console(excluded_run):
     _, console = excluded_run
     assert re.search(r"warning: .*training clip.*possible leak", console), console
-    assert "train/train0" in console
+    assert "train/train0" in console and "train/t[/b]" in console

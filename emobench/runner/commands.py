@@ -35,6 +35,7 @@ def run_command(
     from rich.table import Table
 
     from emobench.errors import EmobenchError
+    from emobench.results.problems import printable
     from emobench.runner.distributed import DEFAULT_RANK_TIMEOUT_S, rank_from_env
 
     rank = rank_from_env()
@@ -83,7 +84,7 @@ def run_command(
     if not launch:  # a launch loads on rank 0 first (it may generate), then on the others
         engine.load_datasets()  # the synth set is generated first if absent
     for line in engine.warnings:
-        console.print(f"[yellow]warning:[/] {line}")
+        console.print(f"[yellow]warning:[/] {escape(printable(line))}", soft_wrap=True)
     if dry_run:  # every model is built; a missing weights file is listed, not fatal
         missing = _missing_models(engine)
         _print_grid(console, engine, missing)
@@ -98,7 +99,7 @@ def run_command(
     finally:
         if rank.is_main:  # a rank's warnings reach rank 0 and the manifest
             for line in engine.warnings[shown:]:
-                console.print(f"[yellow]warning:[/] {line}")
+                console.print(f"[yellow]warning:[/] {escape(printable(line))}", soft_wrap=True)
     if not summary.finalized:
         console.print(
             f"{escape(rank.prefix)}done: {summary.parts_computed} part(s) computed in "
@@ -116,8 +117,6 @@ def run_command(
         f"feature cache: {c.get('hit_frames', 0)} frames reused, {c.get('miss_frames', 0)} computed"
     )
     if summary.skipped:
-        from emobench.results.problems import printable
-
         n = len({(s["clip_id"], s["fold"]) for s in summary.skipped})
         console.print(f"[yellow]skipped {n} clip(s)[/] (listed in manifest.json):")
         for s in summary.skipped[:5]:
