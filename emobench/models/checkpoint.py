@@ -69,25 +69,40 @@ def read_module_config(path: str | Path) -> dict[str, Any]:
         raise ModuleFileError(f"{path}: sidecar {side} not found")
     try:
         meta = json.loads(side.read_text())
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise ModuleFileError(f"{side}: not valid JSON ({exc})") from None
-    if meta.get("format") != _FORMAT or "module" not in meta:
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or "module" not in meta:
         raise ModuleFileError(f"{side}: not an emobench module sidecar ({_FORMAT})")
+    spec = meta["module"]
+    if not (
+        isinstance(spec, dict)
+        and isinstance(spec.get("kind"), str)
+        and isinstance(spec.get("name"), str)
+        and isinstance(spec.get("kwargs"), dict)
+    ):
+        raise ModuleFileError(f"{side}: its module is not {{kind, name, kwargs}}")
+    if not isinstance(meta.get("config", {}), dict):
+        raise ModuleFileError(f"{side}: its config is not a table")
     return meta
 
 
 def _build(path: Path, spec: dict[str, Any]) -> nn.Module:
-    """An untrained module of the architecture ``spec`` describes."""
-    kwargs = dict(spec.get("kwargs", {}))
-    if spec.get("kind") == "encoder" and spec.get("name") == "frame-cnn":
-        from emobench.models.baseline.encoder import FrameEncoder
+    """An untrained module of the architecture ``spec`` describes; a
+    :class:`ModuleFileError` when the sidecar's constructor arguments do not build one
+    (an argument the module does not take, a value of the wrong type, an unknown head)."""
+    kwargs = dict(spec["kwargs"])
+    try:
+        if spec["kind"] == "encoder" and spec["name"] == "frame-cnn":
+            from emobench.models.baseline.encoder import FrameEncoder
 
-        return FrameEncoder(**kwargs)
-    if spec.get("kind") == "head":
-        from emobench.models.baseline.heads import build_head
+            return FrameEncoder(**kwargs)
+        if spec["kind"] == "head":
+            from emobench.models.baseline.heads import build_head
 
-        return build_head(spec.get("name", ""), **kwargs)
-    raise ModuleFileError(f"{path}: unknown module kind {spec.get('kind')!r}")
+            return build_head(spec["name"], **kwargs)
+    except (TypeError, ValueError, EmobenchError) as exc:  # the arguments come from the file
+        raise ModuleFileError(f"{path}: its sidecar does not build a module ({exc})") from None
+    raise ModuleFileError(f"{path}: unknown module kind {spec['kind']!r}")
 
 
 def load_module(path: str | Path) -> nn.Module:
