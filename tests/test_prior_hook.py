@@ -102,3 +102,13 @@ def test_engine_runs_calibrated_em_on_held_out_clips(tmp_path) -> None:
     ece = metrics.filter(pl.col("metric") == "ece")
     assert ece["cell_id"].n_unique() == 3  # every cell of a scoring model has one
     assert index.height > 0
+    # the report shows each scored cell's ECE and the estimated prior's largest share
+    from emobench.report import report_run
+    from emobench.report.options import ReportOptions
+
+    out = report_run(
+        tmp_path / "run", ReportOptions(n_resamples=20, formats="md", prior="train_freq")
+    )
+    summary = (out / "summary.md").read_text() if out.is_dir() else out.read_text()
+    assert "Calibration of the scores" in summary and "ECE" in summary
+    assert "estimated prior: largest share" in summary

@@ -10,6 +10,7 @@ from emobench.report import tables as tb
 from emobench.report.context import ReportContext
 from emobench.report.document import Document, Heading
 from emobench.report.priors import get_prior
+from emobench.report.section_calibration import calibration_block
 
 
 def prior_section(ctx: ReportContext, doc: Document) -> None:
@@ -29,6 +30,7 @@ def prior_section(ctx: ReportContext, doc: Document) -> None:
         )
         for name in ctx.prior:
             _prior_plot(ctx, doc, ds, info, refs, name)
+    calibration_block(ctx, doc)
 
 
 def _prior_plot(
