@@ -4,7 +4,10 @@ Every writer here goes through a temporary file in the target's folder (so the r
 one file system), which is flushed and fsynced, given the target's mode (0o644 for a new file),
 renamed over the target with :func:`os.replace` (atomic on POSIX), and the folder fsynced so
 the rename survives a crash. On any error, ``KeyboardInterrupt`` included, the temporary file
-is removed and the target keeps its old content. Missing parent folders are created.
+is removed and the target keeps its old content. Missing parent folders are created. A write
+that fails for a system reason (disk full, over ``ulimit -f``, no permission), whether the
+writer says so with an ``OSError`` or with its own error carrying an OS error (safetensors'
+and polars' ``... (os error 27)``), is an :class:`AtomicWriteError`: one line naming the file.
 
 - :func:`atomic_open` yields a binary file object (for writers that take one);
 - :func:`atomic_path` yields a temporary path (for writers that need a file name, e.g.
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 __all__ = [
+    "AtomicWriteError",
     "JsonValueError",
     "atomic_open",
     "atomic_path",
@@ -47,6 +53,41 @@ PathLike = str | os.PathLike[str]
 
 class JsonValueError(EmobenchError, ValueError):
     """A value cannot be written as JSON (NaN/inf, or a type JSON does not hold)."""
+
+
+class AtomicWriteError(EmobenchError, OSError):
+    """A file could not be written for a system reason (disk full, file too large, no
+    permission); the target keeps its old content and no temporary file is left. An
+    ``OSError`` too (``errno``, ``strerror`` and ``filename`` set), for callers that catch
+    those; its text is one line: ``cannot write <file>: <reason>``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+#: How Rust libraries (safetensors, polars) show an operating-system error in their own
+#: exceptions: ``... File too large (os error 27)``.
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _write_failure(exc: BaseException, target: Path) -> AtomicWriteError | None:
+    """The :class:`AtomicWriteError` for a writer's exception that is a system failure
+    (an ``OSError``, or a library error naming an OS error), else None (a bug: re-raised)."""
+    if isinstance(exc, AtomicWriteError):
+        return None
+    if isinstance(exc, OSError):
+        code = exc.errno
+    else:
+        found = _OS_ERROR.search(str(exc))
+        if found is None:
+            return None
+        code = int(found.group(1))
+    reason = os.strerror(code) if code else (getattr(exc, "strerror", None) or str(exc))
+    if code == errno.EFBIG:
+        reason += " (over the file size limit: see ulimit -f)"
+    err = AtomicWriteError(f"cannot write {target}: {reason}")
+    err.errno, err.strerror, err.filename = code, reason, str(target)
+    return err
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -72,16 +113,22 @@ def _replacing(path: PathLike) -> Iterator[tuple[int, Path]]:
     folder is fsynced. On any error the temp file is removed.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:  # e.g. a read-only folder
+        raise _write_failure(exc, target) or exc from exc
     try:
         yield fd, Path(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        failure = _write_failure(exc, target)
+        if failure is not None:
+            raise failure from exc
         raise
     _fsync_dir(target.parent)
 
