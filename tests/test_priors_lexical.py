@@ -28,10 +28,52 @@ def test_lexical_priors_are_registered() -> None:
     assert {"web_word_freq", "web_word_freq_zh", "web_word_freq_en_zh"} <= set(list_priors())
 
 
-def test_zh_and_en_zh_priors_equal_wordfreq_summed_by_hand() -> None:
-    zh = get_prior("web_word_freq_zh").fn({}, "dfew", DFEW)
+def test_default_prior_is_the_option_word_in_english_and_chinese() -> None:
+    """Issue 22 §3: the default lexical prior is the word the model is asked to answer
+    (the prompt's option word), in English and Chinese; wordfreq is the reference itself,
+    so the values must be equal up to the one addition in the en + zh sum (fp64)."""
     en = get_prior("web_word_freq").fn({}, "dfew", DFEW)
+    zh = get_prior("web_word_freq_zh").fn({}, "dfew", DFEW)
     both = get_prior("web_word_freq_en_zh").fn({}, "dfew", DFEW)
+    zh_word = {
+        "happiness": "快乐",
+        "sadness": "悲伤",
+        "neutral": "中性",
+        "anger": "愤怒",
+        "surprise": "惊讶",
+        "disgust": "厌恶",
+        "fear": "恐惧",
+    }
+    for label in DFEW:
+        assert en[label] == word_frequency(label, "en")  # the option word, alone
+        assert zh[label] == word_frequency(zh_word[label], "zh")
+        assert both[label] == pytest.approx(
+            word_frequency(label, "en") + word_frequency(zh_word[label], "zh"), rel=1e-15
+        )
+    # the option word is exactly what the prompt's option list shows
+    from types import SimpleNamespace
+
+    from emobench.models.chat import ChatPromptMixin
+
+    me = SimpleNamespace(opts=SimpleNamespace(question="Q?", instruction="Answer."))
+    text = ChatPromptMixin.prompt_text(me, DFEW)  # type: ignore[arg-type]
+    assert f"Options: {', '.join(DFEW)}." in text
+
+
+def test_every_figure_names_its_definition_and_source() -> None:
+    for name in ("web_word_freq", "web_word_freq_zh", "web_word_freq_en_zh"):
+        label = get_prior(name).axis_label
+        assert "option word" in label and "wordfreq, not Google Books" in label
+    for name in ("web_word_freq_synonyms", "web_word_freq_zh_synonyms"):
+        label = get_prior(name).axis_label
+        assert "synonym list" in label and "wordfreq, not Google Books" in label
+    assert "English + Chinese" in get_prior("web_word_freq_en_zh_synonyms").axis_label
+
+
+def test_zh_and_en_zh_synonym_priors_equal_wordfreq_summed_by_hand() -> None:
+    zh = get_prior("web_word_freq_zh_synonyms").fn({}, "dfew", DFEW)
+    en = get_prior("web_word_freq_synonyms").fn({}, "dfew", DFEW)
+    both = get_prior("web_word_freq_en_zh_synonyms").fn({}, "dfew", DFEW)
     hand_zh = {
         "happiness": word_frequency("高兴", "zh")
         + word_frequency("开心", "zh")
@@ -52,7 +94,7 @@ def test_zh_and_en_zh_priors_equal_wordfreq_summed_by_hand() -> None:
         assert both[label] == pytest.approx(hand_zh[label] + hand_en[label], rel=1e-12)
     assert set(zh) == set(both) == set(DFEW)
     # MAFW's rare classes have a prior too, and every value is a positive frequency
-    mafw = get_prior("web_word_freq_en_zh").fn({}, "mafw", ["contempt", "disappointment"])
+    mafw = get_prior("web_word_freq_en_zh_synonyms").fn({}, "mafw", ["contempt", "disappointment"])
     assert all(v > 0 for v in mafw.values()) and len(mafw) == 2
 
 

@@ -550,7 +550,9 @@ def test_web_word_freq_prior_sums_wordfreq_of_the_prompt_words():
     wordfreq = pytest.importorskip("wordfreq")
     from emobench.report.priors import get_prior
 
-    prior = get_prior("web_word_freq").fn({}, "any", ["happiness", "disgust", "no-such-class"])
+    prior = get_prior("web_word_freq_synonyms").fn(
+        {}, "any", ["happiness", "disgust", "no-such-class"]
+    )
     happy = sum(
         wordfreq.word_frequency(w, "en") for w in ("happy", "smiling", "cheerful", "joyful")
     )

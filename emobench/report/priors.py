@@ -94,73 +94,39 @@ def train_frequency(
     return {label: totals.get(label, 0) / n for label in labels}
 
 
-@register_reference_prior(
-    "web_word_freq", "English frequency of the class's emotion words (wordfreq)"
-)
-def web_word_frequency(
-    manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
-) -> dict[str, float]:
-    """Summed English word frequency (``wordfreq``) of each label's emotion words.
-
-    The words are the prompt vocabulary (:data:`emobench.models.openclip.prompts.EMOTION_WORDS`)
-    that also drives the synthetic web captions, so this is the pre-training prior of
-    ``emobench-tiny@synth-web`` and a proxy for web text in general. Labels with no emotion
-    words are left out (the plot skips them).
-    """
-    from wordfreq import word_frequency
-
-    from emobench.labels import EMOTION_WORDS
-
-    out = {}
-    for label in labels:
-        words = EMOTION_WORDS.get(label, ())
-        total = sum(word_frequency(w, "en") for w in words)
-        if total > 0:
-            out[label] = float(total)
-    return out
+#: The word-frequency priors: name → (languages, definition). ``web_word_freq*`` use the
+#: option word the model answers (the default); ``*_synonyms`` sum the class's synonym
+#: lists (:mod:`emobench.longtail.word_frequency`; source: wordfreq, not Google Books).
+WORD_PRIORS: dict[str, tuple[tuple[str, ...], str]] = {
+    "web_word_freq": (("en",), "option-word"),
+    "web_word_freq_zh": (("zh",), "option-word"),
+    "web_word_freq_en_zh": (("en", "zh"), "option-word"),
+    "web_word_freq_synonyms": (("en",), "synonyms"),
+    "web_word_freq_zh_synonyms": (("zh",), "synonyms"),
+    "web_word_freq_en_zh_synonyms": (("en", "zh"), "synonyms"),
+}
 
 
-def _word_frequency_sum(labels: Sequence[str], lang: str) -> dict[str, float]:
-    """Per label, the summed ``wordfreq`` frequency (in ``lang``) of its emotion words:
-    :data:`emobench.labels.EMOTION_WORDS` for ``en``, :data:`~emobench.labels.EMOTION_WORDS_ZH`
-    for ``zh`` (wordfreq segments Chinese with jieba; offline data shipped with wordfreq).
-    Labels with no words or a zero total are left out (the plot skips them)."""
-    from wordfreq import word_frequency
+def _word_prior(langs: tuple[str, ...], definition: str) -> PriorFn:
+    def fn(manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]) -> dict[str, float]:
+        from emobench.longtail.word_frequency import word_frequencies
 
-    from emobench.labels import EMOTION_WORDS, EMOTION_WORDS_ZH
+        return word_frequencies(labels, langs, definition)
 
-    table = {"en": EMOTION_WORDS, "zh": EMOTION_WORDS_ZH}[lang]
-    out = {}
-    for label in labels:
-        total = sum(word_frequency(w, lang) for w in table.get(label, ()))
-        if total > 0:
-            out[label] = float(total)
-    return out
+    fn.__doc__ = (
+        f"Per label, the summed wordfreq frequency ({' + '.join(langs)}) of its words under "
+        f"the {definition!r} definition; labels without words are left out (the plot skips "
+        "them). Each language's frequencies are shares of that language's tokens, so a sum "
+        "over languages weighs them equally."
+    )
+    return fn
 
 
-@register_reference_prior(
-    "web_word_freq_zh", "Chinese frequency of the class's emotion words (wordfreq)"
-)
-def web_word_frequency_zh(
-    manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
-) -> dict[str, float]:
-    """Summed Chinese word frequency (``wordfreq``, ``zh``) of each label's Chinese emotion
-    words (:data:`emobench.labels.EMOTION_WORDS_ZH`, e.g. 高兴 / 开心 / 快乐 for happiness)."""
-    return _word_frequency_sum(labels, "zh")
+def _register_word_priors() -> None:
+    from emobench.longtail.word_frequency import describe
+
+    for name, (langs, definition) in WORD_PRIORS.items():
+        register_reference_prior(name, describe(langs, definition))(_word_prior(langs, definition))
 
 
-@register_reference_prior(
-    "web_word_freq_en_zh", "English + Chinese frequency of the class's emotion words (wordfreq)"
-)
-def web_word_frequency_en_zh(
-    manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]
-) -> dict[str, float]:
-    """``web_word_freq`` + ``web_word_freq_zh`` per label: the study relates per-class VLM
-    F1 to emotion-word frequency in English and Chinese web text (the languages of most
-    VLM pre-training text). Each language's frequencies are shares of that language's
-    tokens, so the sum weighs the two languages equally. A label missing from one language
-    counts 0 there; a label with neither is left out."""
-    en = _word_frequency_sum(labels, "en")
-    zh = _word_frequency_sum(labels, "zh")
-    out = {lab: en.get(lab, 0.0) + zh.get(lab, 0.0) for lab in labels}
-    return {lab: v for lab, v in out.items() if v > 0}
+_register_word_priors()
