@@ -1,7 +1,8 @@
 """Free-text answers of generative models → one offered label, or ``invalid``.
 
-:func:`parse_answer` is deliberately conservative: an answer it cannot read with
-confidence is ``invalid`` (counted as wrong), never guessed into a class. Rules, in order:
+:func:`parse_answer` reads an answer as a careful reader would, and keeps ``invalid``
+(counted as wrong) for answers that name no label, several labels on an equal footing, or a
+label that is not offered. Rules, in order:
 
 1. ``None``, empty or blank text is invalid.
 2. Reasoning blocks are removed first: ``<think>…</think>`` (also ``<thinking>``,
@@ -9,23 +10,34 @@ confidence is ``invalid`` (counted as wrong), never guessed into a class. Rules,
    invalid); a closing tag without its opening tag keeps only the text after it.
 3. Case, Unicode width, markdown (``*`` ``_`` `````` ``#`` ``>``), quotes and punctuation
    are ignored; a leading ``Answer:`` / ``Final answer:`` / ``Emotion:`` is dropped.
-4. Emotion *mentions* are found with :data:`ANSWER_SYNONYMS` (label names, adjectives,
-   short phrases such as "no emotion" → neutral, and a few Spanish, French, German and
-   Chinese words), longest phrase first, whole words only (``unhappy`` is not ``happy``).
+   Idioms that use an emotion word without naming the answer are removed: polite
+   preambles ("I'm happy to help!", "Glad to assist", "很高兴为您解答"), "I'm afraid",
+   "no doubt", and sentence adverbs ("Sadly, …", "Surprisingly, …").
+4. Emotion *mentions* are found with :data:`ANSWER_SYNONYMS` (:mod:`emobench.answer_words`:
+   nouns, adjectives, adverbs and ``-ness`` forms of every label of every dataset,
+   "Fearfulness", "angrily", short phrases, a few Spanish, French, German and Chinese
+   words), longest phrase first, whole words only (``unhappy`` is not ``happy``).
    ``positive``, ``negative``, ``other(s)`` and ``repression`` count only when they are
-   offered labels (they are ordinary words otherwise; ``other(s)`` also yields to any
-   other label named). When ``positive``/``negative`` are offered, a fine emotion maps
-   through :data:`~emobench.labels.MEGC2019_MAP`.
+   offered labels (``other(s)`` also yields to any other label named). When
+   ``positive``/``negative`` are offered, a fine emotion maps through
+   :data:`~emobench.labels.MEGC2019_MAP`.
 5. Negation: the answer is split into clauses (``. , ; : ! ?``, new lines, "but",
-   "however", "rather", "instead", "pero", "mais", "aber", "但", "而是" …). A mention with
-   a negator earlier in its clause ("not", "no", "never", "neither", "nor", "without",
-   "…n't", "pas", "ne", "ni", "nicht", "kein", "sin", "不", "没", …) is *negated* and does
-   not count. So "not happy" → invalid, "neither happy nor sad" → invalid, "not happy,
-   but sad" → sadness. A bare negation clause after a mention ("Happy? Not really.")
-   makes the whole answer invalid.
-6. The remaining mentions must name exactly one label, and it must be offered: two
-   different emotions ("happy or sad"), an emotion outside ``labels`` ("contempt" for a
-   7-class set) or no emotion at all → invalid. Repeating one label is fine.
+   "however", "although", "pero", "mais", "aber", "但", …). A mention with a negator
+   earlier in its clause (after its last "and"/"while"; "not", "no", "never", "neither",
+   "nor", "without", "…n't", "rather than", "instead of", "pas", "nicht", "不", "没", …) is
+   *negated* and does not count: "not happy" → invalid, "not happy, but sad" → sadness,
+   "surprised rather than scared" → surprise. A bare negation clause after a mention
+   ("Happy? Not really.") makes the whole answer invalid.
+6. An explicit answer marker ("Answer:", "the emotion … is", "I would classify it as",
+   "overall,", "therefore", "情绪是", "答案：" …) outside a hedged clause commits the
+   answer: the first clause after the last such marker that names a label decides (one
+   label, or invalid when it names several: "The emotion is happy or sad").
+7. Otherwise clauses are *assertive* or *hedged* (they qualify: "with a hint of",
+   "slightly", "also", "might", "could", "possibly", "略带", "可能" …). The labels named in
+   assertive clauses must be exactly one ("Sadness, with a hint of anger" → sadness;
+   "happy or sad" → invalid); with none, the hedged clauses must name exactly one ("It
+   might be fear." → fear). The answer must be offered: a label outside ``labels``
+   ("contempt" for a 7-class set) is invalid.
 """
 
 from __future__ import annotations
@@ -33,88 +45,49 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
+from emobench.answer_words import ANSWER_SYNONYMS
 from emobench.labels import INVALID, MEGC2019_MAP
-
-
-def _phrases(text: str) -> tuple[str, ...]:
-    """``"a|b c"`` -> ``("a", "b c")`` (keeps the tables below compact)."""
-    return tuple(text.split("|"))
-
-
-#: Words and phrases naming each canonical emotion in a model's answer (lower case).
-ANSWER_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "neutral": _phrases(
-        "neutral|neutral expression|neutral face|calm|calmness|expressionless|emotionless|"
-        "blank expression|straight face|no emotion|no emotions|no particular emotion|"
-        "no visible emotion|no obvious emotion|no apparent emotion|neutro|neutra|neutre|calme|"
-        "ruhig|中性|平静|无表情|面无表情|没有表情"
-    ),
-    "happiness": _phrases(
-        "happiness|happy|joy|joyful|joyous|glad|cheerful|delighted|smiling|elated|feliz|"
-        "felicidad|alegre|alegría|heureux|heureuse|bonheur|joie|joyeux|glücklich|freude|"
-        "fröhlich|开心|高兴|快乐|幸福|喜悦"
-    ),
-    "sadness": _phrases(
-        "sadness|sad|sorrow|sorrowful|grief|grieving|melancholy|depressed|tearful|triste|"
-        "tristeza|tristesse|traurig|traurigkeit|trauer|悲伤|伤心|难过|悲哀"
-    ),
-    "anger": _phrases(
-        "anger|angry|mad|furious|rage|enraged|irritated|annoyed|enojado|enojada|enfadado|"
-        "enfadada|ira|furioso|furiosa|en colère|colère|fâché|fâchée|furieux|wütend|wut|zornig|"
-        "verärgert|生气|愤怒|恼怒"
-    ),
-    "surprise": _phrases(
-        "surprise|surprised|shocked|shock|astonished|astonishment|amazed|startled|sorpresa|"
-        "sorprendido|sorprendida|surpris|étonné|étonnée|überrascht|überraschung|惊讶|吃惊|惊奇"
-    ),
-    "disgust": _phrases(
-        "disgust|disgusted|revulsion|revolted|asco|asqueado|asqueada|dégoût|dégoûté|dégoûtée|"
-        "ekel|angeekelt|厌恶|恶心"
-    ),
-    "fear": _phrases(
-        "fear|fearful|scared|afraid|frightened|terrified|miedo|asustado|asustada|temor|peur|"
-        "effrayé|effrayée|apeuré|angst|verängstigt|恐惧|害怕|惊恐"
-    ),
-    "contempt": _phrases(
-        "contempt|contemptuous|scorn|scornful|disdain|disdainful|desprecio|mépris|verachtung|"
-        "轻蔑|蔑视"
-    ),
-    "anxiety": _phrases(
-        "anxiety|anxious|worried|worry|nervous|nervousness|uneasy|apprehensive|ansiedad|"
-        "ansioso|ansiosa|anxieux|anxieuse|anxiété|inquiet|inquiète|besorgt|nervös|焦虑|不安|担心|紧张"
-    ),
-    "helplessness": _phrases(
-        "helplessness|helpless|powerless|impotencia|impuissant|impuissance|hilflos|"
-        "hilflosigkeit|无助"
-    ),
-    "disappointment": _phrases(
-        "disappointment|disappointed|decepción|decepcionado|decepcionada|déçu|déçue|déception|"
-        "enttäuscht|enttäuschung|失望"
-    ),
-    # Ordinary words too: they count only when offered (see _WEAK).
-    "repression": _phrases("repression|repressed|suppressed|restrained"),
-    "others": _phrases("others|other"),
-    "positive": _phrases("positive"),
-    "negative": _phrases("negative"),
-}
 
 #: Labels whose words count only when the label is offered.
 _WEAK = frozenset({"repression", "others", "positive", "negative"})
 
-_NEGATORS = frozenset(
-    _phrases(
-        "not|no|never|neither|nor|without|hardly|barely|cannot|cant|dont|doesnt|isnt|arent|"
-        "wasnt|werent|lacks|lacking|absent|nicht|kein|keine|keinen|keiner|nie|ohne|pas|ne|ni|"
-        "jamais|sans|nunca|sin|tampoco"
-    )
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split("|"))
+
+
+_NEGATORS = _set(
+    "not|no|never|neither|nor|without|hardly|barely|cannot|cant|dont|doesnt|isnt|arent|"
+    "wasnt|werent|lacks|lacking|absent|than|nicht|kein|keine|keinen|keiner|nie|ohne|pas|"
+    "ne|ni|jamais|sans|nunca|sin|tampoco"
 )
+_NEGATOR_PHRASES = re.compile(r"\b(?:instead\s+of|as\s+opposed\s+to|free\s+of|devoid\s+of)\b")
 _CJK_NEGATORS = ("不", "没", "無", "无", "非", "未", "别")
-_BARE = _NEGATORS | frozenset(_phrases("really|quite|exactly|sure|at|all|i|im|am|so|way|nope"))
+#: Where a negator's scope ends inside a clause ("is not speaking and looks angry").
+_SCOPE_END = re.compile(r"\b(?:and|while|yet)\b|而且|并且")
+_BARE = _NEGATORS | _set("really|quite|exactly|sure|at|all|i|im|am|so|way|nope")
+#: Clause qualifiers: a clause holding one is hedged (it qualifies, does not assert).
+_HEDGES = _set(
+    "also|might|may|could|possibly|perhaps|maybe|probably|potentially|hint|hints|trace|"
+    "traces|touch|tinge|tinged|slight|slightly|subtle|subtly|mild|mildly|little|bit|"
+    "undertone|undertones|secondary|underlying|some|somewhat|partly|sometimes|often|"
+    "usually|typically|commonly|indicate|indicates|indicating|suggest|suggests|suggesting|"
+    "element|elements|mixed|mix|either|whether|unclear|uncertain|ambiguous|too"
+)
+_CJK_HEDGES = ("可能", "也许", "或许", "一丝", "略带", "有点", "有些", "些许", "夹杂", "稍微", "也")
+_QUALIFIER = (
+    r"(?:with|and|plus)\s+(?:an?\s+|some\s+)?(?:(?:slight|subtle|mild|faint)\s+)?"
+    r"(?:hints?|touch|tinge|traces?|notes?|bit|undertones?|elements?)\s+of"
+    r"|(?:with|and)\s+(?:some|slight|subtle|mild|underlying|a\s+little|a\s+bit\s+of)\b"
+    r"|tinged\s+with|mixed\s+with"
+)
 _CLAUSE = re.compile(
-    r"[.,;:!?\n。，；：！？、]+|\b(?:but|however|rather|instead|although|though|whereas|"
-    r"pero|sino|mais|plutôt|aber|sondern)\b|但是|但|而是|然而"
+    r"[.,;:!?\n。，；：！？、]+|\b(?:but|however|although|though|whereas|pero|sino|mais|"
+    r"plutôt|aber|sondern)\b|但是|但|而是|然而|不过|虽然|尽管|同时"
+    rf"|(?=\b(?:{_QUALIFIER})\b)"
 )
 _REASONING = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.S | re.I)
 _OPEN = re.compile(r"<(?:think|thinking|reasoning)>", re.I)
@@ -123,6 +96,36 @@ _PREFIX = re.compile(
     r"^\s*(?:the\s+)?(?:final\s+)?(?:answer|emotion|label|prediction|respuesta|réponse|"
     r"antwort|答案|答)\s*(?:is\s*)?[:：\-]\s*",
     re.I,
+)
+#: Phrases that use an emotion word without naming the answer.
+_IDIOMS = re.compile(
+    r"(?:\b(?:i\s*'?\s*m|i\s+am|i\s*'?\s*d\s+be|i\s+would\s+be|we\s*'?\s*re|we\s+are)\s+)?"
+    r"(?:(?:so|very|more\s+than|always|really)\s+)?(?:happy|glad|pleased|delighted)\s+to\s+"
+    r"(?:help|assist|analy[sz]e|answer|take\s+a\s+look|look|describe|explain|provide|share|"
+    r"clarify|do\s+(?:that|this)|be\s+of\s+(?:help|assistance)|review|examine)\b"
+    r"|\bi\s*'?\s*m\s+afraid\b|\bi\s+am\s+afraid\b"
+    r"|\b(?:no|without\s+(?:a|any)|beyond\s+(?:a|any))\s+doubt\b|\bundoubtedly\b"
+    r"|(?:^|(?<=[.!?\n]))\s*(?:sadly|happily|surprisingly|interestingly|unfortunately|"
+    r"fortunately|thankfully|hopefully)\s*,"
+    r"|(?:很|非常|十分)?(?:高兴|开心|乐意)(?:为|帮|给)(?:您|你)|(?:很|非常)?(?:高兴|乐意)能(?:为|帮)",
+    re.M,
+)
+#: Explicit answer markers (rule 6), on the normalised text (markup removed).
+_MARKER = re.compile(
+    r"\b(?:final\s+)?(?:answer|label|prediction|classification|category)\s*(?:is|would\s+be|"
+    r"[:=])"
+    r"|\b(?:emotion|expression|emotional\s+state|feeling|sentiment)\b[^.!?\n;]{0,40}?"
+    r"\b(?:is|would\s+be|appears\s+to\s+be|seems\s+to\s+be|can\s+be\s+described\s+as)\b"
+    r"|^\s*(?:emotion|expression)\s*[:=]"
+    r"|\bi\s+(?:would|will|d)\s+(?:say|classify|label|describe|categori[sz]e|choose|pick|go\s+with)"
+    r"(?:\s+(?:it|this|that|the\s+emotion|the\s+expression|the\s+person|them|him|her))?"
+    r"(?:\s+as)?\b"
+    r"|\b(?:best|most\s+accurately)\s+(?:described|classified|labell?ed)\s+as\b"
+    r"|\bmost\s+likely\b|\b(?:therefore|thus|hence|overall|in\s+conclusion|in\s+summary|"
+    r"to\s+conclude|all\s+in\s+all)\b"
+    r"|答案(?:是|为|[:：])|(?:情绪|情感|表情|心情)(?:应该|可能)?(?:是|为|属于)|判断为|归类为"
+    r"|所以|因此|综上",
+    re.M,
 )
 _MARKUP = re.compile(r"[*_`#>\"“”„«»‘()\[\]{}|~]")
 _LATIN = "0-9a-zà-öø-ÿßœæ"
@@ -167,29 +170,76 @@ def strip_reasoning(text: str) -> str:
     return text
 
 
-def _negated(before: str) -> bool:
-    """Whether the clause text before a mention holds a negator."""
-    for word in re.findall(rf"[{_LATIN}']+", before):
-        if word.endswith("n't") or word.replace("'", "") in _NEGATORS:
-            return True
-    return any(c in before for c in _CJK_NEGATORS)
-
-
-def mentions(text: str) -> list[tuple[str, bool]]:
-    """Every emotion mention of an answer as (canonical label, negated), in order."""
-    pattern, table = _phrase_table()
+def normalise(text: str) -> str:
+    """The answer as the rules read it: reasoning stripped, folded, markup, a leading
+    ``Answer:`` and emotion idioms removed (rules 2-3)."""
     text = _MARKUP.sub(" ", _fold(strip_reasoning(text)))
     text = _PREFIX.sub("", text)
-    found: list[tuple[str, bool]] = []
+    return _IDIOMS.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _words(text: str) -> list[str]:
+    return [w.replace("'", "") for w in re.findall(rf"[{_LATIN}']+", text)]
+
+
+def _negated(before: str) -> bool:
+    """Whether the clause text before a mention (after its last "and") holds a negator."""
+    scope = _SCOPE_END.split(before)[-1]
+    for word in re.findall(rf"[{_LATIN}']+", scope):
+        if word.endswith("n't") or word.replace("'", "") in _NEGATORS:
+            return True
+    return bool(_NEGATOR_PHRASES.search(scope)) or any(c in scope for c in _CJK_NEGATORS)
+
+
+def _hedged(clause: str) -> bool:
+    return bool(set(_words(clause)) & _HEDGES) or any(c in clause for c in _CJK_HEDGES)
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One emotion mention: its label, where it is, and how its clause reads."""
+
+    label: str
+    negated: bool
+    clause: int  # index of its clause
+    start: int  # offset in the normalised text
+    hedged: bool  # its clause qualifies rather than asserts
+
+
+@dataclass(frozen=True)
+class _Clause:
+    start: int
+    end: int
+    hedged: bool
+
+
+def _clauses(text: str) -> list[_Clause]:
+    out, at = [], 0
+    for sep in [*_CLAUSE.finditer(text), None]:
+        end = sep.start() if sep is not None else len(text)
+        if end > at or sep is None:
+            out.append(_Clause(at, end, _hedged(text[at:end])))
+        if sep is not None:
+            at = max(sep.end(), at)
+    return out
+
+
+def _scan(text: str) -> tuple[list[Mention], list[_Clause]]:
+    """Every mention of a normalised answer, in order; a bare negation clause after a
+    mention ("Happy? Not really.") is a mention of ``invalid``."""
+    pattern, table = _phrase_table()
+    clauses = _clauses(text)
+    found: list[Mention] = []
     seen_mention = False
-    for clause in _CLAUSE.split(text):
-        if clause is None or not clause.strip():
+    for i, cl in enumerate(clauses):
+        clause = text[cl.start : cl.end]
+        if not clause.strip():
             continue
         hits = list(pattern.finditer(clause))
         if not hits:
-            toks = [t.replace("'", "") for t in re.findall(rf"[{_LATIN}']+", clause)]
+            toks = _words(clause)
             if seen_mention and toks and toks[0] in _NEGATORS and set(toks) <= _BARE:
-                found.append((INVALID, False))  # "Happy? Not really."
+                found.append(Mention(INVALID, False, i, cl.start, False))
             continue
         # Mentions themselves ("no emotion", "不安") are blanked out before looking for
         # negators, so their own "no"/"不" negates nothing.
@@ -197,9 +247,24 @@ def mentions(text: str) -> list[tuple[str, bool]]:
         for m in hits:
             phrase = re.sub(r"\s+", " ", m.group(0))
             label = table.get(phrase) or table[_ascii(phrase)]
-            found.append((label, _negated(blanked[: m.start()])))
+            neg = _negated(blanked[: m.start()])
+            found.append(Mention(label, neg, i, cl.start + m.start(), cl.hedged))
         seen_mention = True
-    return found
+    return found, clauses
+
+
+def mentions(text: str) -> list[tuple[str, bool]]:
+    """Every emotion mention of an answer as (canonical label, negated), in order."""
+    return [(m.label, m.negated) for m in _scan(normalise(text))[0]]
+
+
+def _pick(named: set[str], offered: dict[str, str]) -> str:
+    if len(named) > 1:  # "the other person looks happy": "other" is a plain word there
+        named = named - {"others"}
+    if len(named) != 1:
+        return INVALID
+    (label,) = named
+    return offered.get(label, INVALID)
 
 
 def parse_answer(text: str | None, labels: Sequence[str]) -> str:
@@ -208,20 +273,31 @@ def parse_answer(text: str | None, labels: Sequence[str]) -> str:
         return INVALID
     offered = {str(lab).strip().lower(): str(lab) for lab in labels}
     composite = "positive" in offered or "negative" in offered
-    named: set[str] = set()
-    for label, negated in mentions(str(text)):
-        if label == INVALID:
-            return INVALID
-        if negated:
-            continue
+
+    def resolve(label: str) -> str | None:
         if label in _WEAK and label not in offered:
-            continue
+            return None
         if label not in offered and composite and label in MEGC2019_MAP:
-            label = MEGC2019_MAP[label]
-        named.add(label)
-    if len(named) > 1:  # "the other person looks happy": "other" is a plain word there
-        named.discard("others")
-    if len(named) != 1:
+            return MEGC2019_MAP[label]
+        return label
+
+    norm = normalise(str(text))
+    found, clauses = _scan(norm)
+    if any(m.label == INVALID for m in found):
         return INVALID
-    (label,) = named
-    return offered.get(label, INVALID)
+    live = [(m, lab) for m in found if not m.negated and (lab := resolve(m.label)) is not None]
+    # rule 6: the last answer marker outside a hedged clause with a label after it
+    for marker in reversed(list(_MARKER.finditer(norm))):
+        where = next((c for c in clauses if c.start <= marker.start() <= c.end), None)
+        if where is not None and where.hedged:
+            continue
+        after = [(m, lab) for m, lab in live if m.start >= marker.end()]
+        if after:
+            first = after[0][0].clause
+            return _pick({lab for m, lab in after if m.clause == first}, offered)
+    # rule 7: assertive clauses first, hedged ones only when nothing is asserted
+    assertive = {lab for m, lab in live if not m.hedged}
+    return _pick(assertive or {lab for _, lab in live}, offered)
+
+
+__all__ = ["ANSWER_SYNONYMS", "Mention", "mentions", "normalise", "parse_answer", "strip_reasoning"]

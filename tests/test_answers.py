@@ -42,7 +42,7 @@ CASES: list[tuple[str | None, str]] = [
     ("The answer is: ANGER", "anger"),
     # two labels, hedges
     ("happy or sad", "invalid"),
-    ("The person is happy but also a little surprised.", "invalid"),
+    ("The person is happy but also a little surprised.", "happiness"),  # one, qualified
     ("Either fear or surprise.", "invalid"),
     ("happiness/sadness", "invalid"),
     # negation
