@@ -184,3 +184,44 @@ def test_real_run_stops_at_the_first_missing_model(trees: dict[str, Path], tmp_p
     assert res.exit_code != 0
     errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "Qwen/Qwen2.5-VL-7B-Instruct" in errors[0], res.output
+
+
+@pytest.mark.parametrize("ds", ["dfew", "mafw"])
+def test_paper_balanced_compares_lora_loglik_with_zero_shot_loglik(ds: str) -> None:
+    """Issue 22 §3: LoRA scored by loglik has a zero-shot reference scored by loglik."""
+    from importlib import resources
+
+    import tomllib
+
+    text = resources.files("emobench.presets").joinpath(f"paper-balanced-{ds}.toml").read_text()
+    raw = tomllib.loads(text)
+    models = raw["models"]
+    lora = [m for m in models if (m.get("options") or {}).get("finetune") == "lora"]
+    assert lora and all(m["options"]["scoring"] == "loglik" for m in lora)
+    for m in lora:
+        zero = [
+            z
+            for z in models
+            if z["adapter"] == m["adapter"]
+            and "finetune" not in (z.get("options") or {})
+            and (z.get("options") or {}).get("scoring") == "loglik"
+        ]
+        assert len(zero) == 1 and zero[0]["rebalancing"] == ["instance-balanced"]
+        assert zero[0]["name"] in raw["description"]
+
+
+@pytest.mark.parametrize("ds", ["dfew", "mafw"])
+def test_paper_lexical_names_both_definitions_and_the_source(ds: str) -> None:
+    from importlib import resources
+
+    import tomllib
+
+    from emobench.report.priors import get_prior
+
+    raw = resources.files("emobench.presets").joinpath(f"paper-lexical-{ds}.toml").read_text()
+    text = tomllib.loads(raw)["description"]
+    assert "wordfreq, not Google Books" in text
+    named = re.findall(r"--prior ([a-z_]+)", text)
+    assert named == ["web_word_freq_en_zh", "web_word_freq_en_zh_synonyms"]
+    labels = [get_prior(n).axis_label for n in named]
+    assert "option word" in labels[0] and "synonym list" in labels[1]
