@@ -83,6 +83,13 @@ class FrameFeatureModel(ABC):
     def feature_key(self) -> str:
         """Identifies preprocessing + encoder weights: the per-frame feature cache key."""
 
+    @property
+    def feature_dim(self) -> int | None:
+        """``D``, the features per frame :meth:`encode` returns, once known (after
+        :meth:`fit`); a cached entry of another width is recomputed. None: unknown (the
+        cache is checked against what ``encode`` returns)."""
+        return None
+
     @abstractmethod
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """uint8 frames (N, H, W, 3) → float32 features (N, D)."""

@@ -6,7 +6,10 @@ weights (a model's :attr:`feature_key`), the frames' decoder and emobench's code
 clip key hashes the clip id, path and the file's size and modification time (or its content:
 ``[cache] fingerprint``), so an edited or regenerated video is never served stale.
 A sweep asks for the union of frames that all its samplers need, so each frame is decoded
-and encoded once; a rerun finds everything here and computes nothing.
+and encoded once; a rerun finds everything here and computes nothing. An entry that is
+unreadable or not what the model computes (indices not sorted integers, features not one
+finite row per index, or of another width than the model's ``feature_dim``) is a miss: it
+is removed and recomputed, counted (``invalid_files``) and warned about once.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ class CacheStats:
     hit_frames: int = 0
     miss_frames: int = 0
     encoder_calls: int = 0
+    #: cache entries found unreadable or wrong (removed and recomputed)
+    invalid_files: int = 0
     by_key: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
@@ -48,29 +53,71 @@ class CacheStats:
             "hit_frames": self.hit_frames,
             "miss_frames": self.miss_frames,
             "encoder_calls": self.encoder_calls,
+            "invalid_files": self.invalid_files,
         }
 
 
-class FeatureCache:
-    """Per-frame features on disk under ``root/features/<feature key>/``."""
+def entry_problem(indices: np.ndarray, feats: np.ndarray, width: int | None) -> str | None:
+    """Why a cached (indices, features) pair is not a clip's features, or None."""
+    if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+        return f"has frame indices of shape {indices.shape} and type {indices.dtype}"
+    if feats.ndim != 2 or len(feats) != len(indices) or not np.issubdtype(feats.dtype, np.floating):
+        return f"has features of shape {feats.shape} ({feats.dtype}) for {len(indices)} frames"
+    if width is not None and feats.shape[1] != width:
+        return f"has {feats.shape[1]} features a frame where the model gives {width}"
+    if indices.size and (indices[0] < 0 or bool((np.diff(indices) <= 0).any())):
+        return "has unsorted, repeated or negative frame indices"
+    if not np.isfinite(feats).all():
+        return "has NaN or infinite features"
+    return None
 
-    def __init__(self, root: Path) -> None:
+
+class FeatureCache:
+    """Per-frame features on disk under ``root/features/<feature key>/``.
+
+    ``warn(line)`` (settable later as ``.warn``) hears of the first invalid entry."""
+
+    def __init__(self, root: Path, warn: Callable[[str], None] | None = None) -> None:
         self.root = Path(root)
         self.stats = CacheStats()
+        self.warn = warn
+        self._warned = False
 
     def _path(self, feature_key: str, ckey: str) -> Path:
         return self.root / "features" / feature_key / ckey[:2] / f"{ckey}.npz"
 
-    def load(self, feature_key: str, ckey: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """(sorted indices, features) cached for a clip, or None."""
+    def load(
+        self, feature_key: str, ckey: str, width: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(sorted indices, features) cached for a clip, or None; an entry that is damaged
+        or wrong (:func:`entry_problem`; ``width``: the model's features per frame, when
+        known) is discarded (:meth:`discard`) and is a miss."""
         p = self._path(feature_key, ckey)
         if not p.is_file():
             return None
         try:
-            with np.load(p) as z:
-                return z["indices"], z["features"]
-        except Exception:  # a damaged cache file is a miss, never an error
+            with np.load(p, allow_pickle=False) as z:
+                got = z["indices"], z["features"]
+        except Exception:  # noqa: BLE001 - any unreadable cache file is a miss, never an error
+            self.discard(feature_key, ckey, "is unreadable")
             return None
+        why = entry_problem(*got, width)
+        if why is not None:
+            self.discard(feature_key, ckey, why)
+            return None
+        return got
+
+    def discard(self, feature_key: str, ckey: str, why: str) -> None:
+        """Remove an invalid entry (it is recomputed), count it, and warn about the first."""
+        p = self._path(feature_key, ckey)
+        p.unlink(missing_ok=True)
+        self.stats.invalid_files += 1
+        if self.warn is not None and not self._warned:
+            self._warned = True
+            self.warn(
+                f"feature cache: {p} {why}: recomputed (any further invalid entry is "
+                "recomputed too, counted as invalid_files in the manifest's cache)"
+            )
 
     def store(self, feature_key: str, ckey: str, indices: np.ndarray, feats: np.ndarray) -> None:
         """Write a clip's (indices, features), sorted by index, atomically. Safe from a

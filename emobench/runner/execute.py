@@ -122,6 +122,7 @@ class Engine:
         self._problems: dict[str, list[dict[str, Any]]] = {}
         #: one-line warnings found while loading (e.g. a synth folder from other settings)
         self.warnings: list[str] = []
+        self.features.warn = self.warnings.append  # an invalid cache entry, once
         self._audit: Audit | None = None
         self._data_stamps: dict[tuple[str, int], tuple[str, str]] = {}
         #: decoding backend: auto (decord where checked against PyAV), pyav or decord
@@ -521,6 +522,7 @@ class Engine:
             stats.hit_frames += int(cache.get("hit_frames", 0))
             stats.miss_frames += int(cache.get("miss_frames", 0))
             stats.encoder_calls += int(cache.get("encoder_calls", 0))
+            stats.invalid_files += int(cache.get("invalid_files", 0))
             decoding = merge_counts(decoding, rep.get("decoding", {}))
             ranks.append({"rank": r, "parts": rep.get("parts"), "device": rep.get("device")})
         self._parallel = {

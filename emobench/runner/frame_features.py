@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from emobench.errors import EmobenchError
+from emobench.runner.cache import entry_problem
 from emobench.runner.media import record_skips
 from emobench.runner.plan import Cell
 from emobench.runner.scorers import (
@@ -90,21 +91,29 @@ class FrameFeatureScorer:
         model's ``batch_size``, if larger) per encoder call, on an encoder thread that
         always has the next call queued (:data:`ENCODE_AHEAD`), and their features are
         written to the cache by a background writer (all done before this returns).
+
+        A cached entry of another width than the model's features (its ``feature_dim``
+        when it has one, else what its ``encode`` returns in this call) or with NaN
+        features is discarded and its clip computed again (:meth:`FeatureCache.load
+        <emobench.runner.cache.FeatureCache.load>`).
         """
         media = self.s.media
         key = media.artefact_key(model.feature_key)
         stats = self.s.features.stats
+        width = getattr(model, "feature_dim", None)
         out: Features = {}
         bad: dict[str, str] = {}
         todo: list[Pending] = []
+        hits: dict[str, int] = {}
         self.s.progress.start(what, rows.height)
         for r in rows.iter_rows(named=True):
             ck = media.clip_key(r)
             want = needed[r["clip_id"]]
-            got = self.s.features.load(key, ck)
+            got = self.s.features.load(key, ck, width)
             have_idx = got[0] if got is not None else np.empty(0, dtype=np.int64)
             missing = np.setdiff1d(want, have_idx)
-            stats.hit_frames += int(want.size - missing.size)
+            hits[r["clip_id"]] = int(want.size - missing.size)
+            stats.hit_frames += hits[r["clip_id"]]
             if missing.size:
                 todo.append((r, ck, got, missing))
             else:
@@ -124,6 +133,10 @@ class FrameFeatureScorer:
         writer = ThreadPoolExecutor(1, thread_name_prefix="emobench-feature-store")
         encoding: deque[tuple[Future[Any], list[Pending]]] = deque()
         writes: list[Future[None]] = []
+        #: clips whose cached features have another width than the encoder's: clip id ->
+        #: (clip key, why); computed again, whole, once this pass is done
+        redo: dict[str, tuple[str, str]] = {}
+        widths: set[int] = set()
 
         def submit() -> None:
             frames = group[0][1] if len(group) == 1 else np.concatenate([f for _, f in group])
@@ -145,9 +158,14 @@ class FrameFeatureScorer:
                     f"for {padded_count(n)} frames; expected ({padded_count(n)}, D)"
                 )
             start = 0
+            widths.add(new.shape[1])
             for r, ck, got, missing in items:
                 part = new[start : start + missing.size]
                 start += missing.size
+                if got is not None and got[1].shape[1] != new.shape[1]:
+                    redo[r["clip_id"]] = (ck, str(entry_problem(*got, new.shape[1])))
+                    self.s.progress.advance()
+                    continue
                 if got is not None:
                     idx = np.concatenate([got[0], missing])
                     feats = np.concatenate([got[1].astype(np.float32), part])
@@ -182,7 +200,23 @@ class FrameFeatureScorer:
             writer.shutdown(wait=True)
         for w in writes:
             w.result()  # a failed cache write is an error, as when it was written inline
-        return out, bad, (time.perf_counter() - t) / computed if computed else 0.0
+        per_frame = (time.perf_counter() - t) / computed if computed else 0.0
+        if width is None and len(widths) == 1:  # whole cached clips of another width
+            (dim,) = widths
+            for r in rows.iter_rows(named=True):
+                got = out.get(r["clip_id"])
+                if got is not None and got[1].shape[1] != dim:
+                    redo[r["clip_id"]] = (media.clip_key(r), str(entry_problem(*got, dim)))
+                    del out[r["clip_id"]]
+        if redo:
+            for cid, (ck, why) in redo.items():
+                stats.hit_frames -= hits[cid]
+                self.s.features.discard(key, ck, why)
+            again = rows.filter(pl.col("clip_id").is_in(list(redo)))
+            more, more_bad, _ = self.features(model, again, needed, what)
+            out.update(more)
+            bad.update(more_bad)
+        return out, bad, per_frame
 
     def all_features(
         self, model: Any, rows: pl.DataFrame, skips: dict[str, str]

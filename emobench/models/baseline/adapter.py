@@ -168,6 +168,10 @@ class BaselineModel(FrameFeatureModel):
     def feature_key(self) -> str:
         return self._feature_key
 
+    @property
+    def feature_dim(self) -> int | None:
+        return int(self._encoder.out_dim) if self._encoder is not None else None
+
     def encode(self, frames: np.ndarray) -> np.ndarray:
         from emobench.models.baseline.encoder import encode_frames
 

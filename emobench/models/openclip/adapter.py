@@ -299,6 +299,10 @@ class OpenClipModel(FrameFeatureModel):
     def feature_key(self) -> str:
         return self._feature_key
 
+    @property
+    def feature_dim(self) -> int | None:
+        return self.embed_dim or None
+
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """uint8 frames (N, H, W, 3) → L2-normalised image embeddings (N, E) float32.
 
