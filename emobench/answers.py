@@ -66,6 +66,8 @@ _NEGATORS = _set(
 )
 _NEGATOR_PHRASES = re.compile(r"\b(?:instead\s+of|as\s+opposed\s+to|free\s+of|devoid\s+of)\b")
 _CJK_NEGATORS = ("不", "没", "無", "无", "非", "未", "别")
+#: Words holding a negator character that negate no emotion ("非常愤怒": very angry).
+_CJK_NOT_NEGATION = re.compile("非常|不仅|不只|无论|毫无疑问|不禁|未来|别人|不由得")
 #: Where a negator's scope ends inside a clause ("is not speaking and looks angry").
 _SCOPE_END = re.compile(r"\b(?:and|while|yet)\b|而且|并且")
 _BARE = _NEGATORS | _set("really|quite|exactly|sure|at|all|i|im|am|so|way|nope")
@@ -85,18 +87,13 @@ _QUALIFIER = (
     r"|tinged\s+with|mixed\s+with"
 )
 _CLAUSE = re.compile(
-    r"[.,;:!?\n。，；：！？、]+|\b(?:but|however|although|though|whereas|pero|sino|mais|"
+    r"[.,;:!?\n。，；：！？、()\[\]{}（）]+|\b(?:but|however|although|though|whereas|pero|sino|mais|"
     r"plutôt|aber|sondern)\b|但是|但|而是|然而|不过|虽然|尽管|同时"
     rf"|(?=\b(?:{_QUALIFIER})\b)"
 )
 _REASONING = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.S | re.I)
 _OPEN = re.compile(r"<(?:think|thinking|reasoning)>", re.I)
 _CLOSE = re.compile(r"</(?:think|thinking|reasoning)>", re.I)
-_PREFIX = re.compile(
-    r"^\s*(?:the\s+)?(?:final\s+)?(?:answer|emotion|label|prediction|respuesta|réponse|"
-    r"antwort|答案|答)\s*(?:is\s*)?[:：\-]\s*",
-    re.I,
-)
 #: Phrases that use an emotion word without naming the answer.
 _IDIOMS = re.compile(
     r"(?:\b(?:i\s*'?\s*m|i\s+am|i\s*'?\s*d\s+be|i\s+would\s+be|we\s*'?\s*re|we\s+are)\s+)?"
@@ -116,7 +113,7 @@ _MARKER = re.compile(
     r"[:=])"
     r"|\b(?:emotion|expression|emotional\s+state|feeling|sentiment)\b[^.!?\n;]{0,40}?"
     r"\b(?:is|would\s+be|appears\s+to\s+be|seems\s+to\s+be|can\s+be\s+described\s+as)\b"
-    r"|^\s*(?:emotion|expression)\s*[:=]"
+    r"|^\s*(?:emotion|expression|respuesta|réponse|antwort|答)\s*[:=：]"
     r"|\bi\s+(?:would|will|d)\s+(?:say|classify|label|describe|categori[sz]e|choose|pick|go\s+with)"
     r"(?:\s+(?:it|this|that|the\s+emotion|the\s+expression|the\s+person|them|him|her))?"
     r"(?:\s+as)?\b"
@@ -127,7 +124,7 @@ _MARKER = re.compile(
     r"|所以|因此|综上",
     re.M,
 )
-_MARKUP = re.compile(r"[*_`#>\"“”„«»‘()\[\]{}|~]")
+_MARKUP = re.compile(r"[*_`#>\"“”„«»‘|~]")
 _LATIN = "0-9a-zà-öø-ÿßœæ"
 
 
@@ -174,7 +171,6 @@ def normalise(text: str) -> str:
     """The answer as the rules read it: reasoning stripped, folded, markup, a leading
     ``Answer:`` and emotion idioms removed (rules 2-3)."""
     text = _MARKUP.sub(" ", _fold(strip_reasoning(text)))
-    text = _PREFIX.sub("", text)
     return _IDIOMS.sub(lambda m: " " * len(m.group(0)), text)
 
 
@@ -188,7 +184,8 @@ def _negated(before: str) -> bool:
     for word in re.findall(rf"[{_LATIN}']+", scope):
         if word.endswith("n't") or word.replace("'", "") in _NEGATORS:
             return True
-    return bool(_NEGATOR_PHRASES.search(scope)) or any(c in scope for c in _CJK_NEGATORS)
+    cjk = _CJK_NOT_NEGATION.sub(" ", scope)
+    return bool(_NEGATOR_PHRASES.search(scope)) or any(c in cjk for c in _CJK_NEGATORS)
 
 
 def _hedged(clause: str) -> bool:
