@@ -120,6 +120,19 @@ def test_only_order_invariant_vlms_make_the_shuffle_finding_not_measurable(tmp_p
     )
 
 
+def test_one_frame_per_clip_is_no_frame_order_evidence(tmp_path: Path):
+    from emobench.report.findings_shuffle import SINGLE_FRAME
+
+    frames = []
+    for model in (GRU, VLM):
+        for order in ("original", "shuffle"):
+            frames += _cell(model, "uniform:1", lambda lab, i: i < 10, order=order)
+    _, f = _findings(tmp_path / "run", pl.concat(frames, how="diagonal_relaxed"))
+    (s,) = f["shuffle"].statements
+    assert s.status == SINGLE_FRAME and not s.counted
+    assert f["shuffle"].verdict.startswith("not measurable in this run: every comparison")
+
+
 def test_roles_know_which_models_cannot_see_frame_order():
     from emobench.report.roles import model_roles
 

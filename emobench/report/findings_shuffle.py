@@ -29,6 +29,14 @@ from emobench.report.findings_common import (
 
 #: The frame order the shuffle finding compares with ``original``.
 SHUFFLED = "shuffle"
+#: The status of a frame-order comparison at one frame per clip.
+SINGLE_FRAME = "one frame, order fixed by construction (left out of the verdict)"
+
+
+def _single_frame(row: dict[str, Any]) -> bool:
+    """A cell that samples one frame per clip: its order cannot be shuffled."""
+    d = row.get("density")
+    return row.get("density_unit") == "frames" and d is not None and float(d) <= 1
 
 
 @register_finding(
@@ -83,6 +91,15 @@ def _shuffle(run: FindingRun) -> None:
                     continue
                 # the densest sampling both were shuffled at (the reference-cell convention)
                 smp = max(shared, key=lambda s, m=b_model: density_rank(ctx.rows[pairs[m][s][0]]))
+                if _single_frame(ctx.rows[pairs[b_model][smp][0]]):
+                    run.exclude(
+                        ds,
+                        f"{smp}: `{b_model}` vs `{v_model}` see one frame per clip: shuffling "
+                        "cannot change it",
+                        SINGLE_FRAME,
+                        subject=f"`{b_model}` vs `{v_model}` at {smp}, {ds}",
+                    )
+                    continue
                 _statement(
                     run,
                     ds,
