@@ -44,8 +44,9 @@ _WORDS: dict[str, str] = {
     "面无表情|没有表情|无明显情绪|没有明显情绪|没有明显的情绪",
     "happiness": "happiness|joy|joyfulness|cheer|delight|elation|glee|gleeful|contentment|"
     "amusement|amused|smiling|smile|smiles|laughing|laughs|laughter|grinning|beaming|"
-    "pleased|feliz|felicidad|alegre|alegría|heureux|heureuse|bonheur|joie|joyeux|"
-    "glücklich|glück|freude|fröhlich|开心|高兴|快乐|幸福|喜悦|愉快|欢乐|欣喜|喜悦|微笑|笑容",
+    "pleased|tears of joy|tears of happiness|crying tears of joy|crying with joy|"
+    "cried with joy|feliz|felicidad|alegre|alegría|heureux|heureuse|bonheur|joie|joyeux|"
+    "glücklich|glück|freude|fröhlich|开心|高兴|快乐|幸福|喜悦|愉快|欢乐|欣喜|微笑|笑容|喜极而泣",
     "sadness": "sadness|sorrow|grief|grieving|melancholy|depressed|depression|despair|"
     "crying|cries|weeping|in tears|tears|sobbing|heartbreak|triste|tristeza|tristesse|"
     "traurig|traurigkeit|trauer|悲伤|伤心|难过|悲哀|哀伤|忧伤|沮丧|哭泣|悲痛",

@@ -8,8 +8,8 @@ label that is not offered. Rules, in order:
 2. Reasoning blocks are removed first: ``<think>…</think>`` (also ``<thinking>``,
    ``<reasoning>``); an unclosed ``<think>`` drops everything after it (nothing left:
    invalid); a closing tag without its opening tag keeps only the text after it.
-3. Case, Unicode width, markdown (``*`` ``_`` `````` ``#`` ``>``), quotes and punctuation
-   are ignored; a leading ``Answer:`` / ``Final answer:`` / ``Emotion:`` is dropped.
+3. Case, Unicode width, markdown (``*`` ``_`` `````` ``#`` ``>``) and quotes are ignored;
+   punctuation and brackets end clauses.
    Idioms that use an emotion word without naming the answer are removed: polite
    preambles ("I'm happy to help!", "Glad to assist", "很高兴为您解答"), "I'm afraid",
    "no doubt", and sentence adverbs ("Sadly, …", "Surprisingly, …").
@@ -26,14 +26,16 @@ label that is not offered. Rules, in order:
    earlier in its clause (after its last "and"/"while"; "not", "no", "never", "neither",
    "nor", "without", "…n't", "rather than", "instead of", "pas", "nicht", "不", "没", …) is
    *negated* and does not count: "not happy" → invalid, "not happy, but sad" → sadness,
-   "surprised rather than scared" → surprise. A bare negation clause after a mention
+   "surprised rather than scared" → surprise; a clause that dismisses ("Disgust is less
+   likely", "ruled out") counts as negated. A bare negation clause after a mention
    ("Happy? Not really.") makes the whole answer invalid.
 6. An explicit answer marker ("Answer:", "the emotion … is", "I would classify it as",
    "overall,", "therefore", "情绪是", "答案：" …) outside a hedged clause commits the
    answer: the first clause after the last such marker that names a label decides (one
    label, or invalid when it names several: "The emotion is happy or sad").
 7. Otherwise clauses are *assertive* or *hedged* (they qualify: "with a hint of",
-   "slightly", "also", "might", "could", "possibly", "略带", "可能" …). The labels named in
+   "slightly", "also", "might", "could", "possibly", "alternative:", "略带", "可能" …). The
+   labels named in
    assertive clauses must be exactly one ("Sadness, with a hint of anger" → sadness;
    "happy or sad" → invalid); with none, the hedged clauses must name exactly one ("It
    might be fear." → fear). The answer must be offered: a label outside ``labels``
@@ -64,6 +66,11 @@ _NEGATORS = _set(
     "wasnt|werent|lacks|lacking|absent|than|nicht|kein|keine|keinen|keiner|nie|ohne|pas|"
     "ne|ni|jamais|sans|nunca|sin|tampoco"
 )
+#: A clause that dismisses what it names ("Disgust is less likely", "fear is ruled out").
+_DISMISS = re.compile(
+    r"\b(?:less\s+(?:likely|probable|plausible)|unlikely|ruled\s+out|can\s+be\s+excluded|"
+    r"does\s+not\s+fit|doesn't\s+fit)\b|不太可能|可以排除"
+)
 _NEGATOR_PHRASES = re.compile(r"\b(?:instead\s+of|as\s+opposed\s+to|free\s+of|devoid\s+of)\b")
 _CJK_NEGATORS = ("不", "没", "無", "无", "非", "未", "别")
 #: Words holding a negator character that negate no emotion ("非常愤怒": very angry).
@@ -77,7 +84,8 @@ _HEDGES = _set(
     "traces|touch|tinge|tinged|slight|slightly|subtle|subtly|mild|mildly|little|bit|"
     "undertone|undertones|secondary|underlying|some|somewhat|partly|sometimes|often|"
     "usually|typically|commonly|indicate|indicates|indicating|suggest|suggests|suggesting|"
-    "element|elements|mixed|mix|either|whether|unclear|uncertain|ambiguous|too"
+    "element|elements|mixed|mix|either|whether|unclear|uncertain|ambiguous|too|alternative|"
+    "alternatively|alternatives|runner-up|second"
 )
 _CJK_HEDGES = ("可能", "也许", "或许", "一丝", "略带", "有点", "有些", "些许", "夹杂", "稍微", "也")
 _QUALIFIER = (
@@ -211,11 +219,16 @@ class _Clause:
 
 
 def _clauses(text: str) -> list[_Clause]:
-    out, at = [], 0
+    """The clauses of a normalised answer; a hedged heading ("Alternative:", "Secondary:")
+    hedges the clause after its colon too."""
+    out: list[_Clause] = []
+    at, carry = 0, False
     for sep in [*_CLAUSE.finditer(text), None]:
         end = sep.start() if sep is not None else len(text)
         if end > at or sep is None:
-            out.append(_Clause(at, end, _hedged(text[at:end])))
+            hedged = _hedged(text[at:end])
+            out.append(_Clause(at, end, hedged or carry))
+            carry = hedged and sep is not None and bool(re.match(r"\s*[:：]", sep.group(0)))
         if sep is not None:
             at = max(sep.end(), at)
     return out
@@ -241,10 +254,11 @@ def _scan(text: str) -> tuple[list[Mention], list[_Clause]]:
         # Mentions themselves ("no emotion", "不安") are blanked out before looking for
         # negators, so their own "no"/"不" negates nothing.
         blanked = pattern.sub(lambda m: " " * len(m.group(0)), clause)
+        dismissed = bool(_DISMISS.search(blanked))
         for m in hits:
             phrase = re.sub(r"\s+", " ", m.group(0))
             label = table.get(phrase) or table[_ascii(phrase)]
-            neg = _negated(blanked[: m.start()])
+            neg = dismissed or _negated(blanked[: m.start()])
             found.append(Mention(label, neg, i, cl.start + m.start(), cl.hedged))
         seen_mention = True
     return found, clauses
