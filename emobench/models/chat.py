@@ -6,11 +6,17 @@ records and the content-keyed answer cache.
 ``option_order``, ``seed``, ``input``, ``cache``, ``cache_dir``, ``fps``), ``self.labels``
 and a ``self._stats`` dict with ``prompt``, ``options``, ``orders``, ``frames``, ``fps``,
 ``describer_calls`` and ``cache_hits``.
+
+An answer-cache entry is checked when read (:func:`answer_problem`): one that is not what
+the model writes (not an object, ``text`` not a string, ``scores`` not one finite number per
+label, ...) is recomputed, counted in the cell record (``cache_invalid``) and warned about
+once per model (through the ``ctx.warn`` of :meth:`ChatPromptMixin._open_cache`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,42 @@ def answer_cache_dir(ctx: FitContext, option: str | None, name: str) -> Path:
     return Path("~/.cache/emobench").expanduser() / name
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _int_or_none(x: Any) -> bool:
+    return x is None or (isinstance(x, int) and not isinstance(x, bool))
+
+
+def answer_problem(entry: Any, n_labels: int, required: Sequence[str] = ("text",)) -> str | None:
+    """Why a cached answer is not one the model writes, or None: an object with the
+    ``required`` keys; ``text`` a string, ``scores`` ``n_labels`` finite numbers, and what
+    else a model records (``visual_tokens``, ``pixels``, ``model``, ``usage``,
+    ``top_logprobs``) of its type."""
+    if not isinstance(entry, dict):
+        return f"is a JSON {type(entry).__name__}, not an object"
+    missing = [k for k in required if k not in entry]
+    if missing:
+        return f"has no {missing[0]!r}"
+    checks = {
+        "text": lambda v: isinstance(v, str),
+        "scores": lambda v: isinstance(v, list) and len(v) == n_labels and all(map(_number, v)),
+        "visual_tokens": _int_or_none,
+        "pixels": lambda v: isinstance(v, list) and all(map(_number, v)),
+        "model": lambda v: v is None or isinstance(v, str),
+        "usage": lambda v: isinstance(v, dict) and all(map(_int_or_none, v.values())),
+        "top_logprobs": lambda v: (
+            isinstance(v, list)
+            and all(isinstance(p, list) and len(p) == 2 and _number(p[1]) for p in v)
+        ),
+    }
+    for key, ok in checks.items():
+        if key in entry and not ok(entry[key]):
+            return f"has a {key!r} of the wrong type or length"
+    return None
+
+
 def content_digest(req: Request) -> list[list[Any]]:
     """The cache-key form of a request's content: texts as they are, frames by digest."""
     items: list[list[Any]] = []
@@ -61,6 +103,15 @@ class ChatPromptMixin:
     labels: list[str]
     _stats: dict[str, Any]
     _cache_dir: Path | None
+    #: where an invalid cache entry is reported (``ctx.warn``; see :meth:`_open_cache`)
+    _cache_warn: Callable[[str], None] | None = None
+    _cache_warned: bool = False
+
+    def _open_cache(self, ctx: FitContext, option: str | None, name: str) -> Path:
+        """The answer cache folder (:func:`answer_cache_dir`); an invalid entry read from
+        it later is reported through ``ctx.warn`` (the first one of this model)."""
+        self._cache_warn = ctx.warn
+        return answer_cache_dir(ctx, option, name)
 
     def clip_options(self, clip_id: str) -> list[str]:
         """The label set in the order this clip's prompt lists it."""
@@ -141,19 +192,36 @@ class ChatPromptMixin:
             return None
         return self._cache_dir / key[:2] / f"{key}.json"
 
-    def _cached(self, keys: list[str]) -> tuple[list[dict[str, Any] | None], list[int]]:
-        """The cached answer of each key (None when absent or unreadable) and the positions
-        still to compute; hits are counted in the cell record."""
+    def _cached(
+        self, keys: list[str], required: Sequence[str] = ("text",)
+    ) -> tuple[list[dict[str, Any] | None], list[int]]:
+        """The cached answer of each key (None when absent, unreadable or not an answer
+        with the ``required`` keys: :func:`answer_problem`) and the positions still to
+        compute; hits and invalid entries are counted in the cell record."""
         entries: list[dict[str, Any] | None] = [None] * len(keys)
         missing = []
         for i, k in enumerate(keys):
             path = self._cache_path(k)
             if path is not None and path.is_file():
                 try:
-                    entries[i] = json.loads(path.read_text())
+                    entry = json.loads(path.read_text())
+                    why = answer_problem(entry, len(self.labels), required)
+                except (OSError, ValueError):
+                    entry, why = None, "is not readable JSON"
+                if why is None:
+                    entries[i] = entry
                     self._stats["cache_hits"] += 1
                     continue
-                except (OSError, ValueError):
-                    pass
+                self._invalid_entry(path, why)
             missing.append(i)
         return entries, missing
+
+    def _invalid_entry(self, path: Path, why: str) -> None:
+        """Count an invalid cache entry (it is recomputed and rewritten); warn of the first."""
+        self._stats["cache_invalid"] = self._stats.get("cache_invalid", 0) + 1
+        if self._cache_warn is not None and not self._cache_warned:
+            self._cache_warned = True
+            self._cache_warn(
+                f"{self.family}:{self.name}: answer cache entry {path} {why}: recomputed (any "
+                "further invalid entry is recomputed too, counted as cache_invalid per cell)"
+            )

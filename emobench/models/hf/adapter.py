@@ -49,7 +49,6 @@ from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
 from emobench.models.chat import (
     ChatPromptMixin,
-    answer_cache_dir,
     content_digest,
     value_summary,
 )
@@ -168,7 +167,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         self.labels = list(ctx.labels)
         self._device = ctx.device
         self._hash = model_hash(self.folder)
-        self._cache_dir = answer_cache_dir(ctx, self.opts.cache_dir, "hf-generations")
+        self._cache_dir = self._open_cache(ctx, self.opts.cache_dir, "hf-generations")
         if self.describer is not None:
             self.describer.fit(ctx)
         if self.opts.finetune == "lora":
@@ -293,6 +292,7 @@ class HFModel(ChatPromptMixin, ClipModel):
             "visual_tokens": summary(s["visual_tokens"]),
             "model_calls": s["model_calls"],
             "cache_hits": s["cache_hits"],
+            "cache_invalid": s.get("cache_invalid", 0),
             "processor": self._processor_kwargs(),
             "pipeline": self.opts.pipeline,
             "attn_implementation": self._attn_implementation(),
@@ -414,7 +414,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         from emobench.io import write_json_atomic
 
         keys = [self._key(r, mode, max_new_tokens, adapters) for r in reqs]
-        entries, missing = self._cached(keys)
+        entries, missing = self._cached(keys, ("scores",) if mode == "loglik" else ("text",))
         if missing:
             # requests with one key (e.g. msce-text contexts that came out alike) are
             # computed once: one answer per key, whatever batch it would have landed in

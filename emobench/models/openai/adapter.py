@@ -44,7 +44,6 @@ from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
 from emobench.models.chat import (
     ChatPromptMixin,
-    answer_cache_dir,
     content_digest,
     value_summary,
 )
@@ -111,7 +110,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
             self._redact = Redactor(key)
         else:
             self._api_key = "EMPTY"  # local servers ignore it; the client needs one
-        self._cache_dir = answer_cache_dir(ctx, self.opts.cache_dir, "openai-generations")
+        self._cache_dir = self._open_cache(ctx, self.opts.cache_dir, "openai-generations")
 
     # ------------------------------------------------------------ stats
 
@@ -151,6 +150,7 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
             "requests": s["requests"],
             "retries": s["retries"],
             "cache_hits": s["cache_hits"],
+            "cache_invalid": s.get("cache_invalid", 0),
             "usage": {
                 "prompt_tokens": s["prompt_tokens"],
                 "completion_tokens": s["completion_tokens"],
