@@ -35,10 +35,9 @@ label that is not offered. Rules, in order:
    label, or invalid when it names several: "The emotion is happy or sad").
 7. Otherwise clauses are *assertive* or *hedged* (they qualify: "with a hint of",
    "slightly", "also", "might", "could", "possibly", "alternative:", "略带", "可能" …). The
-   labels named in
-   assertive clauses must be exactly one ("Sadness, with a hint of anger" → sadness;
-   "happy or sad" → invalid); with none, the hedged clauses must name exactly one ("It
-   might be fear." → fear). The answer must be offered: a label outside ``labels``
+   labels named in assertive clauses must be exactly one ("Sadness, with a hint of anger"
+   → sadness; "happy or sad" → invalid); with none, the hedged clauses must name exactly
+   one ("It might be fear." → fear). The answer must be offered: a label outside ``labels``
    ("contempt" for a 7-class set) is invalid.
 """
 
