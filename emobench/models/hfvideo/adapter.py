@@ -311,8 +311,8 @@ class HFVideoModel(ClipModel):
         except (OSError, ValueError):
             path.unlink(missing_ok=True)  # damaged: computed again
             return None
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.floating):
-            path.unlink(missing_ok=True)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
+            path.unlink(missing_ok=True)  # not a feature vector (e.g. NaN): computed again
             return None
         return arr.astype(np.float32)
 
