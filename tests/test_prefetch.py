@@ -207,10 +207,12 @@ class _MeanModel:
     batch_size = 0
 
     def __init__(self) -> None:
-        self.calls: list[int] = []
+        self.calls: list[int] = []  # real frames per call
+        self.padded: list[int] = []  # frames per call, padding included
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        self.calls.append(len(frames))
+        self.padded.append(len(frames))
+        self.calls.append(int((frames.reshape(len(frames), -1).max(axis=1) > 0).sum()))
         return frames.reshape(len(frames), -1, 3).mean(1).astype(np.float32)
 
 
@@ -232,6 +234,7 @@ def test_features_phase_matches_per_frame_reference(broken, tmp_path, workers):
     finally:
         ff.ENCODE_FRAMES = ff_step
     assert model.calls == [9, 9, 6]  # 8 readable clips × 3 frames, grouped
+    assert model.padded == [ff.ENCODE_PAD] * 3  # each call padded with black frames
     assert set(bad) == {broken[1]["clip_id"], broken[4]["clip_id"]} and per_frame > 0
     for i, r in enumerate(broken):
         if i in (1, 4):
@@ -241,7 +244,7 @@ def test_features_phase_matches_per_frame_reference(broken, tmp_path, workers):
         want = read_clip(r, [0, 2, 5], size=24, backend="pyav").reshape(3, -1, 3).mean(1)
         assert idx.tolist() == [0, 2, 5] and np.allclose(f, want)
         # stored on disk (by the background writer) and served from there next time
-        disk = cache.load("mean-rgb-pyav", clip_key(r))
+        disk = cache.load(reader.artefact_key("mean-rgb"), clip_key(r))
         assert disk is not None and np.array_equal(disk[1], f)
     model.calls.clear()
     needed = {r["clip_id"]: np.array([0, 5, 7]) for r in broken}
@@ -427,7 +430,8 @@ def test_features_phase_rejects_an_encoder_that_loses_frames(rows, tmp_path):
     )
     needed = {r["clip_id"]: np.arange(2) for r in rows[:3]}
     with pytest.raises(
-        ff.EncodeShapeError, match=r"Short.encode returned features of shape \(5, 3\) for 6 frames"
+        ff.EncodeShapeError,
+        match=r"Short.encode returned features of shape \(31, 3\) for 32 frames",
     ):
         scorer.features(Short(), pl.DataFrame(rows[:3]), needed, "test")
 
