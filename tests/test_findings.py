@@ -36,12 +36,13 @@ MICRO = {i for i in range(N) if i % 4 == 0}
 
 
 def _word_order() -> list[str]:
-    """LABELS by the summed English word frequency of their emotion words (wordfreq)."""
-    from wordfreq import word_frequency
+    """LABELS by the English word frequency the head-bias finding uses (its
+    ``web_word_freq`` prior: wordfreq, whatever its definition of a class's words)."""
+    from emobench.report.findings_headbias import FREQUENCY_PRIORS
+    from emobench.report.priors import get_prior
 
-    from emobench.labels import EMOTION_WORDS
-
-    freq = {lab: sum(word_frequency(w, "en") for w in EMOTION_WORDS[lab]) for lab in LABELS}
+    word = next(p for p in FREQUENCY_PRIORS if p != "train_freq")
+    freq = get_prior(word).fn({}, "synth", LABELS)
     return sorted(LABELS, key=lambda lab: -freq[lab])
 
 

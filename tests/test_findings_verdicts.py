@@ -24,9 +24,9 @@ from emobench.report.findings import (
     OBSERVED,
     OPPOSITE,
     ORDER_INVARIANT,
+    Check,
     Estimate,
     Statement,
-    Test,
     compute_findings,
     findings_record,
 )
@@ -145,7 +145,7 @@ def _st(status_sign: int, primary=None, subject="") -> Statement:
     """A one-test statement: +1 significant in the study's direction, -1 against, 0 none."""
     value = {1: 0.2, -1: -0.2, 0: 0.01}[status_sign]
     p = 0.001 if status_sign else 0.5
-    test = Test("Δ", Estimate(value), +1, p, "hand")
+    test = Check("Δ", Estimate(value), +1, p, "hand")
     return Statement("ds", "t", tests=(test,), primary=primary, subject=subject)
 
 
@@ -166,7 +166,7 @@ def test_roll_up_puts_the_primary_comparison_first_and_never_hides_the_opposite(
 def test_holm_can_turn_a_raw_significance_into_not_observed():
     raw = [0.02, 0.03, 0.04]
     settled = settle(
-        [Statement("d", "t", tests=(Test("Δ", Estimate(0.1), +1, p, "h"),)) for p in raw]
+        [Statement("d", "t", tests=(Check("Δ", Estimate(0.1), +1, p, "h"),)) for p in raw]
     )
     # Holm: 0.02 x 3 = 0.06, then max(0.06, 0.03 x 2), then max(0.06, 0.04): all >= 0.05
     assert [s.tests[0].p_adj for s in settled] == [3 * 0.02, 3 * 0.02, 3 * 0.02]

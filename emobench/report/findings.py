@@ -39,9 +39,9 @@ from emobench.report.verdicts import (
     OBSERVED,
     OPPOSITE,
     ORDER_INVARIANT,
+    Check,
     Estimate,
     Statement,
-    Test,
     counts,
     fmt_number,
     not_measurable,
@@ -59,7 +59,7 @@ __all__ = [
     "Finding",
     "FindingRun",
     "Statement",
-    "Test",
+    "Check",
     "compute_findings",
     "findings_record",
     "findings_section",
@@ -176,7 +176,7 @@ class FindingRun:
         """Add a statement with one test; ``sign`` is the study's direction of
         ``estimate`` (+1: above 0, -1: below 0), ``p`` its two-sided p (None: judged by
         its CI alone, unadjusted). ``primary`` ranks it as the primary comparison."""
-        test = Test("Δ", estimate, sign, p, method)
+        test = Check("Δ", estimate, sign, p, method)
         self.statements.append(
             Statement(
                 dataset, text, estimate=estimate, tests=(test,), subject=subject, primary=primary
@@ -187,7 +187,7 @@ class FindingRun:
         self,
         dataset: str,
         text: str,
-        tests: Sequence[Test],
+        tests: Sequence[Check],
         *,
         estimate: Estimate | None = None,
         subject: str = "",

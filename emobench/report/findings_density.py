@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from emobench.report import analysis as an
-from emobench.report.findings import Estimate, FindingRun, Test, fmt_number, register_finding
+from emobench.report.findings import Check, Estimate, FindingRun, fmt_number, register_finding
 from emobench.report.findings_common import (
     ci,
     joined,
@@ -108,7 +108,7 @@ def _statement(run: FindingRun, ds: str, info: an.DatasetInfo, unit: str, line: 
             continue
         d = draws[:, i] - draws[:, j]
         est = Estimate(float(point[i] - point[j]), *ci(d))
-        tests.append(Test(name, est, +1, bootstrap_p(d, est.value), JOINT))
+        tests.append(Check(name, est, +1, bootstrap_p(d, est.value), JOINT))
         side_text[name] = est.text()
     rise = side_text.get("rise", f"none (the peak is the sparsest, {num(xs[0])} {u})")
     fall = side_text.get("fall", f"none (the peak is the densest, {num(xs[-1])} {u})")

@@ -2,8 +2,8 @@
 within the finding, and the roll-up that names the primary comparison first.
 
 A :class:`Statement` is one comparison of a finding on one dataset; it carries one or
-more :class:`Test` s (an estimate with its 95% CI, the study's direction and a two-sided
-p). :func:`settle` adjusts every p of a finding together (Holm, family-wise error
+more checks (:class:`Check`: an estimate with its 95% CI, the study's direction and a
+two-sided p). :func:`settle` adjusts every p of a finding together (Holm, family-wise error
 :data:`~emobench.report.finding_stats.ALPHA`) and gives each statement its status:
 
 * ``sign`` statements (one test): *observed* when the adjusted p < α and the estimate lies
@@ -70,7 +70,7 @@ class Estimate:
 
 
 @dataclass(frozen=True)
-class Test:
+class Check:
     """One tested number of a statement: ``estimate`` (95% CI), the study's direction
     ``sign`` (+1: above 0), the two-sided ``p`` (None: untested), how it was obtained
     (``method``) and, once settled, the Holm-adjusted ``p_adj``."""
@@ -100,7 +100,7 @@ class Statement:
     text: str
     status: str = PENDING
     estimate: Estimate | None = None
-    tests: tuple[Test, ...] = ()
+    tests: tuple[Check, ...] = ()
     judge: str = "sign"
     subject: str = ""
     primary: tuple[object, ...] | None = None
