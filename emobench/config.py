@@ -306,6 +306,30 @@ class VideoConfig(_Strict):
     )
 
 
+class ReportConfig(_Strict):
+    priors: list[str] | None = Field(
+        None,
+        description="class priors the report plots per-class F1 against when `emobench report` "
+        "gets no --prior (default: train_freq and web_word_freq)",
+    )
+
+    @field_validator("priors")
+    @classmethod
+    def _known_priors(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("at least one class prior (e.g. train_freq), or leave it out")
+        from emobench.report.priors import get_prior
+
+        for name in v:
+            try:
+                get_prior(name)
+            except Exception as exc:  # UnknownPriorError: one line naming the known ones
+                raise ValueError(str(exc)) from None
+        return v
+
+
 class RunConfig(_Strict):
     name: str = Field("run", description="results go to results/<name> unless --out is given")
     description: str = ""
@@ -318,6 +342,7 @@ class RunConfig(_Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     device: Device = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     limit: Int | None = Field(
         None, ge=1, le=2**63 - 1, description="at most N clips per split and fold"

@@ -225,3 +225,26 @@ def test_paper_lexical_names_both_definitions_and_the_source(ds: str) -> None:
     assert named == ["web_word_freq_en_zh", "web_word_freq_en_zh_synonyms"]
     labels = [get_prior(n).axis_label for n in named]
     assert "option word" in labels[0] and "synonym list" in labels[1]
+
+
+@pytest.mark.parametrize("ds", ["dfew", "mafw"])
+def test_paper_lexical_reports_both_definitions_by_default(ds: str, tmp_path) -> None:
+    """The preset's ``[report] priors`` reach ``emobench report`` when no --prior is given."""
+    import json
+
+    from emobench.config import ConfigError, validate_config
+    from emobench.report.cli import _config_priors
+
+    cfg = load_config(f"paper-lexical-{ds}")
+    priors = cfg.report.priors
+    assert priors[:2] == ["web_word_freq_en_zh", "web_word_freq_en_zh_synonyms"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"config": cfg.model_dump(mode="json")}))
+    assert _config_priors(run) == priors
+    (run / "manifest.json").write_text(json.dumps({"config": {"report": {"priors": None}}}))
+    assert _config_priors(run) is None
+    data = cfg.model_dump(mode="json")
+    data["report"] = {"priors": ["web_word_freq", "google_books"]}
+    with pytest.raises(ConfigError, match="google_books"):
+        validate_config(data)

@@ -121,7 +121,7 @@ def report(
             rule=rule,
             head=head,
             tail=tail,
-            prior=prior or DEFAULT_PRIORS,
+            prior=prior or _config_priors(run_dir) or DEFAULT_PRIORS,
             reference=reference,
             max_confusion=max_confusion,
             seed=seed,
@@ -150,3 +150,15 @@ def _echo_findings(path: Path) -> None:
     typer.echo("findings of this run (details in the summary):")
     for i, f in enumerate(findings, start=1):
         typer.echo(f"  {i}. {f.get('title')}: {f.get('verdict')}")
+
+
+def _config_priors(run_dir: Path) -> list[str] | None:
+    """The run config's ``[report] priors`` (what a preset asks its report to plot), if any."""
+    import json
+
+    try:
+        config = json.loads((Path(run_dir) / "manifest.json").read_text()).get("config") or {}
+    except (OSError, ValueError, AttributeError):
+        return None  # the report itself says what is wrong with the folder
+    priors = (config.get("report") or {}).get("priors") if isinstance(config, dict) else None
+    return [str(p) for p in priors] if isinstance(priors, list) and priors else None
