@@ -62,11 +62,11 @@ from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable
     HFOptions,
     Request,
     _array_digest,
-    chat_inputs,
     clip_permutation,
     crop_clip,
     effective_fps,
 )
+from emobench.models.hf.records import cell_extras, check_frames, describer_record
 from emobench.models.registry import parse_options, register_model
 
 
@@ -168,6 +168,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         self._device = ctx.device
         self._hash = model_hash(self.folder)
         self._cache_dir = self._open_cache(ctx, self.opts.cache_dir, "hf-generations")
+        self._warn = ctx.warn
         if self.describer is not None:
             self.describer.fit(ctx)
         if self.opts.finetune == "lora":
@@ -268,6 +269,8 @@ class HFModel(ChatPromptMixin, ClipModel):
             "unbucketed_pad_tokens": 0,
             "prefetch_peak": 0,
             "processor_wait_s": 0.0,
+            "describer": {"visual_tokens": [], "pixels": [], "input": set()},
+            "input_shown": set(),
         }
         if self.describer is not None:
             self.describer.reset_stats()
@@ -290,6 +293,7 @@ class HFModel(ChatPromptMixin, ClipModel):
             "pixels_per_frame": summary(s["pixels"]),
             "fps": summary(s["fps"]),
             "visual_tokens": summary(s["visual_tokens"]),
+            **cell_extras(self),
             "model_calls": s["model_calls"],
             "cache_hits": s["cache_hits"],
             "cache_invalid": s.get("cache_invalid", 0),
@@ -327,6 +331,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         if s["describer_calls"] or self.describer is not None:
             info["describer"] = f"hf:{self.describer.name}" if self.describer else "self"
             info["describer_calls"] = s["describer_calls"]
+            info.update(describer_record(self))
             if self.describer is not None:
                 d = self.describer._stats
                 info["describer_model_calls"] = d["model_calls"]
@@ -356,7 +361,9 @@ class HFModel(ChatPromptMixin, ClipModel):
         Cached like every answer."""
         reqs = [Request(list(c), fps) for c in contents]
         # descriptions come from the base model, also when this model is fine-tuned
-        entries = self._answer(reqs, "generate", self.opts.msce_max_new_tokens, adapters=False)
+        entries = self._answer(
+            reqs, "generate", self.opts.msce_max_new_tokens, adapters=False, role="describer"
+        )
         return [e["text"] for e in entries]
 
     # ------------------------------------------------------------ predict
@@ -365,6 +372,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         if not self.labels:
             raise EmobenchError(f"hf:{self.name}: predict() before fit()")
         pairs = [self._clip_request(c) for c in clips]
+        check_frames(self, [len(c.frames) for c in clips])
         reqs, contexts = [r for r, _ in pairs], [c for _, c in pairs]
         mode = self.opts.scoring
         entries = self._answer(reqs, mode, self.opts.max_new_tokens)
@@ -406,11 +414,17 @@ class HFModel(ChatPromptMixin, ClipModel):
         return hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()
 
     def _answer(
-        self, reqs: list[Request], mode: str, max_new_tokens: int, adapters: bool = True
+        self,
+        reqs: list[Request],
+        mode: str,
+        max_new_tokens: int,
+        adapters: bool = True,
+        role: str = "classifier",
     ) -> list[dict[str, Any]]:
         """One cache entry per request (``text`` or ``scores``, with visual token and pixel
-        counts), computing the missing ones in batches; ``adapters=False`` answers as the
-        base model (fine-tuned adapters switched off)."""
+        counts, recorded under ``role``: MSCE's describer apart from the classifier),
+        computing the missing ones in batches; ``adapters=False`` answers as the base
+        model (fine-tuned adapters switched off)."""
         from emobench.io import write_json_atomic
 
         keys = [self._key(r, mode, max_new_tokens, adapters) for r in reqs]
@@ -437,78 +451,22 @@ class HFModel(ChatPromptMixin, ClipModel):
             by_key = {keys[i]: e for i, e in zip(todo, done, strict=True)}
             for i in missing:
                 entries[i] = by_key[keys[i]]
-        for e in entries:
-            assert e is not None
-            if e.get("visual_tokens") is not None:
-                self._stats["visual_tokens"].append(e["visual_tokens"])
-            self._stats["pixels"] += list(e.get("pixels", []))
+        from emobench.models.hf.records import note_answers
+
+        note_answers(self._stats, role, entries)  # type: ignore[arg-type]
         return entries  # type: ignore[return-value]
 
     def _compute(self, reqs: list[Request], mode: str, max_new_tokens: int) -> list[dict[str, Any]]:
-        """Run the model on ``reqs`` in batches; on CUDA out-of-memory halve the batch.
+        """Run the model on ``reqs`` in batches of one frame count where the architecture
+        needs it (:mod:`emobench.models.hf.batching`); on CUDA out-of-memory halve the batch.
 
         Pipelined (module docstring): the requests run longest first, the processor one
         batch ahead in a thread; the answers come back in the order of ``reqs``."""
+        from emobench.models.hf.batching import run_batches
         from emobench.models.hf.kernels import batched_vision_attention
 
         with batched_vision_attention(self._model, self.opts.pipeline):
-            return self._compute_batches(reqs, mode, max_new_tokens)
-
-    def _compute_batches(
-        self, reqs: list[Request], mode: str, max_new_tokens: int
-    ) -> list[dict[str, Any]]:
-        import torch
-
-        from emobench.models.hf.pipeline import Prefetcher, bucket_order, padding_counts
-
-        pipelined = self.opts.pipeline and len(reqs) > 1
-        order = bucket_order([self._estimate(r) for r in reqs]) if pipelined else None
-        run = [reqs[i] for i in order] if order is not None else list(reqs)
-        first_n = max(self._inner_batch, 1)
-        self._lengths = {}
-        out: list[dict[str, Any]] = []
-        start = 0
-        while start < len(run):
-            n = max(self._inner_batch, 1)
-            batches = [run[s : s + n] for s in range(start, len(run), n)]
-            feed = Prefetcher(self._encode_staged, batches, self.lookahead) if pipelined else None
-            steps = iter(feed) if feed is not None else ((b, None) for b in batches)
-            try:
-                for batch, fut in steps:
-                    self._prepared = (batch, fut, feed)
-                    try:
-                        if mode == "generate":
-                            out += self._generate(batch, max_new_tokens)
-                        else:
-                            out += self._loglik(batch)
-                    finally:
-                        self._prepared = None
-                    start += len(batch)
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                if n == 1:
-                    raise EmobenchError(
-                        f"hf:{self.name}: out of GPU memory on a single clip (lower "
-                        'max_pixels or the frame count, or use device_map = "auto")'
-                    ) from None
-                self._inner_batch = n // 2
-            finally:
-                if feed is not None:
-                    feed.close()
-                    s = self._stats
-                    s["prefetch_peak"] = max(s["prefetch_peak"], feed.peak)
-                    s["processor_wait_s"] += feed.wait_s
-        lengths = [self._lengths.get(id(r)) for r in reqs]
-        if all(v is not None for v in lengths):  # the naive path's padding, for the record
-            pad, total = padding_counts(lengths, range(len(reqs)), first_n)  # type: ignore[arg-type]
-            self._stats["unbucketed_pad_tokens"] += pad
-            self._stats["unbucketed_tokens"] += total
-        if order is None:
-            return out
-        back: list[dict[str, Any]] = [{}] * len(reqs)
-        for i, e in zip(order, out, strict=True):
-            back[i] = e
-        return back
+            return run_batches(self, reqs, mode, max_new_tokens)
 
     def _encode_staged(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
         """:meth:`_encode_cpu`, then ready for the copy to the device (pixels in the model's
@@ -571,68 +529,16 @@ class HFModel(ChatPromptMixin, ClipModel):
 
     def _encode_cpu(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
         """The processor's batch for ``reqs`` (left-padded, on the CPU) and per-request
-        visual stats; safe to run in the pipeline's thread.
-
-        Each request's items become one user message whose image/video placeholders the
-        chat template renders in order; the arrays are passed in the same order."""
+        visual stats (:func:`emobench.models.hf.encoding.encode_batch`); safe to run in the
+        pipeline's thread."""
         with self._proc_lock:
             return self._encode_locked(reqs)
 
     def _encode_locked(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
-        proc = self._processor
-        texts, images, videos, metas = [], [], [], []
-        for r in reqs:
-            prompt, imgs, vids, ms = chat_inputs(proc, r.content, r.fps)
-            texts.append(prompt)
-            images.append(imgs)
-            videos += vids
-            metas += ms
-        kw: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
-        kw.update(self._processor_kwargs())
-        if any(images):
-            kw["images"] = images
-        if videos:
-            kw["videos"] = videos
-            kw["video_metadata"] = metas
-            kw["do_sample_frames"] = False
-            vp = getattr(proc, "video_processor", None)
-            if vp is not None and hasattr(vp, "cap_pixels_per_frame"):
-                kw["cap_pixels_per_frame"] = True
-        enc = proc(**kw)
-        return enc, self._visual_stats(enc, reqs)
+        from emobench.models.hf.encoding import encode_batch
 
-    def _visual_token_ids(self) -> list[int]:
-        proc, ids = self._processor, []
-        for kind in ("image", "video"):
-            tid = getattr(proc, f"{kind}_token_id", None)
-            if tid is None and getattr(proc, f"{kind}_token", None):
-                tid = proc.tokenizer.convert_tokens_to_ids(getattr(proc, f"{kind}_token"))
-            if isinstance(tid, int) and tid >= 0:
-                ids.append(tid)
-        return ids
-
-    def _visual_stats(self, enc: Any, reqs: list[Request]) -> list[dict[str, Any]]:
-        ids = enc["input_ids"]
-        vis = np.zeros(ids.shape[0], dtype=np.int64)
-        for tid in self._visual_token_ids():
-            vis += (ids == tid).sum(dim=1).cpu().numpy()
-        pixels: list[list[int]] = [[] for _ in reqs]
-        owners_img = [i for i, r in enumerate(reqs) for c in r.content if c["type"] == "image"]
-        owners_vid = [i for i, r in enumerate(reqs) for c in r.content if c["type"] == "video"]
-        proc = self._processor
-        for grid_key, owners, sub in (
-            ("image_grid_thw", owners_img, "image_processor"),
-            ("video_grid_thw", owners_vid, "video_processor"),
-        ):
-            if grid_key in enc and len(enc[grid_key]) == len(owners):
-                patch = int(getattr(getattr(proc, sub, None), "patch_size", 14) or 14)
-                for owner, (_, h, w) in zip(owners, enc[grid_key].tolist(), strict=True):
-                    pixels[owner].append(int(h * w * patch * patch))
-        if "pixel_values" in enc and "image_grid_thw" not in enc and enc["pixel_values"].ndim == 5:
-            side = int(enc["pixel_values"].shape[-1] * enc["pixel_values"].shape[-2])
-            for owner in owners_img:
-                pixels[owner].append(side)
-        return [{"visual_tokens": int(v), "pixels": p} for v, p in zip(vis, pixels, strict=True)]
+        kw = self._processor_kwargs()
+        return encode_batch(self._model, self._processor, reqs, kw, self.name)
 
     def _generate(self, reqs: list[Request], max_new_tokens: int) -> list[dict[str, Any]]:
         import torch

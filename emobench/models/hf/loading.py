@@ -150,7 +150,7 @@ def load_model(
     processor_kwargs: dict[str, Any] | None = None,
 ) -> tuple[Any, Any]:
     """(model, processor) from a local folder, in eval mode on ``device`` (or ``device_map``)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoProcessor
 
     from emobench.models.weights_file import describe_read_error, read_errors
 
@@ -163,7 +163,9 @@ def load_model(
         if attn_implementation:
             mkw["attn_implementation"] = attn_implementation
         with no_progress_bars():
-            model = AutoModelForImageTextToText.from_pretrained(folder, **kw, **mkw)
+            model = _model_class(folder, kw, mkw)
+    except ImportError as exc:  # a processor's optional package (e.g. SmolVLM2: num2words)
+        raise EmobenchError(f"hf: cannot load the processor in {folder}: {exc}") from None
     except (OSError, ValueError, KeyError, *read_errors()) as exc:
         reason = describe_read_error(exc)  # a damaged or unsafe weights file among them
         raise EmobenchError(f"hf: cannot load the model in {folder}: {reason}") from None
@@ -176,3 +178,22 @@ def load_model(
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
     return model, processor
+
+
+def _model_class(folder: Path, kw: dict[str, Any], mkw: dict[str, Any]) -> Any:
+    """The model of ``folder``: ``AutoModelForImageTextToText``, or the class its
+    architecture's registry entry names (:mod:`emobench.models.hf.architectures`; e.g. a
+    full Qwen2.5-Omni folder loads its thinker with the folder's ``thinker_config``)."""
+    import transformers
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from emobench.models.hf.architectures import arch_of
+
+    config = AutoConfig.from_pretrained(folder, **kw)
+    arch = arch_of(config)
+    if arch.load_class is None:
+        return AutoModelForImageTextToText.from_pretrained(folder, **kw, **mkw)
+    cls = getattr(transformers, arch.load_class)
+    if arch.sub_config:
+        mkw = {**mkw, "config": getattr(config, arch.sub_config)}
+    return cls.from_pretrained(folder, **kw, **mkw)

@@ -10,10 +10,11 @@ whose reference (padded or real length) differs between models and versions.
 
 So nothing is derived from ``rope_deltas``: :func:`prefill_inputs` hooks the decoder so the
 position ids the language model itself receives in the prefill are recorded
-(:class:`PrefillState`), and :func:`continuation_inputs` continues each row from the largest position among its
-real tokens. A model whose decoder received no position ids (it counted them itself from 0)
-continues from its real length. The same code serves every architecture; a scored clip
-no longer depends on the lengths of its batch neighbours (tests/test_hf_arch.py, 1e-5).
+(:class:`PrefillState`), and :func:`continuation_inputs` continues each row from the
+largest position among its real tokens. A model whose decoder received no position ids
+(it counted them itself from 0) continues from its real length. The same code serves every
+architecture; a scored clip no longer depends on the lengths of its batch neighbours
+(tests/test_hf_arch.py, 1e-5).
 """
 
 from __future__ import annotations
