@@ -233,6 +233,7 @@ def test_paper_lexical_reports_both_definitions_by_default(ds: str, tmp_path) ->
     import json
 
     from emobench.config import ConfigError, validate_config
+    from emobench.errors import EmobenchError
     from emobench.report.cli import _config_priors
 
     cfg = load_config(f"paper-lexical-{ds}")
@@ -245,6 +246,10 @@ def test_paper_lexical_reports_both_definitions_by_default(ds: str, tmp_path) ->
     (run / "manifest.json").write_text(json.dumps({"config": {"report": {"priors": None}}}))
     assert _config_priors(run) is None
     data = cfg.model_dump(mode="json")
-    data["report"] = {"priors": ["web_word_freq", "google_books"]}
-    with pytest.raises(ConfigError, match="google_books"):
+    data["report"] = {"priors": []}
+    with pytest.raises(ConfigError, match="at least one class prior"):
         validate_config(data)
+    from emobench.report.options import ReportOptions
+
+    with pytest.raises(EmobenchError, match="google_books"):  # named by the report, one line
+        ReportOptions(prior=["web_word_freq", "google_books"])
