@@ -491,7 +491,9 @@ def test_engine_run_with_lora_scores_every_test_clip(qwen, tmp_path):
     (info,) = [f["1"] for f in run.read_manifest()["cell_info"].values()]
     tuned = info["finetune"]
     assert tuned["method"] == "lora" and tuned["trained_now"] and len(tuned["adapter"]) == 16
-    ckpt = tmp_path / "a" / "checkpoints" / "synth" / "fold1" / "seed0" / tuned["folder"]
+    seed_dir = tmp_path / "a" / "checkpoints" / "synth" / "fold1" / "seed0"
+    (ckpt,) = seed_dir.glob(f"inputs-*/{tuned['folder']}")  # keyed by the training inputs
+    assert '"frames": "pyav"' in (ckpt.parent / "inputs.json").read_text()
     assert ft.read_adapter(ckpt).fingerprint == tuned["adapter"]
     assert tuned["folder"].startswith("hf-lora-class-balanced-")
 
