@@ -18,6 +18,13 @@ call, each batch encoded then run) against the throughput path (length bucketing
 half to twice ``--frames``, 224 px): clips/s, the padding fraction each path ran with, and
 the time the model waited for the processor.
 
+``fps_mixed`` (issue 21): clips as an ``fps:`` sampler gives them (``--fps-clips`` clips of
+1–3 s at 25 fps sampled at 5 fps: 5 to 15 frames each, 112 px) scored at ``batch_size = 1``
+and batched (``--batch-size``), the batched path once as the Qwen family runs (frame counts
+mixed in one call) and once bucketed by frame count (as the video processors that stack a
+call's videos run, :mod:`emobench.models.hf.batching`); ``--only-fps-mixed`` runs this
+section alone.
+
 ``sized`` (when CUDA is available, or ``--sized test`` for a small CPU check of the same
 code): a random bf16 model of Qwen2.5-VL-7B's architecture (``--sized 7b``; built in memory,
 no weights read), 224 px frames, 16 and 32 frames per clip, 3 new tokens: naive at batch 1,
@@ -59,6 +66,8 @@ def main() -> None:
     ap.add_argument("--sized-batch", type=int, default=32)
     ap.add_argument("--sized-clips", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
+    ap.add_argument("--fps-clips", type=int, default=48)
+    ap.add_argument("--only-fps-mixed", action="store_true")
     args = ap.parse_args()
 
     import torch
@@ -96,6 +105,14 @@ def main() -> None:
         load_features=None,
         cache_dir=tmp / "cache",
     )
+    if args.only_fps_mixed:
+        print(
+            json.dumps(
+                {"machine": _machine(args), "fps_mixed": bench_fps_mixed(folder, ctx, args)},
+                indent=2,
+            )
+        )
+        return
     models = {}
     for scoring in ("generate", "loglik"):
         m = HFModel(str(folder), {"scoring": scoring, "max_new_tokens": 3, "cache": False})
@@ -132,6 +149,7 @@ def main() -> None:
         },
     }
     result["pipeline"] = bench_pipeline(folder, ctx, args)
+    result["fps_mixed"] = bench_fps_mixed(folder, ctx, args)
     sized = args.sized
     if sized == "auto":
         sized = "7b" if torch.cuda.is_available() else "none"
@@ -166,6 +184,76 @@ def _mixed_clips(n: int, frames: int, side: int, seed: int = 1) -> list:
         )
         for i, f in enumerate(counts)
     ]
+
+
+def _machine(args) -> str:
+    import torch
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {args.device}"
+    )
+
+
+def bench_fps_mixed(folder: Path, ctx, args) -> dict:
+    """``fps:5`` clips of 1–3 s (5–15 frames, 112 px): batch 1 vs batched, frame counts
+    mixed in a call vs bucketed by frame count (module docstring)."""
+    from emobench.models.base import ClipInput
+    from emobench.models.hf import batching
+    from emobench.models.hf.adapter import HFModel
+
+    rng = np.random.default_rng(5)
+    clips = []
+    for i in range(args.fps_clips):
+        n_src = int(rng.integers(25, 76))  # 1–3 s at 25 fps
+        idx = np.unique(np.round(np.arange(0, n_src, 25 / 5)).astype(int))
+        clips.append(
+            ClipInput(
+                clip_id=f"f{i}",
+                frames=rng.integers(0, 256, (len(idx), 112, 112, 3), dtype=np.uint8),
+                indices=idx,
+                fps=25.0,
+            )
+        )
+    counts = [len(c.frames) for c in clips]
+    out: dict = {"clips": len(clips), "frames": [min(counts), max(counts)], "side": 112}
+    real_keys = batching.request_keys
+
+    def bucketed_keys(m, reqs):
+        return [batching.batch_key(r, mixed_frames=False, fps_kwarg=False) for r in reqs]
+
+    for scoring in ("generate", "loglik"):
+        models = {}
+        for name, b in (("batch1", 1), (f"batch{args.batch_size}", args.batch_size)):
+            m = HFModel(
+                str(folder),
+                {"scoring": scoring, "max_new_tokens": 3, "cache": False, "batch_size": b},
+            )
+            m.fit(ctx)
+            m._load()
+            m._model.generation_config.min_new_tokens = 3
+            models[name] = m
+        settings = [("batch1", False), (f"batch{args.batch_size}", False)]
+        settings.append((f"batch{args.batch_size}", True))
+        times: dict[str, list[float]] = {}
+        for rep in range(args.repeats + 1):  # the first round warms up
+            for name, bucket in settings:
+                batching.request_keys = bucketed_keys if bucket else real_keys
+                try:
+                    t = _time_engine_like(models[name], clips)
+                finally:
+                    batching.request_keys = real_keys
+                if rep:
+                    times.setdefault(name + (":bucketed" if bucket else ""), []).append(t)
+        cps = {k: round(len(clips) / statistics.median(v), 1) for k, v in times.items()}
+        out[scoring] = {
+            "clips_per_s": cps,
+            "batched_over_batch1": round(cps[f"batch{args.batch_size}"] / cps["batch1"], 2),
+            "bucketed_over_batch1": round(
+                cps[f"batch{args.batch_size}:bucketed"] / cps["batch1"], 2
+            ),
+        }
+    return out
 
 
 def bench_pipeline(folder: Path, ctx, args) -> dict:
