@@ -213,3 +213,76 @@ def build_smolvlm(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+# --- shared by the builders of hf_arch.py / hf_arch_qwen.py (ChatML tokenizers)
+
+#: text sizes shared by the tiny architectures (hf_arch.py, hf_arch_qwen.py)
+TEXT = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "max_position_embeddings": 2048,
+}
+
+
+def chat_template(image: str, video: str | None, *, bos: str = "", newline: bool = True) -> str:
+    """A ChatML template whose image / video items render as ``image`` / ``video``."""
+    vid = video if video is not None else image
+    nl = "\n" if newline else ""
+    return (
+        bos + "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] }}"
+        "{% else %}{% for c in message['content'] %}"
+        f"{{% if c['type'] == 'image' %}}{image}{nl}"
+        f"{{% elif c['type'] == 'video' %}}{vid}{nl}"
+        "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+def _tok(special: list[str], **attrs: str):
+    """The test tokenizer with ``special`` tokens (``<|endoftext|>``, ``<|im_start|>``,
+    ``<|im_end|>`` first) and named special-token attributes (``image_token`` ...)."""
+    tok = _tokenizer(special)
+    if attrs:
+        tok = type(tok)(
+            tokenizer_object=tok._tokenizer,
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
+            padding_side="left",
+            extra_special_tokens=attrs,
+        )
+    tok.eos_token = "<|im_end|>"
+    return tok
+
+
+def _ids(tok, names: list[str]) -> dict[str, int]:
+    return {t: tok.convert_tokens_to_ids(t) for t in names}
+
+
+def _text(tok, ids: dict[str, int], **extra):
+    return {
+        **TEXT,
+        "vocab_size": len(tok),
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        **extra,
+    }
+
+
+def _save(model, processor, folder: Path, ids: dict[str, int]) -> Path:
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.do_sample = False
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+CHATML = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
