@@ -115,6 +115,13 @@ def test_engine_runs_every_mode_with_mixed_frame_counts(arch, arch_models, mixed
         elif "gen-video" in cell or "loglik" in cell:
             assert i["input_shown"] == ("images" if arch in IMAGE_ONLY else "video"), cell
         assert i["architecture"] == arch.replace("smolvlm2", "smolvlm")
+    # stage 2 of MSCE shows the same 3 keyframes as images as the plain images cell: the
+    # classifier's count holds none of the describer's tokens
+    plain, msce = (
+        info[f"synth__gen-images__instance-balanced__uniform-3__original__{e}__none__s0"]
+        for e in ("none", "msce")
+    )
+    assert msce["visual_tokens"] == plain["visual_tokens"]
 
 
 def _clips(frames, seed=0, side=32):
@@ -257,3 +264,30 @@ def test_smolvlm2_without_num2words_is_one_error_line(arch_models, tmp_path, mon
     with pytest.raises(EmobenchError, match="num2words") as exc:
         m.predict(_clips([4]))
     assert "\n" not in str(exc.value)
+
+
+def test_a_clip_that_reaches_the_model_without_visual_tokens_is_an_error():
+    """A processor that drops the frames (here a stand-in whose template has no
+    placeholder) stops the run with one line instead of answering blind."""
+    from emobench.errors import EmobenchError
+    from emobench.models.hf.encoding import encode_batch
+
+    class Blind:
+        video_processor = None
+        image_token_id = 7
+
+        def apply_chat_template(self, msgs, **kw):
+            return "no placeholder here"
+
+        def __call__(self, text, **kw):
+            ids = torch.ones((len(text), 3), dtype=torch.long)
+            return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    img = {"type": "image", "image": np.zeros((8, 8, 3), np.uint8)}
+    req = hf.Request([img, {"type": "text", "text": "What?"}])
+    with pytest.raises(EmobenchError, match="0 visual tokens") as exc:
+        encode_batch(None, Blind(), [req], {}, "blind")
+    assert "\n" not in str(exc.value) and "1 image(s)" in str(exc.value)
+    text_only = hf.Request([{"type": "text", "text": "Frame 1 → 2: a smile."}])
+    _, [stats] = encode_batch(None, Blind(), [text_only], {}, "blind")  # msce-text: fine
+    assert stats["visual_tokens"] == 0 and stats["input"] == "text"
