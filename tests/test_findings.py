@@ -357,7 +357,9 @@ def test_findings_open_the_summary(tmp_path: Path):
     out = run.path / "report"
     text = (out / "summary.md").read_text()
     sections = [ln for ln in text.splitlines() if ln.startswith("## ")]
-    assert sections[:2] == ["## Findings of this run", "## This run"]
+    assert sections[:2] == ["## Findings in detail", "## This run"]
+    # the summary opens with the findings table, one row per finding
+    assert text.splitlines()[2].startswith("| finding | primary comparison | effect [95% CI] |")
     first = text.split("\n## ")[1]
     assert (
         "### 1. Head bias and its correlation with class and word frequency: observed in the "

@@ -192,12 +192,51 @@ def _report(
     except OSError as exc:
         raise ReportError(f"cannot create report folder {ctx.fig_dir}: {exc}") from exc
     _clear_figures(ctx.fig_dir)
-    doc = build_document(ctx)
+    from emobench.report.browser import find_chromium
+    from emobench.report.overview import SCREENSHOT, compose
+
+    shot = opts.screenshot and "html" in opts.formats and find_chromium() is not None
+    if opts.screenshot and "html" in opts.formats and not shot:
+        warn("report.png not taken: no Chromium on PATH (--no-screenshot silences this)")
+    body = build_document(ctx)
+    with timed("overview"):
+        doc = compose(ctx, body, screenshot=shot)
     with timed("wait for figures"):
         jobs.wait()
     with timed("write md/html"):
         _write(doc, ctx.out_dir, opts.formats, ctx.findings)
+    (ctx.out_dir / SCREENSHOT).unlink(missing_ok=True)
+    if shot:
+        with timed("browser check"):
+            _look(ctx, doc, opts, warn)
     return ctx.out_dir
+
+
+def _look(
+    ctx: ReportContext, doc: Document, opts: ReportOptions, warn: Callable[[str], None]
+) -> None:
+    """Screenshot ``report.html`` and warn about what a reader would meet; without a
+    screenshot the summary is written again without its link."""
+    from emobench.report.browser import check_report
+    from emobench.report.document import MdImage
+    from emobench.report.overview import SCREENSHOT
+
+    try:
+        seen = check_report(ctx.out_dir / HTML_FILE, ctx.out_dir / SCREENSHOT)
+    except (OSError, RuntimeError) as exc:
+        warn(f"report.html could not be checked in Chromium: {exc}")
+        seen = None
+    for problem in seen.problems if seen is not None else ():
+        warn(f"report.html in Chromium: {problem}")
+    if (seen is None or seen.screenshot is None) and "md" in opts.formats:
+        from emobench.report.document import render_markdown
+        from emobench.results import atomic_write_text
+
+        plain = Document(doc.title, [b for b in doc.blocks if not isinstance(b, MdImage)])
+        try:
+            atomic_write_text(ctx.out_dir / SUMMARY_FILE, render_markdown(plain))
+        except OSError as exc:
+            raise ReportError(f"cannot write the report into {ctx.out_dir}: {exc}") from exc
 
 
 def _context(

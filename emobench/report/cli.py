@@ -104,6 +104,18 @@ def report(
         help="Recompute the metrics for this report even when metrics.parquet exists "
         "(the file is left unchanged).",
     ),
+    screenshot: bool = typer.Option(
+        True,
+        "--screenshot/--no-screenshot",
+        help="Open report.html in headless Chromium (when installed): save its first screen "
+        "(1280 x 800) as report.png, linked from summary.md, and warn about console errors, "
+        "figures not shown, the findings table below the first screen or horizontal scroll.",
+    ),
+    open_browser: bool = typer.Option(
+        False,
+        "--open",
+        help="Open report.html in your web browser afterwards (a message where there is none).",
+    ),
 ) -> None:
     """Turn a results folder into figures, summary.md and one self-contained report.html
     (both open with the study's findings as observed in the run, also in findings.json)."""
@@ -127,6 +139,7 @@ def report(
             seed=seed,
             recompute=recompute,
             workers=default_workers() if workers is None else workers,
+            screenshot=screenshot,
         )
         folder = report_run(
             run_dir, options, warn=lambda line: typer.echo(f"warning: {line}", err=True)
@@ -135,8 +148,27 @@ def report(
         written = [name for name in names if (folder / name).exists()]
         typer.echo(f"report written to {folder} ({', '.join(written)}, {FIGURES_DIR}/)")
         _echo_findings(folder / FINDINGS_FILE)
+        if open_browser:
+            open_report(folder / HTML_FILE)
 
     run_cli(body)
+
+
+def open_report(path: Path) -> bool:
+    """Open ``path`` in the user's web browser (:mod:`webbrowser`); where there is none,
+    or no HTML report, say so and return False."""
+    import webbrowser
+
+    if not path.is_file():
+        typer.echo(f"--open: no {path.name} to open (see --format)", err=True)
+        return False
+    try:
+        opened = webbrowser.open(path.resolve().as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        typer.echo(f"--open: no web browser found here; open {path} yourself", err=True)
+    return opened
 
 
 def _echo_findings(path: Path) -> None:

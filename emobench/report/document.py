@@ -24,10 +24,12 @@ _LINK = re.compile(r"\](?=[(\[:])")
 
 @dataclass(frozen=True)
 class Heading:
-    """A section heading (level 1 = document title)."""
+    """A section heading (level 1 = document title); ``collapse``: in HTML, the section
+    (up to the next level-2 heading) is folded into a ``<details>`` element."""
 
     text: str
     level: int = 2
+    collapse: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,14 @@ class Bullets:
 
 @dataclass(frozen=True)
 class Table:
-    """A table of already-formatted cells; ``numeric`` columns are right-aligned."""
+    """A table of already-formatted cells; ``numeric`` columns are right-aligned; ``kind``
+    names it for styling (``findings``: the report's opening table)."""
 
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     caption: str = ""
     numeric: tuple[bool, ...] = ()
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,23 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class FigureGrid:
+    """Figures shown side by side (HTML: a grid; markdown: one after the other), each
+    with a short ``titles`` line above it (the finding it shows)."""
+
+    figures: tuple[Figure, ...]
+    titles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MdImage:
+    """An image linked from ``summary.md`` only (the HTML's own screenshot: not in it)."""
+
+    path: str
+    alt: str
+
+
+@dataclass(frozen=True)
 class Code:
     """A preformatted block (configuration, versions)."""
 
@@ -71,7 +92,7 @@ class Code:
     lang: str = ""
 
 
-Block = Heading | Paragraph | Bullets | Table | Figure | Code
+Block = Heading | Paragraph | Bullets | Table | Figure | FigureGrid | MdImage | Code
 
 
 @dataclass
@@ -134,6 +155,13 @@ def table_markdown(table: Table) -> str:
     return "\n".join(lines)
 
 
+def _md_figure(fig: Figure) -> list[str]:
+    """A figure as markdown: the PNG, then its caption with links to both files."""
+    caption = _md_cell(fig.caption)
+    alt = caption.replace("[", "\\[").replace("]", "\\]")
+    return [f"![{alt}]({fig.png})", "", f"*{caption}* ([PNG]({fig.png}), [SVG]({fig.svg}))", ""]
+
+
 def render_markdown(doc: Document) -> str:
     """Render the document as markdown; figures link to their PNG and SVG files."""
     out: list[str] = [f"# {_md_cell(doc.title)}", ""]
@@ -147,14 +175,14 @@ def render_markdown(doc: Document) -> str:
         elif isinstance(block, Table):
             out += [table_markdown(block), ""]
         elif isinstance(block, Figure):
-            caption = _md_cell(block.caption)
-            alt = caption.replace("[", "\\[").replace("]", "\\]")
-            out += [
-                f"![{alt}]({block.png})",
-                "",
-                f"*{caption}* ([PNG]({block.png}), [SVG]({block.svg}))",
-                "",
-            ]
+            out += _md_figure(block)
+        elif isinstance(block, FigureGrid):
+            titles = block.titles or tuple("" for _ in block.figures)
+            for title, fig in zip(titles, block.figures, strict=False):
+                out += ([f"**{_md_cell(title)}**", ""] if title else []) + _md_figure(fig)
+        elif isinstance(block, MdImage):
+            alt = _md_cell(block.alt).replace("[", "\\[").replace("]", "\\]")
+            out += [f"![{alt}]({block.path})", ""]
         elif isinstance(block, Code):
             fence = _fence(block.text)
             out += [f"{fence}{block.lang}", block.text.rstrip("\n"), fence, ""]
@@ -162,5 +190,11 @@ def render_markdown(doc: Document) -> str:
 
 
 def figures_in(blocks: Sequence[Block]) -> list[Figure]:
-    """The figure blocks of a document, in order."""
-    return [b for b in blocks if isinstance(b, Figure)]
+    """The figure blocks of a document (those of a grid too), in order."""
+    out: list[Figure] = []
+    for b in blocks:
+        if isinstance(b, Figure):
+            out.append(b)
+        elif isinstance(b, FigureGrid):
+            out.extend(b.figures)
+    return out

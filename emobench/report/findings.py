@@ -41,6 +41,7 @@ from emobench.report.verdicts import (
     ORDER_INVARIANT,
     Check,
     Estimate,
+    Part,
     Statement,
     counts,
     fmt_number,
@@ -58,6 +59,7 @@ __all__ = [
     "Estimate",
     "Finding",
     "FindingRun",
+    "Part",
     "Statement",
     "Check",
     "compute_findings",
@@ -127,6 +129,18 @@ def _statement_record(s: Statement, primary: bool) -> dict[str, Any]:
             }
             for t in s.tests
         ],
+        "parts": [
+            {
+                "model": q.model,
+                "label": q.label,
+                "role": q.role,
+                "mark": q.mark,
+                "value": _num(q.estimate.value),
+                "ci_lo": _num(q.estimate.lo),
+                "ci_hi": _num(q.estimate.hi),
+            }
+            for q in s.parts
+        ],
     }
 
 
@@ -172,14 +186,22 @@ class FindingRun:
         method: str = "",
         subject: str = "",
         primary: tuple[Any, ...] | None = None,
+        parts: Sequence[Part] = (),
     ) -> None:
         """Add a statement with one test; ``sign`` is the study's direction of
         ``estimate`` (+1: above 0, -1: below 0), ``p`` its two-sided p (None: judged by
-        its CI alone, unadjusted). ``primary`` ranks it as the primary comparison."""
+        its CI alone, unadjusted). ``primary`` ranks it as the primary comparison;
+        ``parts`` are the per-model numbers behind it (for the figures)."""
         test = Check("Δ", estimate, sign, p, method)
         self.statements.append(
             Statement(
-                dataset, text, estimate=estimate, tests=(test,), subject=subject, primary=primary
+                dataset,
+                text,
+                estimate=estimate,
+                tests=(test,),
+                subject=subject,
+                primary=primary,
+                parts=tuple(parts),
             )
         )
 
@@ -208,10 +230,14 @@ class FindingRun:
             )
         )
 
-    def exclude(self, dataset: str, text: str, why: str, *, subject: str = "") -> None:
+    def exclude(
+        self, dataset: str, text: str, why: str, *, subject: str = "", parts: Sequence[Part] = ()
+    ) -> None:
         """Add a comparison whose outcome is fixed by construction: shown with ``why`` as
         its status, no evidence either way."""
-        self.statements.append(Statement(dataset, text, subject=subject, excluded=why))
+        self.statements.append(
+            Statement(dataset, text, subject=subject, excluded=why, parts=tuple(parts))
+        )
 
     def lack(self, dataset: str, why: str) -> None:
         self.missing.append(f"{dataset}: {why}")
@@ -294,7 +320,7 @@ def findings_section(ctx: ReportContext, doc: Document) -> None:
             "The findings leave out model(s) whose family has no registered role "
             f"(emobench.report.roles): {', '.join(unknown)}."
         )
-    doc.add(Heading("Findings of this run"))
+    doc.add(Heading("Findings in detail"))
     doc.add(
         Paragraph(
             "The four findings of the study (Agarwal et al., ECCV 2026), computed from this "

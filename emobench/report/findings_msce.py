@@ -9,7 +9,7 @@ primary comparison: the study's VLM, ``msce`` against ``none`` at its reference 
 from __future__ import annotations
 
 from emobench.report import analysis as an
-from emobench.report.findings import FindingRun, register_finding
+from emobench.report.findings import FindingRun, Part, register_finding
 from emobench.report.findings_common import (
     PAIRED,
     paired,
@@ -76,4 +76,5 @@ def _msce(run: FindingRun) -> None:
                     primary=primary_rank(
                         run, ds, run.role(row), None, name != "none", reference_variant(row)
                     ),
+                    parts=(Part(model, f"msce − {name}", micro.diff, run.role(row).role or ""),),
                 )

@@ -16,7 +16,13 @@ from typing import Any
 import polars as pl
 
 from emobench.report import analysis as an
-from emobench.report.findings import ORDER_INVARIANT, Estimate, FindingRun, register_finding
+from emobench.report.findings import (
+    ORDER_INVARIANT,
+    Estimate,
+    FindingRun,
+    Part,
+    register_finding,
+)
 from emobench.report.findings_common import (
     ci,
     density_rank,
@@ -165,6 +171,10 @@ def _statement(
         primary=primary_rank(
             run, ds, run.roles[v_model], run.roles[b_model], -density_rank(run.ctx.rows[b_orig])
         ),
+        parts=(
+            Part(b_model, smp, db.diff, "vision-only"),
+            Part(v_model, smp, dv.diff, "vlm"),
+        ),
     )
 
 
@@ -182,4 +192,5 @@ def _invariant(
         f"construction{delta}; no evidence for or against the finding",
         ORDER_INVARIANT,
         subject=f"`{model}`, {ds}",
+        parts=() if d is None else (Part(model, smp, d.diff, "vlm", "order-invariant"),),
     )

@@ -1,7 +1,11 @@
 """Render the report document as ONE self-contained HTML file.
 
-Figures are embedded as base64 PNG data URIs and the CSS is inline, so ``report.html`` can
-be mailed or archived alone: it references no external file, font or script.
+Figures are embedded as base64 PNG data URIs, re-encoded with a 256-colour palette
+(:func:`compact_png`: a third to a fifth of the size, no visible change on plots), and the
+CSS is inline, so ``report.html`` can be mailed or archived alone: it references no
+external file, font or script. Sections whose heading has ``collapse`` are folded into
+``<details>`` elements; wide tables scroll inside their own box, so the page itself never
+scrolls sideways.
 """
 
 from __future__ import annotations
@@ -16,15 +20,28 @@ from emobench.report.document import (
     Code,
     Document,
     Figure,
+    FigureGrid,
     Heading,
     Paragraph,
     Table,
 )
 
 CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto;
-       max-width: 1100px; padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }
-h1 { border-bottom: 2px solid #0072B2; padding-bottom: .3rem; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1rem auto;
+       max-width: 1200px; padding: 0 1rem; color: #1a1a1a; line-height: 1.45;
+       overflow-wrap: anywhere; }
+h1 { border-bottom: 2px solid #0072B2; padding-bottom: .3rem; font-size: 1.5rem;
+     margin: .4rem 0 .6rem; }
+.tw { max-width: 100%; overflow-x: auto; }
+table.findings { font-size: .9rem; width: 100%; }
+table.findings td { vertical-align: top; }
+details { margin: .4rem 0; border-top: 1px solid #ddd; }
+details > summary { cursor: pointer; padding: .3rem 0; }
+details > summary h2 { display: inline; border: 0; font-size: 1.2rem; margin: 0; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr));
+        gap: 1rem 1.5rem; margin: 1rem 0 1.6rem; }
+.grid figure { width: auto; }
+.grid h4 { margin: 0 0 .3rem; font-size: .95rem; }
 h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
 h3 { margin-top: 1.6rem; }
 table { border-collapse: collapse; margin: .6rem 0 1.2rem; font-size: .85rem; }
@@ -50,7 +67,8 @@ def _inline(text: str) -> str:
 
 def _table(table: Table) -> str:
     numeric = table.numeric or tuple(False for _ in table.header)
-    parts = ["<table>"]
+    kind = html.escape(table.kind, quote=True)
+    parts = ['<div class="tw">' + (f'<table class="{kind}">' if kind else "<table>")]
     if table.caption:
         parts.append(f"<caption>{_inline(table.caption)}</caption>")
     parts.append("<thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in table.header))
@@ -61,7 +79,7 @@ def _table(table: Table) -> str:
             for c, n in zip(row, numeric, strict=False)
         )
         parts.append(f"<tr>{cells}</tr>")
-    parts.append("</tbody></table>")
+    parts.append("</tbody></table></div>")
     return "\n".join(parts)
 
 
@@ -72,11 +90,31 @@ def _png_width(data: bytes) -> int | None:
     return int.from_bytes(data[16:20], "big")
 
 
-def _figure(fig: Figure, root: Path) -> str:
+def compact_png(raw: bytes) -> bytes:
+    """``raw`` PNG re-encoded with an adaptive 256-colour palette (no dithering), or
+    ``raw`` itself when that is not smaller or the bytes are not an image."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            pal = im.convert("RGB").quantize(
+                colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+            )
+        buf = io.BytesIO()
+        pal.save(buf, format="PNG", optimize=False, compress_level=9)
+    except (OSError, ValueError):
+        return raw
+    out = buf.getvalue()
+    return out if len(out) < len(raw) else raw
+
+
+def _figure(fig: Figure, root: Path, *, fixed: bool = True) -> str:
     raw = (root / fig.png).read_bytes()
-    data = base64.b64encode(raw).decode("ascii")
+    data = base64.b64encode(compact_png(raw)).decode("ascii")
     alt = html.escape(fig.caption, quote=True)
-    width = _png_width(raw)
+    width = _png_width(raw) if fixed else None
     size = f' style="width:{width}px"' if width else ""
     return (
         f'<figure{size}><img alt="{alt}" src="data:image/png;base64,{data}">'
@@ -84,16 +122,31 @@ def _figure(fig: Figure, root: Path) -> str:
     )
 
 
+def _grid(grid: FigureGrid, root: Path) -> str:
+    titles = grid.titles or tuple("" for _ in grid.figures)
+    cells = [
+        "<div>" + (f"<h4>{_inline(t)}</h4>" if t else "") + _figure(f, root, fixed=False) + "</div>"
+        for t, f in zip(titles, grid.figures, strict=False)
+    ]
+    return '<div class="grid">' + "".join(cells) + "</div>"
+
+
 def render_html(doc: Document, root: Path) -> str:
     """Render ``doc`` to a standalone HTML page; figure files are read from ``root``."""
     body: list[str] = [f"<h1>{_inline(doc.title)}</h1>"]
-    in_figs = False
+    in_figs = in_details = False
     for block in doc.blocks:
         # consecutive figures share a wrapping row, so single-column figures sit side by side
         if isinstance(block, Figure) != in_figs:
             body.append('<div class="figs">' if not in_figs else "</div>")
             in_figs = not in_figs
-        if isinstance(block, Heading):
+        if isinstance(block, Heading) and block.level <= 2 and in_details:
+            body.append("</details>")
+            in_details = False
+        if isinstance(block, Heading) and block.collapse and block.level == 2:
+            body.append(f"<details><summary><h2>{_inline(block.text)}</h2></summary>")
+            in_details = True
+        elif isinstance(block, Heading):
             level = min(max(block.level, 1), 6)
             body.append(f"<h{level}>{_inline(block.text)}</h{level}>")
         elif isinstance(block, Paragraph):
@@ -105,10 +158,14 @@ def render_html(doc: Document, root: Path) -> str:
             body.append(_table(block))
         elif isinstance(block, Figure):
             body.append(_figure(block, root))
+        elif isinstance(block, FigureGrid):
+            body.append(_grid(block, root))
         elif isinstance(block, Code):
             body.append(f"<pre><code>{html.escape(block.text, quote=False)}</code></pre>")
     if in_figs:
         body.append("</div>")
+    if in_details:
+        body.append("</details>")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

@@ -95,7 +95,11 @@ class ReportOptions:
     even when metrics.parquet exists (the file is left unchanged). ``workers`` > 0 draws
     the figures in that many helper processes (``spawn``) while statistics are computed: a
     script doing so must guard its top level with ``if __name__ == "__main__":`` (the CLI
-    does; 0, the default, draws here).
+    does; 0, the default, draws here). ``screenshot`` opens ``report.html`` in headless
+    Chromium when one is installed (:mod:`emobench.report.browser`), saves the first
+    screen as ``report.png`` (linked from ``summary.md``) and warns about what a reader
+    would meet (console errors, figures not shown, the findings table below the first
+    screen, horizontal scroll).
 
     Construction normalises ``formats`` / ``prior`` to tuples and ``reference`` to a dict,
     and checks every value (unknown format, prior, rule or setting, counts below their
@@ -114,6 +118,7 @@ class ReportOptions:
     seed: int = 0
     recompute: bool = False
     workers: int = 0
+    screenshot: bool = False
 
     def __post_init__(self) -> None:
         from emobench.report.priors import get_prior

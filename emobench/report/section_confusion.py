@@ -87,7 +87,7 @@ def confusion_section(ctx: ReportContext, doc: Document) -> None:
                 ctx.fig_dir,
                 stem,
             )
-            doc.add(ctx.figure(written, f"{_cell_title(ctx, row)} (cell `{cid}`)."))
+            doc.add(ctx.figure(written, f"{_cell_title(ctx, row)}."))
         n_ds = ctx.cells.filter(pl.col("dataset") == ds).height
         if dropped or len(chosen) < n_ds:
             ctx.notes.append(

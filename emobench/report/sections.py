@@ -71,8 +71,13 @@ def intro(ctx: ReportContext, doc: Document) -> None:
             f"{n_models} model(s), dataset(s) {datasets}, {folds} fold(s)."
         ),
         Paragraph(
-            "Values are the mean over folds ± the sample std across folds (the DFEW/MAFW "
-            "convention: per-fold scores averaged, not pooled predictions). 95% CIs come from "
+            (
+                "One fold: values carry no ± (no spread across folds). "
+                if folds == 1
+                else "Values are the mean over folds ± the sample std across folds (the "
+                "DFEW/MAFW convention: per-fold scores averaged, not pooled predictions). "
+            )
+            + "95% CIs come from "
             f"a clip bootstrap ({table_n} resamples, as the run's metrics table was computed; "
             "for several folds, clips are resampled within each fold and the fold mean "
             f"recomputed); the report's own paired tests use {ctx.n_resamples} resamples. "

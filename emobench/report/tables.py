@@ -109,8 +109,8 @@ def overall_table(
 ) -> Table:
     """Overall metrics per cell: mean ± std over folds and the CI of macro-F1."""
     metrics = [m for m in OVERALL_METRICS if m in lookup.metrics_of("overall")]
-    header = ["model", "setting", "cell", "clips", "folds"]
-    numeric = [False, False, False, True, True]
+    header = ["model", "setting", "clips", "folds"]
+    numeric = [False, False, True, True]
     for m in metrics:
         header.append(metric_name(m))
         numeric.append(True)
@@ -123,7 +123,6 @@ def overall_table(
         cells = [
             str(row["model"]),
             setting_text(row, varying),
-            f"`{cid}`",
             str(row["n_clips"]),
             str(row["n_folds"]),
         ]
@@ -132,7 +131,10 @@ def overall_table(
             cells.append(fmt_mean_std(s))
             if m == "macro_f1":
                 cells.append(fmt_ci(s))
+        cells.append(f"`{cid}`")  # the id names the cell's files (predictions, caches)
         out_rows.append(tuple(cells))
+    header.append("cell")
+    numeric.append(False)
     return Table(tuple(header), tuple(out_rows), caption=caption, numeric=tuple(numeric))
 
 

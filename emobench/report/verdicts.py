@@ -70,6 +70,19 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A per-model number behind a statement, for the report's figures: the ``model``,
+    what was measured (``label``: a sampling, ``msce − none``), its estimate with 95% CI,
+    the model's ``role`` (``vlm``, ``vision-only``) and a ``mark`` (``order-invariant``)."""
+
+    model: str
+    label: str
+    estimate: Estimate
+    role: str = ""
+    mark: str = ""
+
+
+@dataclass(frozen=True)
 class Check:
     """One tested number of a statement: ``estimate`` (95% CI), the study's direction
     ``sign`` (+1: above 0), the two-sided ``p`` (None: untested), how it was obtained
@@ -106,6 +119,7 @@ class Statement:
     primary: tuple[object, ...] | None = None
     excluded: str | None = None
     note: str = ""
+    parts: tuple[Part, ...] = ()
 
     @property
     def observed(self) -> bool:
