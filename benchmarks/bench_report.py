@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=0, help="figure worker processes (default: 0)"
     )
+    parser.add_argument(
+        "--screenshot",
+        action="store_true",
+        help="also check report.html in headless Chromium and save report.png (as the CLI does)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print per-step timings")
     parser.add_argument("--strict", action="store_true", help="exit 1 when over 10 s")
     args = parser.parse_args(argv)
@@ -130,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         t0, c0 = time.perf_counter(), time.process_time()
         from emobench.report.build import ReportOptions, report_run
 
-        out = report_run(root, ReportOptions(workers=args.workers))
+        out = report_run(
+            root,
+            ReportOptions(workers=args.workers, screenshot=args.screenshot),
+            warn=lambda line: print(f"warning: {line}"),
+        )
         t_report = time.perf_counter() - t0
         c_report = time.process_time() - c0
         n_figs = len(list((out / "figures").glob("*.png")))

@@ -236,6 +236,9 @@ def compose(ctx: ReportContext, body: Document, *, screenshot: bool = False) -> 
                 tuple(titles.get(k, k) for k, _ in lead),
             )
         )
+    from emobench.report.section_paper import paper_blocks
+
+    doc.add(*paper_blocks(ctx))
     for block in rest:
         if isinstance(block, Heading) and block.level == 2:
             block = Heading(block.text, 2, collapse=True)
