@@ -228,7 +228,16 @@ def metric_lookup(metrics: pl.DataFrame) -> MetricLookup:
         raise ReportError(f"metrics table lacks columns {sorted(missing)}")
     agg = metrics.filter(pl.col("fold").is_null())
     cols = ["cell_id", "scope", "target", "metric", "value"]
-    extra = [c for c in ("std", "ci_lo", "ci_hi", "n_folds") if c in metrics.columns]
+    extra = [c for c in ("std", "ci_lo", "ci_hi") if c in metrics.columns]
+    # cells scored on one fold have no spread: their std is shown as none, not "± 0.000"
+    single = set(
+        metrics.filter(pl.col("fold").is_not_null())
+        .group_by("cell_id")
+        .agg(pl.col("fold").n_unique().alias("n"))
+        .filter(pl.col("n") <= 1)
+        .get_column("cell_id")
+        .to_list()
+    )
     out = MetricLookup()
     for row in agg.select(cols + extra).iter_rows(named=True):
         value = opt_float(row["value"])
@@ -237,8 +246,7 @@ def metric_lookup(metrics: pl.DataFrame) -> MetricLookup:
         key = (str(row["cell_id"]), str(row["scope"]), str(row["target"] or ""), row["metric"])
         out.stats[key] = Stat(
             value=value,
-            # one fold has no spread: no "± 0.000"
-            std=None if (row.get("n_folds") or 2) <= 1 else opt_float(row.get("std")),
+            std=None if row["cell_id"] in single else opt_float(row.get("std")),
             lo=opt_float(row.get("ci_lo")),
             hi=opt_float(row.get("ci_hi")),
         )
