@@ -104,3 +104,161 @@ def test_region_count_mismatch_is_one_line() -> None:
     with pytest.raises(CheckpointError, match="region tokens") as err:
         infer_config(rel, {**TINY_OPTS, "region_size": [1, 1, 2]}, None, "t")
     assert "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- the adapter
+
+DFEW_HEAD = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"]
+SMALL = {**TINY_OPTS, "image_size": 32, "frames": 8}
+TRAIN = {"epochs": 2, "patience": 10, "val_fraction": 0.25, "crt_epochs": 2, "batch_size": 4}
+
+
+def _ctx(tmp_path, labels, dataset="dfew", rebalancing="instance-balanced", n=12):
+    import polars as pl
+
+    from emobench.models.base import FitContext
+
+    rng = np.random.default_rng(0)
+    frames, rows = {}, []
+    for i in range(n):
+        c = i % len(labels)
+        x = rng.integers(0, 80, (int(rng.integers(8, 14)), 32, 32, 3))
+        x[..., c % 3] += 150
+        frames[f"c{i:02d}"] = x.astype(np.uint8)
+        rows.append({"clip_id": f"c{i:02d}", "label": labels[c], "n_frames": len(x)})
+
+    def load(model, sel):
+        return [frames[c] for c in sel["clip_id"]], list(range(sel.height))
+
+    warnings: list[str] = []
+    ctx = FitContext(
+        dataset=dataset, fold=1, seed=0, rebalancing=rebalancing, labels=list(labels),
+        train_index=pl.DataFrame(rows), checkpoint_dir=tmp_path / "ckpt",
+        device=torch.device("cpu"), train_options=TRAIN, load_frames=load,
+        load_features=None, warn=warnings.append, cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    return ctx, warnings
+
+
+def _clip(frames, i=0):
+    from emobench.models.base import ClipInput
+
+    return ClipInput(clip_id=f"t{i}", frames=frames, indices=np.arange(len(frames)), fps=25.0)
+
+
+def _model(argument, **options):
+    from emobench.models.registry import create_model
+
+    return create_model(f"maedfer:{argument}", {**SMALL, **options})
+
+
+def test_released_head_scores_come_out_in_the_runs_label_order(tmp_path: Path) -> None:
+    """Head index i is DFEW's official class i (1 Happy ... 7 Fear); the run's labels
+    (here alphabetical) pick their columns by name."""
+    ref = np.load(DATA / "maedfer_tiny_reference.npz")
+    labels = sorted(DFEW_HEAD)
+    model = _model(str(TINY))
+    ctx, _ = _ctx(tmp_path, labels)
+    model.fit(ctx)
+    scores = np.stack([o.scores for o in model.predict([_clip(f) for f in ref["frames"]])])
+    want = ref["logits_region"][:, [DFEW_HEAD.index(lb) for lb in labels]]
+    assert np.abs(_softmax(scores) - _softmax(want)).max() < 1e-4
+    info = model.describe()
+    assert info["head_classes"] == DFEW_HEAD and info["precision"] == "fp32"
+
+
+def test_classes_override_and_unknown_orders_are_one_line(tmp_path: Path) -> None:
+    from emobench.models.videovit import CheckpointError
+
+    ctx, _ = _ctx(tmp_path, ["anger", "happiness", "sadness"], dataset="synth")
+    with pytest.raises(CheckpointError, match="options.classes"):
+        _model(str(TINY)).fit(ctx)
+    order = ["anger", "happiness", "sadness", "neutral", "fear", "disgust", "surprise"]
+    model = _model(str(TINY), classes=["angry", "happy", "sad", "neutral", "fear",
+                                       "disgust", "surprise"])  # fmt: skip
+    ctx, warnings = _ctx(tmp_path, ["sadness", "anger", "happiness"], dataset="synth")
+    model.fit(ctx)
+    assert model._columns == [order.index(x) for x in ["sadness", "anger", "happiness"]]
+    assert len(warnings) == 1 and "left out" in warnings[0]
+
+
+def test_authors_test_protocol_averages_the_softmax_of_two_segments(tmp_path: Path) -> None:
+    """40 presented frames, every 4th (the checkpoint's sampling_rate) → 10 frames; the
+    two 8-frame windows start at 0 and 2; the score is log of their mean softmax."""
+    from emobench.models.maedfer.protocol import authors_views
+
+    assert [v.tolist() for v in authors_views(40, 4, 8, 2)] == [
+        [0, 4, 8, 12, 16, 20, 24, 28], [8, 12, 16, 20, 24, 28, 32, 36]]  # fmt: skip
+    assert [v.tolist() for v in authors_views(9, 4, 8, 2)] == [[0, 4, 8, 8, 8, 8, 8, 8]] * 2
+    frames = np.random.default_rng(3).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    model = _model(str(TINY), test_protocol="authors")
+    ctx, _ = _ctx(tmp_path, DFEW_HEAD)
+    model.fit(ctx)
+    score = model.predict([_clip(frames)])[0].scores
+    net, _ = _tiny_net()
+    with torch.no_grad():
+        views = torch.from_numpy(np.stack([frames[0:40:4][:8], frames[0:40:4][2:10]]))
+        p = torch.softmax(net(views).double(), -1).mean(0).numpy()
+    assert np.abs(np.exp(score) - p).max() < 1e-6
+    assert model.describe()["views"] == 2 and model.describe()["sampling_rate"] == 4
+
+
+def _pretrained(tmp_path: Path) -> Path:
+    from emobench.models.videovit import read_state_dict
+
+    tensors = read_state_dict(TINY, "t").tensors
+    enc = {f"encoder.{k}": v for k, v in tensors.items() if not k.startswith(("head", "fc_norm"))}
+    path = tmp_path / "pretrained.pth"
+    torch.save({"model": enc, "args": argparse.Namespace(input_size=32, num_frames=8,
+                lg_region_size=[2, 1, 2])}, path)  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("rebalancing", ["instance-balanced", "decoupled-crt"])
+def test_finetuning_from_the_pretrained_encoder_trains_and_is_reused(
+    tmp_path: Path, rebalancing: str
+) -> None:
+    from emobench.models.hfvideo import train as hvt
+
+    labels = ["anger", "happiness", "sadness"]
+    pre = _pretrained(tmp_path)
+    ctx, _ = _ctx(tmp_path, labels, dataset="synth", rebalancing=rebalancing)
+    model = _model(str(pre), finetune=True, lr=1e-3, batch_size=2, warmup_epochs=1)
+    model.fit(ctx)
+    assert model.history["epochs_run"] >= 1 and len(model.labels) == 3
+    steps = dict(hvt.OPTIMIZER_STEPS)
+    again = _model(str(pre), finetune=True, lr=1e-3, batch_size=2, warmup_epochs=1)
+    again.fit(ctx)
+    assert hvt.OPTIMIZER_STEPS == steps and again.describe()["finetuned_reused"]
+    frames = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    a, b = model.predict([_clip(frames)])[0].scores, again.predict([_clip(frames)])[0].scores
+    assert a.shape == (3,) and np.allclose(a, b)
+
+
+def test_layer_decay_follows_the_released_assignment() -> None:
+    from emobench.models.hfvideo.train import param_groups
+
+    net, _ = _tiny_net()
+    ids = net.layer_ids()
+    assert ids["patch_embed.proj.weight"] == 0 and ids["blocks.1.mlp.fc1.weight"] == 2
+    assert ids["lg_region_tokens"] == ids["head.weight"] == 3
+    groups = param_groups(net, 1.0, 0.5, 0.05)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert lr_of[id(net.patch_embed.proj.weight)] == 0.125
+    assert lr_of[id(net.head.weight)] == 1.0 and wd_of[id(net.lg_region_tokens)] == 0.0
+
+
+def test_missing_checkpoints_are_one_error_line(tmp_path: Path) -> None:
+    from emobench.errors import EmobenchError
+
+    for arg in (str(tmp_path / "nope.pth"), str(tmp_path / "fold{fold}" / "ckpt.pth")):
+        with pytest.raises(EmobenchError) as err:
+            _model(arg)
+        assert "\n" not in str(err.value) and "maedfer:" in str(err.value)
+    (tmp_path / "fold2").mkdir()
+    (tmp_path / "fold2" / "ckpt.pth").write_bytes(TINY.read_bytes())
+    model = _model(str(tmp_path / "fold{fold}" / "ckpt.pth"))  # fold 2 exists: builds
+    ctx, _ = _ctx(tmp_path, DFEW_HEAD)  # fold 1 is asked for
+    with pytest.raises(EmobenchError, match="fold1"):
+        model.fit(ctx)

@@ -225,7 +225,7 @@ _BLOCK = re.compile(r"(?:encoder\.)?layers?\.(\d+)\.")
 #: the backbone's embeddings: ``<backbone>.embeddings.`` or ``<backbone>.encoder.embeddings.``
 _EMBEDDINGS = re.compile(r"(?:encoder\.)?embeddings\.")
 #: parameters without weight decay besides biases and norms (ViT fine-tuning practice)
-_NO_DECAY = ("cls_token", "position_embeddings", "time_embeddings", "mask_token")
+_NO_DECAY = ("cls_token", "position_embeddings", "time_embeddings", "mask_token", "region_tokens")
 
 
 def warmup_cosine(
@@ -246,7 +246,9 @@ def warmup_cosine(
 def layer_ids(net: nn.Module) -> dict[str, int]:
     """Depth of every parameter of a VideoClassifier for layer-wise lr decay: 0 for the
     backbone's embeddings, ``i + 1`` for its block ``i``, ``L + 1`` for everything after
-    the ``L`` blocks (final norm, pooler, classifier)."""
+    the ``L`` blocks (final norm, pooler, classifier); a network's own ``layer_ids()`` wins."""
+    if callable(getattr(net, "layer_ids", None)):  # e.g. maedfer:'s LGI-Former
+        return net.layer_ids()
     hf = net.hf
     prefix = f"hf.{hf.base_model_prefix}."
     n = int(getattr(hf.config, "num_hidden_layers", 0))
