@@ -229,7 +229,7 @@ def test_finetuning_from_the_pretrained_encoder_trains_and_is_reused(
     steps = dict(hvt.OPTIMIZER_STEPS)
     again = _model(str(pre), finetune=True, lr=1e-3, batch_size=2, warmup_epochs=1)
     again.fit(ctx)
-    assert hvt.OPTIMIZER_STEPS == steps and again.describe()["finetuned_reused"]
+    assert steps == hvt.OPTIMIZER_STEPS and again.describe()["finetuned_reused"]
     frames = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     a, b = model.predict([_clip(frames)])[0].scores, again.predict([_clip(frames)])[0].scores
     assert a.shape == (3,) and np.allclose(a, b)

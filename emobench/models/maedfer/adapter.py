@@ -200,7 +200,8 @@ class MAEDFERModel(ClipModel):
             "config": self._info["config"], "train": cfg.to_dict(), "lr": lr,
             "options": o.model_dump(exclude={"reuse_checkpoints", "preload_max_gb"}),
         }  # fmt: skip
-        path = Path(ctx.checkpoint_dir) / f"maedfer-{ctx.rebalancing}-{recipe_hash(recipe)}.safetensors"
+        stem = f"maedfer-{ctx.rebalancing}-{recipe_hash(recipe)}"
+        path = Path(ctx.checkpoint_dir) / f"{stem}.safetensors"
         meta = load_finetuned(net, path, ctx.warn) if o.reuse_checkpoints else None
         self._info.update(finetuned=path.name, finetuned_reused=meta is not None)
         if meta is not None:
