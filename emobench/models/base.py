@@ -62,6 +62,9 @@ class FitContext:
     #: clip id → a token of that clip's media, decoder and code version: a model that keeps
     #: per-clip artefacts of its own (e.g. frozen features) keys them by it
     media_token: Callable[[str], str] = lambda clip_id: ""
+    #: clip id → the clip's media path, for any clip of the dataset ("" when unknown): a
+    #: model that reads more than the decoded frames (``hicmae:``'s audio track) opens it
+    clip_path: Callable[[str], str] = lambda clip_id: ""
 
 
 class FrameFeatureModel(ABC):

@@ -630,6 +630,7 @@ class Engine:
             media_token=lambda cid: self.media.artefact_key(
                 file_token(str(paths.get(cid, "")), mode) if cid in paths else "unknown"
             ),
+            clip_path=lambda cid: str(paths.get(cid, "")),
         )
         model.fit(ctx)
         return model, scorer
