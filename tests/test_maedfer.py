@@ -262,3 +262,66 @@ def test_missing_checkpoints_are_one_error_line(tmp_path: Path) -> None:
     ctx, _ = _ctx(tmp_path, DFEW_HEAD)  # fold 1 is asked for
     with pytest.raises(EmobenchError, match="fold1"):
         model.fit(ctx)
+
+
+def test_engine_runs_the_released_head_with_both_test_protocols(tmp_path: Path) -> None:
+    from conftest import make_synth
+
+    from emobench.config import validate_config
+    from emobench.results import RunFolder
+    from emobench.runner.execute import Engine
+
+    root = make_synth(
+        tmp_path / "synth", profile="uniform:anger,happiness,sadness", n_train=6, n_test=4,
+        n_train_subjects=2, seed=4,
+    )  # fmt: skip
+    classes = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"]
+    opts = {**SMALL, "classes": classes}
+    cfg = validate_config(
+        {
+            "name": "maedfer",
+            "datasets": [{"name": "synth", "root": str(root)}],
+            "models": [
+                {"adapter": f"maedfer:{TINY}", "name": "resample", "options": opts},
+                {
+                    "adapter": f"maedfer:{TINY}",
+                    "name": "authors",
+                    "options": {**opts, "test_protocol": "authors"},
+                },
+            ],  # fmt: skip
+            "sweep": {"sampler": ["uniform:8", "dense"]},
+            "cache": {"dir": str(tmp_path / "cache")},
+            "video": {"backend": "pyav"},
+            "device": "cpu",
+            "metrics": {"n_resamples": 0},
+        }
+    )
+    engine = Engine(cfg, tmp_path / "run", progress=False)
+    engine.load_datasets()
+    engine.execute()
+    run = RunFolder(tmp_path / "run")
+    preds = run.read_predictions()
+    cols = [c for c in preds.columns if c.startswith("score:")]
+    assert len(cols) == 3 and preds.height == 2 * 2 * 4
+    assert np.isfinite(preds.select(cols).to_numpy()).all()
+    infos = [f["1"] for f in run.read_manifest()["cell_info"].values()]
+    assert {i["test_protocol"] for i in infos} == {"resample", "authors"}
+    assert all(i["views"] == (8 if i["test_protocol"] == "authors" else 4) for i in infos)
+
+
+def test_paper_preset_dry_run_names_the_missing_checkpoint(tmp_path: Path) -> None:
+    from test_presets import make_dfew, runner
+
+    from emobench.cli import app
+
+    root = make_dfew(tmp_path / "DFEW")
+    args = ["run", "paper-shuffle-dfew", "--set", f"datasets.0.root={root}", "--dry-run"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "o1")], terminal_width=250)
+    assert res.exit_code == 0, res.output
+    assert "missing: mae-dfer: maedfer:weights/MAE-DFER/dfew/fold{fold}/" in res.output
+    for f in range(1, 6):
+        (tmp_path / f"fold{f}.pth").write_bytes(TINY.read_bytes())
+    where = f'models.6.adapter="maedfer:{tmp_path}/fold{{fold}}.pth"'
+    res = runner.invoke(app, [*args, "--set", where, "--out", str(tmp_path / "o2")],
+                        terminal_width=250)  # fmt: skip
+    assert res.exit_code == 0 and "missing: mae-dfer" not in res.output, res.output

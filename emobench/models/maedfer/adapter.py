@@ -71,7 +71,11 @@ class MAEDFERModel(ClipModel):
         self.opts: MAEDFEROptions = parse_options(f"maedfer:{argument}", MAEDFEROptions, options)
         missing = missing_folds(argument)
         if missing is not None and len(missing) == 5:
-            raise CheckpointError(f"{self._where}: no checkpoint for any of folds 1-5")
+            first = argument.replace("{fold}", "1")
+            raise CheckpointError(
+                f"{self._where}: no checkpoint for any of folds 1-5 (e.g. {first}): give "
+                "the released per-fold checkpoints' path with {fold} for the fold number"
+            )
         if missing is None:
             resolve_checkpoint(argument, None, self._where)  # a missing file: one line now
         self.frame_size = self.opts.image_size or RELEASED["image_size"]
