@@ -80,6 +80,16 @@ class HiCMAEModel(ClipModel):
         self._training: dict[str, Any] = {}
         self.history: dict[str, Any] = {}
         self.reset_stats()
+        self._check_exists()
+
+    def _check_exists(self) -> None:
+        """A missing checkpoint is one line when the model is built (``--dry-run`` lists it)."""
+        if "{fold}" not in self.name:
+            self._path(0)
+        elif not any(
+            Path(self.name.replace("{fold}", str(i))).expanduser().is_file() for i in range(11)
+        ):
+            raise HiCMAEError(f"{self._where}: no checkpoint file for any fold (0-10)")
 
     @property
     def _where(self) -> str:
