@@ -204,8 +204,11 @@ class HiCMAEModel(ClipModel):
 
     def _fit_finetune(self, ctx: FitContext, tensors: dict[str, Any]) -> None:
         from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
-        from emobench.models.hfvideo.train import ClipStore, FinetuneSettings
-        from emobench.models.hicmae.train import finetune
+        from emobench.models.hfvideo.train import (
+            ClipStore,
+            FinetuneSettings,
+            finetune,  # numbers layers by net.layer_ids()
+        )
         from emobench.models.training import TrainConfig
 
         if ctx.train_index is None or ctx.train_index.height < 2:
