@@ -35,6 +35,7 @@ h1 { border-bottom: 2px solid #0072B2; padding-bottom: .3rem; font-size: 1.5rem;
 .tw { max-width: 100%; overflow-x: auto; }
 table.findings { font-size: .9rem; width: 100%; }
 table.findings td { vertical-align: top; }
+table.findings th { white-space: nowrap; }
 details { margin: .4rem 0; border-top: 1px solid #ddd; }
 details > summary { cursor: pointer; padding: .3rem 0; }
 details > summary h2 { display: inline; border: 0; font-size: 1.2rem; margin: 0; }

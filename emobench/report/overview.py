@@ -212,7 +212,7 @@ def compose(ctx: ReportContext, body: Document, *, screenshot: bool = False) -> 
         Paragraph(
             "Effect: the primary comparison's Δ UAR (or ρ, or a density curve's rise to its "
             "peak and fall after it) with its 95% CI; adjusted p: Holm within the finding. "
-            "Every comparison, with its numbers, is under *Findings in detail*."
+            "Every comparison, with its numbers, is under \"Findings in detail\"."
         ),
     )
     if screenshot:
