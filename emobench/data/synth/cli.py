@@ -48,6 +48,12 @@ def generate_synth(
     ),
     seed: int = typer.Option(0, help="Master seed: same seed and version, same dataset."),
     crf: int = typer.Option(20, help="H.264 quality (x264 CRF, lower = better, 0–51)."),
+    audio: str = typer.Option(
+        "none",
+        help="Audio track in each mp4: none (video only), tone (16 kHz tone whose pitch "
+        "follows the expression: a base pitch per subject, shifted per emotion as the "
+        "expression rises and falls) or silence.",
+    ),
     workers: int = typer.Option(2, help="Processes that render and encode clips."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a different synth dataset already in --out."
@@ -80,6 +86,7 @@ def generate_synth(
             n_test_subjects=n_test_subjects,
             seed=seed,
             crf=crf,
+            audio=audio,
         )
         start = time.perf_counter()
         generate(cfg, out, progress=progress, workers=workers, overwrite=overwrite)

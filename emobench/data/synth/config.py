@@ -10,6 +10,7 @@ from emobench.data.synth.profiles import parse_profile
 
 X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"]
 X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
+SynthAudio = Literal["none", "tone", "silence"]
 
 #: On top of ``veryfast``: diamond motion search, fastest subpixel refinement, short
 #: lookahead, no partitions. About 45% less encoder work at the same file size for these
@@ -54,6 +55,11 @@ class SynthConfig(BaseModel):
     preset: X264Preset = Field("veryfast", description="x264 speed preset")
     x264_params: str = Field(
         X264_SPEED_PARAMS, description="extra x264 options on top of the preset ('' for none)"
+    )
+    audio: SynthAudio = Field(
+        "none",
+        description="audio track: none (video only, as before), tone (a pitch that follows "
+        "the expression, see emobench.data.synth.audio) or silence",
     )
 
     @model_validator(mode="after")

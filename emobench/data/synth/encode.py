@@ -39,8 +39,12 @@ def encode_h264(
     crf: int = 20,
     preset: str = "veryfast",
     x264_params: str = X264_SPEED_PARAMS,
+    audio: np.ndarray | None = None,
 ) -> None:
     """Write (T, 3H/2, W) ``yuv420p`` frames as an H.264 mp4, atomically (temp + rename).
+
+    ``audio`` (float samples, see :mod:`emobench.data.synth.audio`) adds a FLAC track to
+    the same file; without it the file has no audio stream and the same bytes as before.
 
     One encoder thread, fixed options and fixed instruction sets (:func:`x264_cpu_params`)
     make the stream reproducible, and the same on every CPU. Frames are filled
@@ -59,6 +63,11 @@ def encode_h264(
         options = {"preset": preset, "crf": str(crf), "threads": "1"}
         options["x264-params"] = ":".join(p for p in (x264_params, x264_cpu_params()) if p)
         stream.options = options
+        track = None
+        if audio is not None:
+            from emobench.data.synth.audio import add_audio_stream
+
+            track = add_audio_stream(container)
         for i, packed in enumerate(yuv):
             frame = av.VideoFrame(width, height, "yuv420p")
             chroma = packed[height:].reshape(2, h2, w2)
@@ -69,6 +78,10 @@ def encode_h264(
             frame.pts = i
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
+        if track is not None:
+            from emobench.data.synth.audio import mux_audio
+
+            mux_audio(container, track, audio)
 
 
 def _encoder_info() -> dict[str, Any]:

@@ -95,6 +95,15 @@ def clip_timeline(
     return make_timeline(plan.label, n_frames, cfg.fps, plan.micro, rng, _distractors(cfg))
 
 
+def _audio_track(cfg: SynthConfig, plan: ClipPlan, tl: ClipTimeline) -> np.ndarray | None:
+    """The clip's audio samples for ``cfg.audio`` (None when it is ``none``)."""
+    if cfg.audio == "none":
+        return None
+    from emobench.data.synth.audio import base_pitch, clip_track
+
+    return clip_track(cfg.audio, plan.label, tl, base_pitch(cfg.seed, plan.subject), cfg.fps)
+
+
 def build_clip(
     cfg: SynthConfig, plan: ClipPlan, videos: Path | None
 ) -> tuple[dict[str, Any], np.ndarray]:
@@ -111,7 +120,8 @@ def build_clip(
             yuv = render_yuv420p(
                 identity, tl.aus, cfg.size, tl.poses, tl.illums, rng=rng, noise=tl.noise
             )
-            encode_h264(path, yuv, cfg.fps, cfg.crf, cfg.preset, cfg.x264_params)
+            track = _audio_track(cfg, plan, tl)
+            encode_h264(path, yuv, cfg.fps, cfg.crf, cfg.preset, cfg.x264_params, track)
     row = {
         "clip_id": plan.clip_id,
         "path": f"{VIDEOS}/{plan.clip_id}.mp4",
@@ -235,13 +245,17 @@ def _run_checked(
 # ----------------------------------------------------------------------------- writing
 
 
+#: Config fields left out of ``synth.json`` at these values (options added after datasets
+#: were generated without them: such a folder still matches the config that made it).
+_OMITTED_AT: dict[str, Any] = {"audio": "none"}
+
+
 def _manifest(cfg: SynthConfig) -> dict[str, Any]:
     """What identifies a dataset: generator, version and config."""
-    return {
-        "generator": "emobench.data.synth",
-        "version": GENERATOR_VERSION,
-        "config": cfg.model_dump(),
+    config = {
+        k: v for k, v in cfg.model_dump().items() if k not in _OMITTED_AT or v != _OMITTED_AT[k]
     }
+    return {"generator": "emobench.data.synth", "version": GENERATOR_VERSION, "config": config}
 
 
 def manifest_drift(cfg: SynthConfig, out: Path) -> str | None:
@@ -261,8 +275,10 @@ def manifest_drift(cfg: SynthConfig, out: Path) -> str | None:
         diffs.append(f"generator version {old.get('version')} (now {want['version']})")
     have = old.get("config") or {}
     for key, value in want["config"].items():
-        if have.get(key) != value:
-            diffs.append(f"{key}={have.get(key)!r} (now {value!r})")
+        if have.get(key, _OMITTED_AT.get(key)) != value:
+            diffs.append(f"{key}={have.get(key, _OMITTED_AT.get(key))!r} (now {value!r})")
+    for key in sorted(have.keys() - want["config"].keys()):  # e.g. made with audio, now not
+        diffs.append(f"{key}={have[key]!r} (now {_OMITTED_AT.get(key)!r})")
     if not diffs:
         return None
     return (
@@ -372,6 +388,10 @@ def _write_tables(
         "fold1_counts": {s: dict(c) for s, c in counts.items()},
         "encoder": _encoder_info(),
     }
+    if cfg.audio != "none":
+        from emobench.data.synth.audio import audio_info
+
+        manifest["audio"] = audio_info(cfg.audio)
     _write_atomic(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2)))
     _write_atomic(out / ANNOTATIONS, lambda p: ann.write_csv(p))  # last: marks completion
 

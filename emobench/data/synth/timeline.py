@@ -48,6 +48,7 @@ class ClipTimeline:
     micro: bool
     intensity: float
     distractor: str | None  # the weak background expression's class, if any
+    envelope: np.ndarray  # (T,) float32 in [0, 1]: the target expression's share per frame
 
     @property
     def n_frames(self) -> int:
@@ -213,4 +214,5 @@ def make_timeline(
         micro=micro,
         intensity=intensity,
         distractor=distractor,
+        envelope=np.asarray(env, np.float32),
     )
