@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from emobench.data.synth.profiles import parse_profile
 
@@ -26,6 +26,11 @@ X264_SPEED_PARAMS = "me=dia:subme=1:rc-lookahead=5:partitions=none"
 #: three tail classes (surprise, fear, disgust: 68, 45, 30 training clips, < 0.2 x
 #: neutral's 359) and, with 520 natural test clips, 36, 23 and 16 test clips of them.
 QUICKSTART: dict[str, Any] = {"profile": "exp:12", "n_test": 520}
+
+#: Fields added after datasets were generated without them, and the value that reproduces
+#: those datasets: at that value a field is left out of ``model_dump()`` (and so of
+#: ``synth.json``), and such a folder still matches the config that made it.
+OMITTED_AT: dict[str, Any] = {"audio": "none"}
 
 
 class SynthConfig(BaseModel):
@@ -82,6 +87,12 @@ class SynthConfig(BaseModel):
                     f"{name}={getattr(self, name)} is below the {k} classes of {self.profile!r}"
                 )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Every field, less those at their :data:`OMITTED_AT` value."""
+        data = handler(self)
+        return {k: v for k, v in data.items() if k not in OMITTED_AT or v != OMITTED_AT[k]}
 
     @classmethod
     def quickstart(cls) -> SynthConfig:

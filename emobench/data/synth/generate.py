@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import polars as pl
 
-from emobench.data.synth.config import X264_PRESETS, X264_SPEED_PARAMS, SynthConfig, X264Preset
+from emobench.data.synth.config import (
+    OMITTED_AT,
+    X264_PRESETS,
+    X264_SPEED_PARAMS,
+    SynthConfig,
+    X264Preset,
+)
 from emobench.data.synth.encode import _encoder_info, encode_h264, x264_cpu_params
 from emobench.data.synth.plan import (
     ClipPlan,
@@ -245,17 +251,14 @@ def _run_checked(
 # ----------------------------------------------------------------------------- writing
 
 
-#: Config fields left out of ``synth.json`` at these values (options added after datasets
-#: were generated without them: such a folder still matches the config that made it).
-_OMITTED_AT: dict[str, Any] = {"audio": "none"}
-
-
 def _manifest(cfg: SynthConfig) -> dict[str, Any]:
-    """What identifies a dataset: generator, version and config."""
-    config = {
-        k: v for k, v in cfg.model_dump().items() if k not in _OMITTED_AT or v != _OMITTED_AT[k]
+    """What identifies a dataset: generator, version and config (its ``model_dump``, which
+    leaves out fields at their :data:`~emobench.data.synth.config.OMITTED_AT` value)."""
+    return {
+        "generator": "emobench.data.synth",
+        "version": GENERATOR_VERSION,
+        "config": cfg.model_dump(),
     }
-    return {"generator": "emobench.data.synth", "version": GENERATOR_VERSION, "config": config}
 
 
 def manifest_drift(cfg: SynthConfig, out: Path) -> str | None:
@@ -275,10 +278,10 @@ def manifest_drift(cfg: SynthConfig, out: Path) -> str | None:
         diffs.append(f"generator version {old.get('version')} (now {want['version']})")
     have = old.get("config") or {}
     for key, value in want["config"].items():
-        if have.get(key, _OMITTED_AT.get(key)) != value:
-            diffs.append(f"{key}={have.get(key, _OMITTED_AT.get(key))!r} (now {value!r})")
+        if have.get(key, OMITTED_AT.get(key)) != value:
+            diffs.append(f"{key}={have.get(key, OMITTED_AT.get(key))!r} (now {value!r})")
     for key in sorted(have.keys() - want["config"].keys()):  # e.g. made with audio, now not
-        diffs.append(f"{key}={have[key]!r} (now {_OMITTED_AT.get(key)!r})")
+        diffs.append(f"{key}={have[key]!r} (now {OMITTED_AT.get(key)!r})")
     if not diffs:
         return None
     return (
