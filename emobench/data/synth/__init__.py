@@ -7,10 +7,12 @@ Ground truth is total: label, subject, onset/apex/offset, micro flag and per-fra
 
 On-disk layout of a generated dataset ``<out>``::
 
-    <out>/videos/<clip_id>.mp4   H.264 (libx264, yuv420p), size×size, cfg.fps
+    <out>/videos/<clip_id>.mp4   H.264 (libx264, yuv420p), size×size, cfg.fps; with
+                                 cfg.audio tone/silence also a 16 kHz FLAC track (:mod:`.audio`)
     <out>/annotations.csv        one row per (clip, fold); written last
     <out>/au_frames.parquet      clip_id, frame, AU01 … AU45 (Float32): the AUs rendered
-    <out>/synth.json             generator version, the SynthConfig, counts, encoder
+    <out>/synth.json             generator version, the SynthConfig (``audio`` only when not
+                                 none), counts, encoder, and ``audio`` (codec, rate) with a track
     <out>/.synth-partial.json    only while a generation is unfinished
 
 ``annotations.csv`` columns: ``clip_id``, ``path`` (relative to ``<out>``), ``label``
