@@ -200,9 +200,11 @@ def test_tone_is_deterministic(sets, tmp_path):
 # ------------------------------------------------------------------ hicmae audio-visual run
 
 
-def test_hicmae_audio_visual_run_scores_every_test_clip(sets, tmp_path):
+@pytest.mark.parametrize("finetune", [False, True])
+def test_hicmae_audio_visual_run_scores_every_test_clip(sets, tmp_path, finetune):
     """``emobench run`` of a TOML config whose ``[datasets.generate]`` table asks for tone
-    tracks (the folder holds that set already, one test clip stripped of its track)."""
+    tracks (the folder holds that set already, one test clip stripped of its track): the
+    released head as is, or fine-tuned for one epoch on the training clips' tracks."""
     pytest.importorskip("torch")
     from typer.testing import CliRunner
 
@@ -216,6 +218,11 @@ def test_hicmae_audio_visual_run_scores_every_test_clip(sets, tmp_path):
     shutil.copyfile(sets["none"] / mute, root / mute)
     generate = {**_make_synth_defaults(), **SMALL, "audio": "tone"}
     table = "\n".join(f"{k} = {json.dumps(v)}" for k, v in generate.items())
+    opts = (
+        "finetune = true\nepochs = 1\nbatch_size = 2"
+        if finetune
+        else f"finetune = false\nclasses = {json.dumps(list(DFEW_HEAD))}"
+    )
     config = tmp_path / "av.toml"
     config.write_text(
         f"""name = "hicmae-av"
@@ -234,8 +241,7 @@ name = "hicmae-av"
 
 [models.options]
 modality = "audio-visual"
-finetune = false
-classes = {json.dumps(list(DFEW_HEAD))}
+{opts}
 heads = 2
 frame_size = 32
 num_frames = 4
@@ -264,4 +270,6 @@ n_resamples = 0
     assert len(score_cols) == 3 and np.isfinite(preds.select(score_cols).to_numpy()).all()
     infos = [f["1"] for f in run.read_manifest()["cell_info"].values()]
     assert len(infos) == 1 and infos[0]["modality"] == "audio-visual"
-    assert infos[0]["no_audio"] == 1
+    assert infos[0]["no_audio"] == 1  # the stripped test clip; every training clip had one
+    if finetune:
+        assert infos[0]["training"]["epochs_run"] == 1
