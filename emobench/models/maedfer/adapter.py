@@ -34,7 +34,7 @@ from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
 from emobench.models.chat import value_summary
 from emobench.models.checkpoint import recipe_hash
 from emobench.models.maedfer.checkpoint import RELEASED, missing_folds, resolve_checkpoint
-from emobench.models.maedfer.options import BASE_LR_PER_256, MAEDFEROptions
+from emobench.models.maedfer.options import MAEDFEROptions
 from emobench.models.registry import parse_options, register_model
 from emobench.models.videovit import CheckpointError
 
@@ -193,7 +193,7 @@ class MAEDFERModel(ClipModel):
         if o.epochs is not None:
             settings_in["epochs"] = o.epochs
         cfg = TrainConfig(**{**settings_in, "seed": ctx.seed, "device": str(ctx.device)})
-        lr = o.lr or BASE_LR_PER_256 * o.batch_size * o.grad_accum / 256
+        lr = o.finetune_lr()
         train = ctx.train_index.sort("clip_id")
         data = hashlib.sha256(
             train.select(["clip_id", "label", "n_frames"]).write_csv().encode()

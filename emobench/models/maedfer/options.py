@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from emobench.settings import Bool, Float, Int, PositiveInt, StrictModel, check_train
-
-#: the released fine-tuning's base learning rate, per 256 clips of effective batch
-#: (``lr = 1e-3 · batch / 256``, the VideoMAE scaling rule the released scripts use)
-BASE_LR_PER_256 = 1e-3
+from emobench.models.vit_finetune_options import BASE_LR_PER_256, ViTFinetuneOptions
+from emobench.settings import Bool, Float, Int, PositiveInt
 
 
-class MAEDFEROptions(StrictModel):
+class MAEDFEROptions(ViTFinetuneOptions):
     """``[models.options]`` of ``maedfer:<checkpoint file or folder>``.
 
     ``finetune``: false (default) evaluates the released fine-tuned head as is, one
@@ -39,8 +36,6 @@ class MAEDFEROptions(StrictModel):
     """
 
     finetune: Bool = False
-    classes: list[str] | None = None
-    heads: PositiveInt | None = None
     image_size: Annotated[Int, Field(ge=8, le=1024)] | None = None
     frames: PositiveInt | None = None
     region_size: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] | None = None
@@ -48,35 +43,7 @@ class MAEDFEROptions(StrictModel):
     test_protocol: Literal["resample", "authors"] = "resample"
     sampling_rate: PositiveInt | None = None
     test_segments: PositiveInt = 2
-    lr: Annotated[Float, Field(gt=0)] | None = None
-    epochs: PositiveInt | None = None
-    batch_size: PositiveInt = 8
-    grad_accum: PositiveInt = 1
-    layer_decay: Annotated[Float, Field(gt=0, le=1)] = 0.75
-    warmup_epochs: Annotated[Int, Field(ge=0)] = 5
-    drop_path: Annotated[Float, Field(ge=0, lt=1)] = 0.1
     init_scale: Annotated[Float, Field(ge=0)] = 1e-3
-    dtype: Literal["auto", "float32"] = "auto"
-    reuse_checkpoints: Bool = True
-    preload_max_gb: Annotated[Float, Field(ge=0)] = 4.0
-    train: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("train")
-    @classmethod
-    def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return check_train(v)
-
-    @field_validator("classes")
-    @classmethod
-    def _classes(cls, v: list[str] | None) -> list[str] | None:
-        if v is None:
-            return v
-        from emobench.labels import canonical
-
-        names = [canonical(c) for c in v]
-        if len(set(names)) != len(names) or len(names) < 2:
-            raise ValueError("classes must name at least 2 distinct emotions")
-        return names
 
     def shape_options(self) -> dict[str, Any]:
         """The options :func:`~emobench.models.maedfer.checkpoint.infer_config` reads."""
