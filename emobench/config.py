@@ -294,7 +294,7 @@ class MetricsConfig(_Strict):
     tail: Float | None = Field(
         None, gt=0, description="tail threshold (default: 0.2 x largest, or 20 clips if absolute)"
     )
-    n_resamples: Int = Field(1000, ge=0)
+    n_resamples: Int = Field(1000, ge=0, le=100_000)
     seed: Seed = 0
 
 

@@ -135,6 +135,20 @@ def test_report_negative_seed(small_run: Path, tmp_path: Path) -> None:
     assert "seed" in line and "-1" in line
 
 
+@pytest.mark.parametrize("n", ["9" * 23, "100001"])
+def test_report_resamples_beyond_what_fits(small_run: Path, tmp_path: Path, n: str) -> None:
+    args = _report(small_run, tmp_path / "rep")
+    args[args.index("--resamples") + 1] = n
+    line = one_error_line(args)
+    assert "n_resamples must be in 1..100000" in line and n in line
+
+
+def test_config_resamples_beyond_what_fits(synth: Path, tmp_path: Path) -> None:
+    cfg = _config(tmp_path / "c.toml", synth)
+    line = one_error_line(["run", str(cfg), "--dry-run", "--set", "metrics.n_resamples=200000"])
+    assert "n_resamples" in line and "100000" in line
+
+
 def test_report_reference_value_no_cell_has(small_run: Path, tmp_path: Path) -> None:
     line = one_error_line(_report(small_run, tmp_path / "rep", "--reference", "order=backwards"))
     assert "order=backwards" in line and "original, shuffle" in line

@@ -13,6 +13,10 @@ from typing import Any
 
 from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_PRIORS, DEFAULT_REPORT_RESAMPLES
 
+#: Most bootstrap resamples (``--resamples``, ``[metrics] n_resamples``): enough for a
+#: p-value of 1e-5, and resamples × clips values still fit in memory.
+MAX_RESAMPLES = 100_000
+
 #: Report outputs besides the figures: ``md`` (summary.md) and ``html`` (report.html).
 FORMATS: tuple[str, ...] = ("md", "html")
 
@@ -139,8 +143,11 @@ class ReportOptions:
             from emobench.metrics import get_rule
 
             get_rule(self.rule)
-        if self.n_resamples < 1:
-            raise _error(f"n_resamples must be >= 1 (got {self.n_resamples})")
+        if not 1 <= self.n_resamples <= MAX_RESAMPLES:
+            raise _error(
+                f"n_resamples must be in 1..{MAX_RESAMPLES} (got {self.n_resamples}); "
+                "a bootstrap holds resamples × clips values in memory"
+            )
         if self.max_confusion < 0:
             raise _error(f"max_confusion must be >= 0 (got {self.max_confusion})")
         if self.seed < 0:  # numpy's generators take non-negative seeds only
