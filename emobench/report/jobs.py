@@ -44,39 +44,11 @@ def default_workers() -> int:
     return 0 if n < 2 else min(2, n - 2) if n >= 4 else 1
 
 
-#: Seconds between a worker's checks that its parent is alive (where prctl is missing).
-PARENT_POLL_S = 0.5
-
-
-def _die_with_parent(parent: int) -> None:
-    """Make this worker process end when process ``parent`` does (see the module doc)."""
-    import signal
-    import sys
-    import threading
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL_S)
-        os._exit(1)
-
-    if os.getppid() != parent:  # the parent died before the hook was in place
-        os._exit(1)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def _init_worker(parent: int) -> None:
     """Worker initializer: tie the worker's life to the report's, then warm matplotlib."""
-    _die_with_parent(parent)
+    from emobench.lifecycle import die_with_parent
+
+    die_with_parent(parent)
     _warm()
 
 

@@ -132,8 +132,16 @@ def _processes(n: int) -> Executor:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn: a fork of a process running torch/decoder threads is not safe
-    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+    from emobench.lifecycle import die_with_parent
+
+    # spawn: a fork of a process running torch/decoder threads is not safe; the workers
+    # die with this process, even under SIGKILL
+    return ProcessPoolExecutor(
+        n,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def _finish_process(value: tuple[Decoded, dict[str, Any]]) -> Decoded:

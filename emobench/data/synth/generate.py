@@ -11,6 +11,7 @@ which makes the decoded frames reproducible for a given library build.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -152,12 +153,16 @@ def _work(job: tuple[SynthConfig, ClipPlan, str | None]) -> tuple[int, dict[str,
     return plan.number, row, aus
 
 
-def _worker_init() -> None:
-    """Make a worker process keep freed memory for reuse (glibc only; else a no-op).
+def _worker_init(parent: int) -> None:
+    """Tie a worker's life to the generating process (:mod:`emobench.lifecycle`) and make
+    it keep freed memory for reuse (glibc only; else a no-op).
 
     Rendering allocates many short-lived arrays of a few hundred KB; by default glibc maps
     and unmaps each of them, and the page faults cost about a third of the render time.
     """
+    from emobench.lifecycle import die_with_parent
+
+    die_with_parent(parent)
     try:
         import ctypes
 
@@ -187,6 +192,7 @@ def _run(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
+        initargs=(os.getpid(),),
     )
     try:
         yield from pool.map(_work, jobs, chunksize=2)
