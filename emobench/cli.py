@@ -104,7 +104,8 @@ def run(
         def launch() -> None:
             import os
 
-            from emobench.runner.distributed import DistributedError, launch_local
+            from emobench.runner.distributed import DistributedError
+            from emobench.runner.launcher import launch_local
 
             if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
                 raise DistributedError(

@@ -29,14 +29,22 @@ Example (the shipped ``quickstart`` preset is a complete one)::
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import tomllib
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from emobench.config_source import (  # noqa: F401  (re-exported)
+    ConfigError,
+    apply_overrides,
+    list_presets,
+    read_config_source,
+)
+from emobench.data.registry import DATASETS, check_loader_options, check_root
 from emobench.errors import EmobenchError, describe_validation_error
+from emobench.longtail.prior import PRIOR_CORRECTIONS
+from emobench.longtail.rebalance import REBALANCING
+from emobench.models.registry import ConfigCheck, check_model_name
 from emobench.settings import (  # noqa: F401  (re-exported: the run config's building blocks)
     Bool,
     Device,
@@ -52,16 +60,13 @@ from emobench.settings import (  # noqa: F401  (re-exported: the run config's bu
 )
 from emobench.settings import no_repeats as _unique
 from emobench.settings import value_error as _one_line
+from emobench.video.sampling import ORDERS, SamplerSpecError, parse_spec
 
 #: Context-enrichment values of the sweep (:class:`emobench.models.base.ClipInput`): the
 #: keyframes alone, MSCE (keyframes + a description of each gap), MSCE's descriptions
 #: without images, and all keyframes + in-between frames as images (the compute-matched
 #: control). Anything but ``none`` needs a clip model.
 ENRICHMENTS = ("none", "msce", "msce-text", "msce-dense")
-
-
-class ConfigError(EmobenchError):
-    """A configuration file, preset or --set override is invalid (message names the field)."""
 
 
 _Strict = StrictModel
@@ -82,8 +87,6 @@ class DatasetConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
-        from emobench.data.registry import DATASETS
-
         if v not in DATASETS:
             raise ValueError(DATASETS.message(v))
         return v
@@ -92,8 +95,6 @@ class DatasetConfig(_Strict):
     @classmethod
     def _loader_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         """Options are the loader's keyword parameters (``data check`` checks the same)."""
-        from emobench.data.registry import check_loader_options
-
         if info.data.get("name") is not None:
             check_loader_options(info.data["name"], v)
         return v
@@ -102,8 +103,6 @@ class DatasetConfig(_Strict):
     @classmethod
     def _root_given(cls, v: Any) -> Any:
         """A path, and one the system can look at (not e.g. a symlink loop)."""
-        from emobench.data.registry import check_root
-
         if isinstance(v, str) and not v.strip():
             raise ValueError("root must be a folder path, got an empty string")
         if isinstance(v, (str, Path)):
@@ -135,7 +134,7 @@ class DatasetConfig(_Strict):
             return v
         if name != "synth":
             raise ValueError(f"only the synth dataset can be generated, not {name!r}")
-        from emobench.data.synth.generate import SynthConfig
+        from emobench.data.synth.generate import SynthConfig  # lazy: it pulls in polars
 
         unknown = [k for k in v if k not in SynthConfig.model_fields]
         if unknown:
@@ -179,8 +178,6 @@ class ModelConfig(_Strict):
     @field_validator("adapter")
     @classmethod
     def _known_adapter(cls, v: str) -> str:
-        from emobench.models.registry import check_model_name
-
         try:
             check_model_name(v)
         except EmobenchError as exc:  # pydantic reports ValueErrors with the field's path
@@ -220,8 +217,6 @@ class ModelConfig(_Strict):
         adapter = info.data.get("adapter")
         if adapter is None:  # the adapter's own error is reported
             return v
-        from emobench.models.registry import check_model_name
-
         schema = check_model_name(adapter).options
         if schema is not None:
             try:
@@ -353,12 +348,10 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _models_fit_the_sweep(self) -> RunConfig:
         """Enrichment needs a clip model; prior corrections need a model that gives scores."""
-        from emobench.models.registry import check_model_name
-
         for i, m in enumerate(self.models):
             family = check_model_name(m.adapter)
-            if family.kind == "imported":  # the settings another program used: one each
-                self._check_imported(i, m)
+            if family.check_config is not None:  # the family's own check of the sweep
+                self._check_family(i, m, family.check_config)
             enrich = [e for e in (m.enrichment or self.sweep.enrichment) if e != "none"]
             if enrich and family.kind not in ("clip", "imported"):
                 raise ValueError(
@@ -373,12 +366,10 @@ class RunConfig(_Strict):
                 )
         return self
 
-    def _check_imported(self, i: int, m: ModelConfig) -> None:
-        """An imported model has one sampler, order, enrichment and re-balancing (what the
-        other code used) and one file per seed and dataset
-        (:func:`emobench.models.predictions.adapter.check_config`)."""
-        from emobench.models.predictions.adapter import check_config
-
+    def _check_family(self, i: int, m: ModelConfig, check_config: ConfigCheck) -> None:
+        """The family's ``check_config`` hook on the model's sweep axes (e.g. an imported
+        model has one sampler, order, enrichment and re-balancing: what the other code
+        used)."""
         sw = self.sweep
         axes = {
             "sampler": m.sampler or sw.sampler,
@@ -398,8 +389,6 @@ class RunConfig(_Strict):
 def _check_samplers(v: list[str]) -> list[str]:
     """Sampler specs, comma lists expanded (``uniform:2,4``), in canonical spelling, each
     once (a repeat after expansion is dropped)."""
-    from emobench.video.sampling import SamplerSpecError, parse_spec
-
     out: list[str] = []
     for item in v:
         for spec in expand_spec_list(item):
@@ -413,8 +402,6 @@ def _check_samplers(v: list[str]) -> list[str]:
 
 
 def _check_orders(v: list[str]) -> list[str]:
-    from emobench.video.sampling import ORDERS
-
     v = _unique(v)
     for name in v:
         if name not in ORDERS:
@@ -423,8 +410,6 @@ def _check_orders(v: list[str]) -> list[str]:
 
 
 def _check_rebalancing(v: list[str]) -> list[str]:
-    from emobench.longtail.rebalance import REBALANCING
-
     bad = [x for x in v if x not in REBALANCING]
     if bad:
         raise ValueError(REBALANCING.message(bad[0]))
@@ -432,8 +417,6 @@ def _check_rebalancing(v: list[str]) -> list[str]:
 
 
 def _check_prior(v: list[str]) -> list[str]:
-    from emobench.longtail.prior import PRIOR_CORRECTIONS
-
     bad = [x for x in v if x not in PRIOR_CORRECTIONS]
     if bad:
         raise ValueError(PRIOR_CORRECTIONS.message(bad[0]))
@@ -452,94 +435,6 @@ def expand_spec_list(item: str) -> list[str]:
             raise ValueError(f"sampler list {item!r} has an empty item")
         return [f"{kind}:{x}" for x in parts]
     return [item]
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def list_presets() -> dict[str, str]:
-    """Shipped presets: name → the first line of their description."""
-    out = {}
-    for entry in sorted(resources.files("emobench.presets").iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".toml"):
-            desc = str(tomllib.loads(entry.read_text()).get("description", "")).strip()
-            out[entry.name.removesuffix(".toml")] = desc.splitlines()[0] if desc else ""
-    return out
-
-
-def read_config_source(source: str) -> tuple[dict[str, Any], str]:
-    """Read a preset name or a TOML path into a raw dict; returns (data, origin)."""
-    path = Path(source)
-    if source.endswith(".toml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {source}")
-        text, origin = path.read_text(), str(path)
-    else:
-        res = resources.files("emobench.presets").joinpath(f"{source}.toml")
-        if not res.is_file():
-            names = ", ".join(list_presets())
-            raise ConfigError(f"unknown preset {source!r}; presets: {names} (or pass a .toml file)")
-        text, origin = res.read_text(), f"preset {source}"
-    try:
-        return tomllib.loads(text), origin
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides (value parsed as TOML, else a plain string).
-
-    List items are addressed by position: ``datasets.0.root=/data/dfew``. Missing tables
-    are created; a path through a value that is not a table or list, a list position out of
-    range, an empty key part and an empty value are each a :class:`ConfigError`.
-    """
-    import copy
-
-    data = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        parts = key.split(".")
-        if not all(p.strip() for p in parts):
-            raise ConfigError(f"--set {key}: empty key part (keys look like sweep.seeds)")
-        value = _parse_value(key, raw)
-        node: Any = data
-        for i, part in enumerate(parts):
-            where = ".".join(parts[:i])
-            if not isinstance(node, (dict, list)):
-                text = repr(node) if len(repr(node)) <= 40 else repr(node)[:37] + "..."
-                raise ConfigError(f"--set {key}: {where} is {text}, not a table")
-            if isinstance(node, list):
-                pos = _list_pos(node, part, key, where)
-                if i == len(parts) - 1:
-                    node[pos] = value
-                else:
-                    node = node[pos]
-            elif i == len(parts) - 1:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})  # a missing table is created
-    return data
-
-
-def _parse_value(key: str, raw: str) -> Any:
-    """A --set value: TOML when it parses as one value, else the text (stripped)."""
-    if not raw.strip():
-        raise ConfigError(f'--set {key}: empty value; give one (a quoted "" for an empty string)')
-    try:
-        parsed = tomllib.loads(f"v = {raw}")
-    except tomllib.TOMLDecodeError:
-        return raw.strip()
-    return parsed["v"] if list(parsed) == ["v"] else raw.strip()
-
-
-def _list_pos(node: list, part: str, key: str, where: str) -> int:
-    if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
-        have = f"indexes 0..{len(node) - 1}" if node else "it is empty"
-        raise ConfigError(f"--set {key}: list {where} has no index {part!r} ({have})")
-    return int(part)
 
 
 def load_config(source: str = "quickstart", overrides: list[str] | None = None) -> RunConfig:

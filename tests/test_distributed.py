@@ -27,14 +27,13 @@ from emobench.results import RunFolder
 from emobench.runner.distributed import (
     DistributedError,
     Rank,
-    free_port,
-    launch_env,
     merge_counts,
     rank_device,
     rank_from_env,
     shard,
 )
 from emobench.runner.execute import Engine
+from emobench.runner.launcher import free_port, launch_env
 from emobench.runner.lock import RankLock, RunLock, RunLockedError
 
 ROOT = Path(__file__).resolve().parents[1]

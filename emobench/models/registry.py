@@ -6,6 +6,18 @@ without editing a list), or, from another package, an entry point in the
 ``emobench.models`` group naming a module that calls :func:`register_model`. Names in
 configs look like ``baseline:gru``, ``openclip:ViT-B-32@/weights/vitb32.safetensors``,
 ``hf:/models/qwen``.
+
+A family declares what the core needs through hooks on its registration, so that the run
+configuration, the runner and the report name no family:
+
+* ``options``: the ``[models.options]`` schema, validated at config load;
+* ``kind`` and ``gives_scores``: what the sweep may ask of it (enrichment, prior correction);
+* ``check_config``: a check of the model against the run's sweep (e.g. imported
+  predictions were made with one sampler), one error line or None;
+* ``inputs_digest``: a digest of the files the model reads besides the media, put into
+  every cell's stamp (an edited file makes the model's parts stale);
+* ``role``: its part in the report's findings (:class:`emobench.models.roles.FamilyRole`:
+  VLM or vision-only, trained or zero-shot, whether it sees the frame order).
 """
 
 from __future__ import annotations
@@ -14,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from emobench.errors import EmobenchError
+from emobench.errors import EmobenchError, describe_validation_error
+from emobench.models.roles import FamilyRole
 from emobench.registry import Registry, find_modules, unknown_message
 
 if TYPE_CHECKING:
@@ -23,6 +36,10 @@ if TYPE_CHECKING:
 
 class UnknownModelError(EmobenchError):
     """A model name whose family is not registered or whose argument is invalid."""
+
+
+#: ``(where, adapter, options, axes, datasets) -> why or None`` (see ``ModelFamily``).
+ConfigCheck = Callable[[str, str, dict[str, Any], dict[str, list[Any]], list[str]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,15 @@ class ModelFamily:
     #: ``gives_scores(options) -> bool``: whether the model returns a score vector with
     #: these options (prior corrections need one); None: always
     gives_scores: Callable[[dict[str, Any]], bool] | None = None
+    #: ``check_config(where, adapter, options, axes, datasets) -> str | None``: why the
+    #: model does not fit the run's sweep (``axes``: sweep axis → the model's values after
+    #: its overrides, and ``seeds``; ``datasets``: the run's dataset names), or None
+    check_config: ConfigCheck | None = None
+    #: ``inputs_digest(adapter, options) -> str``: a digest of the files the model reads
+    #: besides the media (it goes into every cell's stamp); None: no such files
+    inputs_digest: Callable[[str, dict[str, Any]], str] | None = None
+    #: the family's part in the report's findings; None: left out of the findings
+    role: FamilyRole | None = None
 
 
 #: Registered model families by name; ``emobench.models.<family>.adapter`` modules and the
@@ -59,18 +85,34 @@ def register_model(
     options: type[BaseModel] | None = None,
     kind: str = "frame-features",
     gives_scores: Callable[[dict[str, Any]], bool] | None = None,
+    *,
+    check_config: ConfigCheck | None = None,
+    inputs_digest: Callable[[str, dict[str, Any]], str] | None = None,
+    role: FamilyRole | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``factory(argument, options)`` for ``family:<argument>`` names.
 
-    ``options`` is the family's options model (see :class:`emobench.config.StrictModel`);
+    ``options`` is the family's options model (see :class:`emobench.settings.StrictModel`);
     config loading validates ``models.N.options`` with it. The factory still receives the
-    options as the plain dict the user wrote.
+    options as the plain dict the user wrote. ``check_config``, ``inputs_digest`` and
+    ``role`` are the family's hooks (see :class:`ModelFamily`).
     """
 
     def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
         MODEL_FAMILIES.add(
             family,
-            ModelFamily(family, factory, description, arguments, options, kind, gives_scores),
+            ModelFamily(
+                family,
+                factory,
+                description,
+                arguments,
+                options,
+                kind,
+                gives_scores,
+                check_config,
+                inputs_digest,
+                role,
+            ),
         )
         return factory
 
@@ -99,6 +141,19 @@ def check_model_name(name: str) -> ModelFamily:
     return info
 
 
+def inputs_digest(name: str, options: dict[str, Any]) -> str | None:
+    """The digest of the files model ``name`` reads besides the media (its family's
+    ``inputs_digest`` hook), or None when its family declares none."""
+    hook = check_model_name(name).inputs_digest
+    return None if hook is None else hook(name, dict(options))
+
+
+def family_role(family: str) -> FamilyRole | None:
+    """The role ``family`` declared (None: no role, or no such family installed)."""
+    info = MODEL_FAMILIES.get(family)
+    return None if info is None else info.role
+
+
 def create_model(name: str, options: dict[str, Any] | None = None) -> Any:
     """Build the adapter for ``name`` (heavy imports happen here, not at registration)."""
     info = check_model_name(name)
@@ -109,8 +164,6 @@ def parse_options(name: str, schema: type[BaseModel], options: dict[str, Any]) -
     """Validate a model's options with its family's schema; a problem is one
     :class:`UnknownModelError` line (``baseline:gru: options.crop: ...``)."""
     from pydantic import ValidationError
-
-    from emobench.config import describe_validation_error
 
     try:
         return schema.model_validate(dict(options))

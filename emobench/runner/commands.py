@@ -179,7 +179,7 @@ def model_call_counts(engine) -> list[dict[str, Any]]:  # type: ignore[no-untype
     for cell in engine.cells:
         st = stats[cell.model]
         st["cells"] += 1
-        index = engine._indices[cell.dataset]
+        index = engine.indices[cell.dataset]
         for fold in engine.folds(cell.dataset):
             test = index.filter((pl.col("fold") == fold) & (pl.col("split") == "test"))
             gaps = 0

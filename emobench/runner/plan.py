@@ -14,7 +14,10 @@ import re
 from dataclasses import asdict, dataclass
 from itertools import product
 
-from emobench.config import RunConfig
+from emobench.config import ConfigError, RunConfig
+from emobench.longtail.prior import needs_calibration
+from emobench.models.registry import inputs_digest
+from emobench.video.sampling import parse_spec
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,11 @@ class Cell:
         """Cells that share a fitted model. A prior correction that needs held-out clips
         (``calibrated-em``) gets its own group: its model is fitted without them
         (:mod:`emobench.runner.prior_hook`)."""
-        from emobench.longtail.prior import needs_calibration
-
         held_out = needs_calibration(self.prior_correction)
         return (self.dataset, self.model_index, self.rebalancing, self.seed, held_out)
 
     def settings(self) -> dict[str, object]:
         """The predictions-table setting columns of this cell."""
-        from emobench.video.sampling import parse_spec
-
         spec = parse_spec(self.sampler)
         if spec.k is not None:
             density, unit = float(spec.k), "frames"
@@ -104,7 +103,7 @@ def expand(cfg: RunConfig) -> list[Cell]:
             enrichments = m.enrichment or sw.enrichment
             samplers = m.sampler or sw.sampler
             orders = m.order or sw.order
-            inputs = imported_digest(m.adapter, m.options)
+            inputs = inputs_digest(m.adapter, m.options)
             for rb, seed, sampler, order, enr, prior in product(
                 rebal, sw.seeds, samplers, orders, enrichments, priors
             ):
@@ -126,21 +125,10 @@ def expand(cfg: RunConfig) -> list[Cell]:
     ids = [c.cell_id for c in cells]
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:
-        from emobench.config import ConfigError
-
         raise ConfigError(
             f"two models produce the same cell {sorted(dup)[0]!r}: give them distinct names"
         )
     return cells
-
-
-def imported_digest(adapter: str, options: dict[str, object]) -> str | None:
-    """The content digest of an imported model's files (None for every other model)."""
-    if not adapter.startswith("predictions:"):
-        return None
-    from emobench.models.predictions.adapter import files_digest
-
-    return files_digest(adapter, options)
 
 
 def groups(cells: list[Cell]) -> dict[tuple[str, int, str, int], list[Cell]]:

@@ -26,9 +26,12 @@ from pydantic import Field, field_validator, model_validator
 from emobench.models.base import FitContext, FrameFeatureModel
 from emobench.models.checkpoint import recipe_hash
 from emobench.models.registry import parse_options, register_model
+from emobench.models.roles import FamilyRole, always
 from emobench.settings import PositiveInt, StrictModel, check_train
 
 HEAD_NAMES = ("mean", "gru", "transformer")
+#: Heads that read the frames in order (``mean`` pools them: shuffling changes nothing).
+ORDER_AWARE_HEADS = ("gru", "transformer")
 
 
 class EncoderOptions(StrictModel):
@@ -68,6 +71,12 @@ class BaselineOptions(StrictModel):
     "vision-only baseline trained here: small CNN frame encoder + temporal head",
     arguments=HEAD_NAMES,
     options=BaselineOptions,
+    role=FamilyRole(
+        "vision-only",
+        trained=always,
+        temporal=lambda arg, opts: arg in ORDER_AWARE_HEADS,
+        order_invariant=lambda arg, opts: arg not in ORDER_AWARE_HEADS,
+    ),
 )
 def _create(head: str, options: dict[str, Any]) -> BaselineModel:
     return BaselineModel(head, options)

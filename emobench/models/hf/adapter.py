@@ -68,6 +68,7 @@ from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable
 )
 from emobench.models.hf.records import cell_extras, check_frames, describer_record
 from emobench.models.registry import parse_options, register_model
+from emobench.models.roles import FamilyRole, option_on
 
 
 @register_model(
@@ -78,6 +79,8 @@ from emobench.models.registry import parse_options, register_model
     options=HFOptions,
     kind="clip",
     gives_scores=lambda o: o.get("scoring", "generate") == "loglik",
+    # a generative VLM: zero-shot unless fine-tuned (finetune = "lora")
+    role=FamilyRole("vlm", trained=option_on("finetune")),
 )
 def _create(argument: str, options: dict[str, Any]) -> HFModel:
     return HFModel(argument, options)

@@ -48,6 +48,7 @@ from emobench.models.hfvideo.loading import (
 )
 from emobench.models.hfvideo.options import FEATURE_VERSION, FINETUNE_LR, HFVideoOptions
 from emobench.models.registry import parse_options, register_model
+from emobench.models.roles import FamilyRole, always
 
 #: frozen features computed / served from the cache in this process (tests, benchmarks)
 FEATURE_STATS = {"computed": 0, "cached": 0}
@@ -60,6 +61,8 @@ FEATURE_STATS = {"computed": 0, "cached": 0}
     "hfvideo:<hub id in the local cache | local folder>, e.g. hfvideo:MCG-NJU/videomae-base",
     options=HFVideoOptions,
     kind="clip",
+    # fine-tuned (or probed) per fold; its encoder embeds each frame's position in time
+    role=FamilyRole("vision-only", trained=always, temporal=always),
 )
 def _create(argument: str, options: dict[str, Any]) -> HFVideoModel:
     return HFVideoModel(argument, options)

@@ -32,9 +32,9 @@ import numpy as np
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
 from emobench.models.checkpoint import recipe_hash
-from emobench.models.hicmae.checkpoint import HiCMAEError
-from emobench.models.hicmae.options import HiCMAEOptions
+from emobench.models.hicmae.options import HiCMAEError, HiCMAEOptions
 from emobench.models.registry import parse_options, register_model
+from emobench.models.roles import FamilyRole, always
 
 #: sidecar format of emobench's HiCMAE fine-tunes
 FORMAT = "emobench-hicmae/1"
@@ -47,6 +47,8 @@ FORMAT = "emobench-hicmae/1"
     "({fold} in the path: one file per fold)",
     options=HiCMAEOptions,
     kind="clip",
+    # fine-tuned (or probed) per fold; its encoder embeds each frame's position in time
+    role=FamilyRole("vision-only", trained=always, temporal=always),
 )
 def _create(argument: str, options: dict[str, Any]) -> HiCMAEModel:
     return HiCMAEModel(argument, options)

@@ -24,14 +24,9 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from emobench.errors import EmobenchError
 from emobench.models.hicmae.network import HiCMAEConfig
+from emobench.models.hicmae.options import HiCMAEError
 from emobench.models.videovit import StateDict, read_state_dict, strip_prefixes
-
-
-class HiCMAEError(EmobenchError):
-    """A ``hicmae:`` checkpoint, option or input that cannot be used."""
-
 
 _BLOCK = re.compile(r"^(encoder|encoder_audio|encoder_fusion)\.(blocks|blocks_audio)\.(\d+)\.")
 

@@ -6,8 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from emobench.errors import EmobenchError
 from emobench.models.vit_finetune_options import ViTFinetuneOptions
 from emobench.settings import Bool, Int, PositiveInt
+
+
+class HiCMAEError(EmobenchError):
+    """A ``hicmae:`` checkpoint, option or input that cannot be used."""
 
 
 class HiCMAEOptions(ViTFinetuneOptions):

@@ -36,6 +36,7 @@ from emobench.models.checkpoint import recipe_hash
 from emobench.models.maedfer.checkpoint import RELEASED, missing_folds, resolve_checkpoint
 from emobench.models.maedfer.options import MAEDFEROptions
 from emobench.models.registry import parse_options, register_model
+from emobench.models.roles import FamilyRole, always
 from emobench.models.videovit import CheckpointError
 
 
@@ -46,6 +47,8 @@ from emobench.models.videovit import CheckpointError
     "(finetune = true); maedfer:<checkpoint file or folder>",
     options=MAEDFEROptions,
     kind="clip",
+    # fine-tuned (or probed) per fold; its encoder embeds each frame's position in time
+    role=FamilyRole("vision-only", trained=always, temporal=always),
 )
 def _create(argument: str, options: dict[str, Any]) -> MAEDFERModel:
     return MAEDFERModel(argument, options)

@@ -57,6 +57,7 @@ from emobench.models.openai.options import (
 )
 from emobench.models.openai.redact import Redactor
 from emobench.models.registry import parse_options, register_model
+from emobench.models.roles import FamilyRole
 
 #: HTTP requests sent in this process (retries included), for tests.
 REQUESTS = {"sent": 0}
@@ -69,6 +70,7 @@ REQUESTS = {"sent": 0}
     options=OpenAIOptions,
     kind="clip",
     gives_scores=lambda o: o.get("scoring", "generate") == "loglik",
+    role=FamilyRole("vlm"),
 )
 def _create(argument: str, options: dict[str, Any]) -> OpenAIModel:
     return OpenAIModel(argument, options)

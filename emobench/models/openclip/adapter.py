@@ -60,6 +60,7 @@ from emobench.models.openclip.weights import (
     weights_preprocess,
 )
 from emobench.models.registry import UnknownModelError, parse_options, register_model
+from emobench.models.roles import FamilyRole, always, option_on
 from emobench.settings import Int, PositiveInt, Seed, StrictModel, check_train
 
 POOLS = ("mean", "max", "mean-logit")
@@ -110,6 +111,9 @@ OPTIONS = tuple(OpenClipOptions.model_fields)
     "contrastive VLM (open_clip) zero-shot from prompt ensembles, or a linear probe; "
     "openclip:<arch>[@<tag or weights file>], e.g. openclip:emobench-tiny@synth-web",
     options=OpenClipOptions,
+    # zero-shot from prompts, or trained when it gets a linear probe; every pooling of its
+    # frame embeddings (mean, max, mean-logit; the probe's mean) ignores their order
+    role=FamilyRole("vlm", trained=option_on("probe"), order_invariant=always),
 )
 def _create(argument: str, options: dict[str, Any]) -> OpenClipModel:
     return OpenClipModel(argument, options)
