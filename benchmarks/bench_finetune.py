@@ -86,7 +86,7 @@ def _store(n: int, frames: int, side: int, seed: int = 0) -> tuple[Any, np.ndarr
     """An in-memory ClipStore of ``n`` random clips and their (round-robin) labels."""
     import polars as pl
 
-    from emobench.models.hfvideo.train import ClipStore
+    from emobench.training.video import ClipStore
 
     rng = np.random.default_rng(seed)
     clips = [rng.integers(0, 256, (frames, side, side, 3), dtype=np.uint8) for _ in range(n)]
@@ -105,13 +105,13 @@ def _finetune_rate(
     inference clips/s of frozen features and of logits."""
     import torch
 
-    from emobench.models.hfvideo.train import (
+    from emobench.training.loop import TrainConfig
+    from emobench.training.video import (
         FinetuneSettings,
         centre_clips,
         finetune,
         run_batches,
     )
-    from emobench.models.training import TrainConfig
 
     t, side = config["num_frames"], config["image_size"]
     store, labels = _store(n, 2 * t, side)

@@ -390,7 +390,7 @@ def test_checkpoint_weights_are_written_last_and_commit_the_save(tmp_path, monke
     """The sidecar is on disk before the weights appear; a sidecar alone (a save in
     progress on another rank, or one cut short) is no checkpoint and is left alone; weights
     without a sidecar are damaged, reported and removed."""
-    import emobench.models.checkpoint as ck
+    import emobench.training.checkpoint as ck
 
     head = build_head("mean", 4, 2)
     path = tmp_path / "h.safetensors"

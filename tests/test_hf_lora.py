@@ -9,6 +9,7 @@ fresh model that loads the saved adapters, the answer cache keys of a zero-shot 
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -26,6 +27,7 @@ from emobench.errors import EmobenchError  # noqa: E402
 from emobench.models.base import ClipInput, FitContext  # noqa: E402
 from emobench.models.hf import adapter as hf  # noqa: E402
 from emobench.models.hf import finetune as ft  # noqa: E402
+from emobench.training import lora as lora_training  # noqa: E402
 
 LABELS = ["happiness", "sadness", "anger"]
 #: per label: the clip colour (happiness bright, sadness dark, anger red)
@@ -392,7 +394,7 @@ def test_out_of_gpu_memory_while_training_is_one_line(qwen, tmp_path, monkeypatc
     def oom(*args, **kw):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(ft, "answer_logprobs", oom)
+    monkeypatch.setattr(lora_training, "answer_logprobs", oom)
     m = hf.HFModel(str(qwen), {**BASE, "cache": False})
     with pytest.raises(EmobenchError) as exc:
         m.fit(_ctx(tmp_path))
@@ -401,7 +403,7 @@ def test_out_of_gpu_memory_while_training_is_one_line(qwen, tmp_path, monkeypatc
 
 
 def test_clips_that_do_not_decode_are_skipped_and_counted(qwen, tmp_path):
-    from emobench.models.training import stratified_split
+    from emobench.training.loop import stratified_split
 
     y = np.repeat([0, 1, 2], [5, 3, 2])  # the clips tr00..tr09 in id order
     train, val = stratified_split(y, 0.3, 0)
@@ -410,7 +412,7 @@ def test_clips_that_do_not_decode_are_skipped_and_counted(qwen, tmp_path):
     m.fit(_ctx(tmp_path, broken=broken))
     summary = m._adapter.summary
     assert summary["skipped_clips"] == 2 and summary["epochs_run"] == 1
-    history = ft.json.loads((m._adapter.folder / ft.SIDECAR).read_text())["history"]
+    history = json.loads((m._adapter.folder / ft.SIDECAR).read_text())["history"]
     assert set(history["skipped_clips"]) == broken
     # the validation UAR is over the validation clips that decoded
     assert history["val_indices"] == [int(p) for p in val[1:]]
@@ -501,7 +503,7 @@ def test_engine_run_with_lora_scores_every_test_clip(qwen, tmp_path):
 def test_early_stopping_restores_the_best_trainable_tensors_in_place():
     """The stopper keeps copies of the trainable tensors only, and restores them into the
     model's own parameters (not into copies)."""
-    from emobench.models.training import EarlyStopper
+    from emobench.training.loop import EarlyStopper
 
     a = torch.nn.Parameter(torch.ones(2, 3))
     b = torch.nn.Parameter(torch.zeros(4))

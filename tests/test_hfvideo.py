@@ -32,10 +32,10 @@ from emobench.config import validate_config  # noqa: E402
 from emobench.errors import EmobenchError  # noqa: E402
 from emobench.models.base import ClipInput, FitContext  # noqa: E402
 from emobench.models.hfvideo import adapter as hv  # noqa: E402
-from emobench.models.hfvideo import train as hvt  # noqa: E402
 from emobench.models.registry import UnknownModelError, create_model  # noqa: E402
 from emobench.results import RunFolder  # noqa: E402
 from emobench.runner.execute import Engine  # noqa: E402
+from emobench.training import video as hvt  # noqa: E402
 
 LABELS = ["anger", "happiness", "sadness"]
 #: fast settings: 4 epochs, no early stop, 3 validation clips
@@ -204,7 +204,7 @@ def test_checkpoint_is_reused_and_a_damaged_one_is_retrained(tiny, tmp_path):
 
 @pytest.mark.parametrize("preload_max_gb", [4.0, 0.0], ids=["preloaded", "per-batch"])
 def test_clips_that_fail_to_decode_are_left_out(tiny, tmp_path, preload_max_gb):
-    from emobench.models.training import stratified_split
+    from emobench.training.loop import stratified_split
 
     _, rows = _clips()
     codes = np.array([LABELS.index(lb) for lb in rows["label"]])

@@ -306,8 +306,8 @@ def test_released_head_of_the_wrong_modality_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("modality", ["visual", "audio-visual"])
 def test_finetune_runs_the_hfvideo_loop_and_reuses_its_checkpoint(tmp_path, modality):
-    from emobench.models.hfvideo.train import OPTIMIZER_STEPS
     from emobench.models.registry import create_model
+    from emobench.training.video import OPTIMIZER_STEPS
 
     clips = _clips(tmp_path)
     labels = ["anger", "happiness", "neutral", "sadness"]

@@ -218,7 +218,7 @@ def _pretrained(tmp_path: Path) -> Path:
 def test_finetuning_from_the_pretrained_encoder_trains_and_is_reused(
     tmp_path: Path, rebalancing: str
 ) -> None:
-    from emobench.models.hfvideo import train as hvt
+    from emobench.training import video as hvt
 
     labels = ["anger", "happiness", "sadness"]
     pre = _pretrained(tmp_path)
@@ -236,7 +236,7 @@ def test_finetuning_from_the_pretrained_encoder_trains_and_is_reused(
 
 
 def test_layer_decay_follows_the_released_assignment() -> None:
-    from emobench.models.hfvideo.train import param_groups
+    from emobench.training.schedule import param_groups
 
     net, _ = _tiny_net()
     ids = net.layer_ids()

@@ -1,4 +1,4 @@
-"""MSCE (:mod:`emobench.models.hf.msce`): the two stages with a fake describer, the cache.
+"""MSCE (:mod:`emobench.chat.msce`): the two stages with a fake describer, the cache.
 
 Every source frame ``j`` of the test clips is a constant image of value ``j`` (plus a
 per-pixel pattern), so which frames a describer call or a stage-2 item holds can be read
@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emobench.models.base import ClipInput
-from emobench.models.hf.msce import (
+from emobench.chat.msce import (
     DEFAULT_DESCRIBE_PROMPT,
     NO_DESCRIPTION,
     DescriptionCache,
     clean_description,
     msce_content,
 )
+from emobench.models.base import ClipInput
 from emobench.video.sampling import between_indices
 
 H = W = 6

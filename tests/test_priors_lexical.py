@@ -53,7 +53,7 @@ def test_default_prior_is_the_option_word_in_english_and_chinese() -> None:
     # the option word is exactly what the prompt's option list shows
     from types import SimpleNamespace
 
-    from emobench.models.chat import ChatPromptMixin
+    from emobench.chat.prompt import ChatPromptMixin
 
     me = SimpleNamespace(opts=SimpleNamespace(question="Q?", instruction="Answer."))
     text = ChatPromptMixin.prompt_text(me, DFEW)  # type: ignore[arg-type]

@@ -153,8 +153,8 @@ def test_describe_motion_hand_cases():
 
 
 def test_examples_are_seeded_and_use_the_hf_prompts():
-    from emobench.models.hf.msce import DEFAULT_DESCRIBE_PROMPT
-    from emobench.models.hf.options import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
+    from emobench.chat.msce import DEFAULT_DESCRIBE_PROMPT
+    from emobench.chat.request import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
 
     a, b = Corpus(CorpusConfig(seed=3)), Corpus(CorpusConfig(seed=3))
     ea, eb = a.example(5), b.example(5)

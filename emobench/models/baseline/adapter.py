@@ -24,10 +24,10 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from emobench.models.base import FitContext, FrameFeatureModel
-from emobench.models.checkpoint import recipe_hash
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
 from emobench.settings import PositiveInt, StrictModel, check_train
+from emobench.training.checkpoint import recipe_hash
 
 HEAD_NAMES = ("mean", "gru", "transformer")
 #: Heads that read the frames in order (``mean`` pools them: shuffling changes nothing).
@@ -107,9 +107,8 @@ class BaselineModel(FrameFeatureModel):
         from emobench.data.index import fingerprint
         from emobench.models.baseline.encoder import FrameEncoder
         from emobench.models.baseline.heads import HEAD_VERSION
-        from emobench.models.baseline.train import train_encoder
-        from emobench.models.checkpoint import load_checkpoint, save_module
-        from emobench.models.training import TrainConfig, train_head
+        from emobench.models.baseline.train import TrainConfig, train_encoder, train_head
+        from emobench.training.checkpoint import load_checkpoint, save_module
 
         self.labels = list(ctx.labels)
         self._device = ctx.device
@@ -193,7 +192,7 @@ class BaselineModel(FrameFeatureModel):
         return centre_crop(frames, int(self.crop or 0))
 
     def score(self, clips: list[np.ndarray]) -> np.ndarray:
-        from emobench.models.training import predict_head
+        from emobench.training.heads import predict_head
 
         return predict_head(self._head, clips, device=self._device)
 

@@ -1,10 +1,12 @@
 """Training the baseline's frame encoder end to end on in-memory arrays.
 
-The shared machinery (validation split, early stopping, temporal heads on frozen features,
-prediction) is :mod:`emobench.models.training`, saving and loading
-:mod:`emobench.models.checkpoint`; their names stay importable from here.
+The shared machinery (validation split, early stopping: :mod:`emobench.training.loop`;
+heads on frozen features and prediction: :mod:`emobench.training.heads`) and saving and
+loading (:mod:`emobench.training.checkpoint`) are the training room's; their names stay
+importable from here. :func:`train_head` / :func:`train_probe` train this family's named
+heads (:mod:`emobench.models.baseline.heads`) through it.
 
-Protocol of the encoder (the shared protocol is in :mod:`emobench.models.training`):
+Protocol of the encoder (the shared protocol is in :mod:`emobench.training.loop`):
 
 * The encoder learns its representation on the natural (instance-balanced) distribution, as
   in decoupled long-tail training (Kang et al. 2020); re-balancing acts on the heads. Each
@@ -32,10 +34,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from emobench.longtail.rebalance import class_counts, draw_epoch, make_loss
+from emobench.longtail.rebalance import class_counts, draw_epoch, get_rebalancing, make_loss
 from emobench.models.baseline.encoder import FrameEncoder, check_frames
-from emobench.models.baseline.heads import MeanHead
-from emobench.models.checkpoint import (
+from emobench.models.baseline.heads import HEADS, MeanHead, build_head
+from emobench.models.device import autocast, resolve_device
+from emobench.models.transfer import to_device
+from emobench.training import heads as head_training
+from emobench.training.checkpoint import (
     ModuleFileError,
     load_checkpoint,
     load_module,
@@ -43,8 +48,8 @@ from emobench.models.checkpoint import (
     save_module,
     sidecar_path,
 )
-from emobench.models.device import autocast, resolve_device
-from emobench.models.training import (
+from emobench.training.heads import predict_head
+from emobench.training.loop import (
     EarlyStopper,
     ProgressFn,
     TrainConfig,
@@ -55,16 +60,13 @@ from emobench.models.training import (
     last_metrics,
     make_optimizer,
     optimizer_step,
-    predict_head,
     record_epoch,
     run_summary,
     seeded,
     stratified_split,
-    train_head,
     uar,
     validate,
 )
-from emobench.models.transfer import to_device
 from emobench.video.sampling import segment_centres, segment_random
 
 
@@ -260,6 +262,55 @@ def _reinit(module: nn.Module) -> None:
             reset()
 
 
+def train_head(
+    features: list[np.ndarray],
+    labels: np.ndarray,
+    n_classes: int,
+    head: str = "gru",
+    rebalancing: str = "instance-balanced",
+    cfg: TrainConfig | None = None,
+    progress: ProgressFn | None = None,
+    head_kwargs: dict[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train the named temporal head (:data:`~emobench.models.baseline.heads.HEADS`) on
+    frozen per-frame features: :func:`emobench.training.heads.train_head` (its docstring
+    gives the protocol). An unknown recipe, then an unknown head, is one clear error."""
+    get_rebalancing(rebalancing)
+    if head not in HEADS:
+        build_head(head, 1, 2)  # raises the registry's clear error
+    kw = dict(head_kwargs or {})
+
+    def build(d_in: int, n: int) -> nn.Module:
+        return build_head(head, d_in, n, **kw)
+
+    return head_training.train_head(
+        features, labels, n_classes, build, head, rebalancing, cfg, progress
+    )
+
+
+def train_probe(
+    features: list[np.ndarray],
+    labels: np.ndarray,
+    n_classes: int,
+    rebalancing: str = "instance-balanced",
+    cfg: TrainConfig | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Linear probe on frozen per-frame features: the ``mean`` head with no hidden layer
+    (LayerNorm → temporal mean → linear), trained by :func:`train_head` with the named
+    re-balancing recipe (``decoupled-crt`` re-trains the linear layer class-balanced)."""
+    return train_head(
+        features,
+        labels,
+        n_classes,
+        "mean",
+        rebalancing,
+        cfg,
+        progress=progress,
+        head_kwargs={"hidden": 0, "dropout": 0.0, "spread": False},
+    )
+
+
 __all__ = [
     "ModuleFileError",
     "ProgressFn",
@@ -277,5 +328,6 @@ __all__ = [
     "stratified_split",
     "train_encoder",
     "train_head",
+    "train_probe",
     "uar",
 ]

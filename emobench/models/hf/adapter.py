@@ -17,7 +17,7 @@ downloaded; a missing model is one error line). Every answer is cached under the
 cache folder (``hf-generations/``), keyed by the model files' fingerprint, the processor
 and generation settings, the prompt and the frames' bytes, so a rerun or a sweep that
 repeats a setting makes no model call. With ``msce``/``msce-text`` enrichment the gaps
-between keyframes are described first (:mod:`emobench.models.hf.msce`) by the same model
+between keyframes are described first (:mod:`emobench.chat.msce`) by the same model
 or by ``msce_describer``.
 
 ``pipeline = true`` (default) runs the throughput path of :mod:`emobench.models.hf.pipeline`:
@@ -45,30 +45,41 @@ from typing import Any
 
 import numpy as np
 
-from emobench.errors import EmobenchError
-from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
-from emobench.models.chat import (
-    ChatPromptMixin,
-    content_digest,
-    value_summary,
-)
-from emobench.models.hf.loading import folder_preprocess, load_model, model_hash, resolve_model
-from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable from here)
-    CACHE_VERSION,
+from emobench.chat.cache import content_digest
+from emobench.chat.prompt import ChatPromptMixin
+from emobench.chat.request import (  # noqa: F401  (re-exported: importable from here)
     DEFAULT_INSTRUCTION,
     DEFAULT_QUESTION,
+    Request,
+)
+from emobench.errors import EmobenchError
+from emobench.io import write_json_atomic
+from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
+from emobench.models.hf.batching import run_batches
+from emobench.models.hf.encoding import encode_batch
+from emobench.models.hf.kernels import batched_vision_attention
+from emobench.models.hf.loaded import _LOADED, release_loaded, remember  # noqa: F401
+from emobench.models.hf.loading import (
+    folder_preprocess,
+    load_model,
+    model_hash,
+    resolve_model,
+    torch_dtype,
+)
+from emobench.models.hf.loglik import label_loglik
+from emobench.models.hf.lora import adapters_off, attach
+from emobench.models.hf.options import (  # noqa: F401  (re-exported: importable from here)
+    CACHE_VERSION,
     FINETUNE_SETTINGS,
     MODEL_CALLS,
     HFOptions,
-    Request,
-    _array_digest,
-    clip_permutation,
     crop_clip,
-    effective_fps,
 )
-from emobench.models.hf.records import cell_extras, check_frames, describer_record
+from emobench.models.hf.pipeline import estimate_tokens, stage_for_device
+from emobench.models.hf.records import cell_record, check_frames, note_answers
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, option_on
+from emobench.provenance import code_version
 
 
 @register_model(
@@ -84,24 +95,6 @@ from emobench.models.roles import FamilyRole, option_on
 )
 def _create(argument: str, options: dict[str, Any]) -> HFModel:
     return HFModel(argument, options)
-
-
-#: Loaded (model, processor, adapters) triples, so the groups of a sweep load a model once;
-#: ``adapters`` is None for the plain model, else (peft model, label-row delta) of the
-#: fine-tuned adapters whose fingerprint ends the key: a model with adapters is never
-#: handed to a zero-shot group, nor one with other adapters.
-_LOADED: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
-
-
-def release_loaded() -> None:
-    """Drop the loaded models (e.g. before fine-tuning loads its own copy), so that at
-    most the models still referenced elsewhere stay in memory."""
-    _LOADED.clear()
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class HFModel(ChatPromptMixin, ClipModel):
@@ -175,6 +168,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         if self.describer is not None:
             self.describer.fit(ctx)
         if self.opts.finetune == "lora":
+            # the fine-tuning loop imports torch: loaded when a fit needs it
             from emobench.models.hf.finetune import fit_lora
 
             self._model = self._processor = self._adapted = None
@@ -186,7 +180,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         under a key that carries the adapter fingerprint."""
         self._model = peft_model.get_base_model()
         self._adapted = (peft_model, rows)
-        self._remember(self._load_key(fingerprint), (self._model, self._processor, self._adapted))
+        remember(self._load_key(fingerprint), (self._model, self._processor, self._adapted))
 
     def _processor_kwargs(self) -> dict[str, Any]:
         o = self.opts
@@ -212,12 +206,6 @@ class HFModel(ChatPromptMixin, ClipModel):
             adapter,  # None: the plain model; a fingerprint: that model with those adapters
         )
 
-    @staticmethod
-    def _remember(key: tuple[Any, ...], value: tuple[Any, Any, Any]) -> None:
-        while len(_LOADED) >= 2:
-            _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = value
-
     def load_fresh(self, device: Any) -> tuple[Any, Any]:
         """A new (model, processor) from the folder with this model's load options (dtype,
         device map, attention, processor pixel settings), shared with nobody."""
@@ -241,11 +229,9 @@ class HFModel(ChatPromptMixin, ClipModel):
             model, processor = self.load_fresh(self._device)
             adapted = None
             if self._adapter is not None:  # a fresh copy: peft wraps it in place
-                from emobench.models.hf.finetune import attach
-
                 adapted = attach(model, self._adapter.folder)
                 model = adapted[0].get_base_model()
-            self._remember(key, (model, processor, adapted))
+            remember(key, (model, processor, adapted))
         self._model, self._processor, self._adapted = _LOADED[key]
 
     @property
@@ -279,67 +265,7 @@ class HFModel(ChatPromptMixin, ClipModel):
             self.describer.reset_stats()
 
     def describe(self) -> dict[str, Any]:
-        s = self._stats
-        summary = value_summary
-        info: dict[str, Any] = {
-            "model": f"hf:{self.name}",
-            "model_hash": self._hash,
-            "scoring": self.opts.scoring,
-            "input": self.opts.input,
-            "frame_size": self.frame_size,
-            "crop": self.crop or None,
-            "prompt": s["prompt"],
-            "option_order": self.opts.option_order,
-            "options": s["options"],
-            "distinct_option_orders": len(s["orders"]),
-            "frames_per_clip": summary(s["frames"]),
-            "pixels_per_frame": summary(s["pixels"]),
-            "fps": summary(s["fps"]),
-            "visual_tokens": summary(s["visual_tokens"]),
-            **cell_extras(self),
-            "model_calls": s["model_calls"],
-            "cache_hits": s["cache_hits"],
-            "cache_invalid": s.get("cache_invalid", 0),
-            "processor": self._processor_kwargs(),
-            "pipeline": self.opts.pipeline,
-            "attn_implementation": self._attn_implementation(),
-            "padding_fraction": _fraction(s["pad_tokens"], s["tokens"]),
-            "padding_fraction_unbucketed": _fraction(
-                s["unbucketed_pad_tokens"], s["unbucketed_tokens"]
-            ),
-            "prefetch_peak": s["prefetch_peak"],
-            "processor_wait_s": round(s["processor_wait_s"], 3),
-        }
-        if self._adapter is not None:
-            o = self.opts
-            info["finetune"] = {
-                "method": "lora",
-                "adapter": self._adapter.fingerprint,
-                "folder": self._adapter.folder.name,
-                "trained_now": self._adapter.trained_now,
-                "lora_r": o.lora_r,
-                "lora_alpha": o.lora_alpha,
-                "lora_dropout": o.lora_dropout,
-                "lora_targets": o.lora_targets or "language-model attention + MLP projections",
-                "lora_vision_blocks": o.lora_vision_blocks,
-                "finetune_frames": o.finetune_frames,
-                "decoupled_stage2": o.decoupled_stage2,
-                "training": self._adapter.summary,
-            }
-        if self.opts.scoring == "loglik":
-            info["length_norm"] = self.opts.length_norm
-            info["answers"] = [self.opts.answer_prefix + lb for lb in self.labels]
-        else:
-            info["max_new_tokens"] = self.opts.max_new_tokens
-        if s["describer_calls"] or self.describer is not None:
-            info["describer"] = f"hf:{self.describer.name}" if self.describer else "self"
-            info["describer_calls"] = s["describer_calls"]
-            info.update(describer_record(self))
-            if self.describer is not None:
-                d = self.describer._stats
-                info["describer_model_calls"] = d["model_calls"]
-                info["describer_cache_hits"] = d["cache_hits"]
-        return info
+        return cell_record(self)
 
     # ------------------------------------------------------------ prompts
 
@@ -392,9 +318,6 @@ class HFModel(ChatPromptMixin, ClipModel):
     def _key(self, req: Request, mode: str, max_new_tokens: int, adapters: bool = True) -> str:
         import torch  # noqa: F401  (dtype names below are torch's)
 
-        from emobench.models.hf.loading import torch_dtype
-        from emobench.provenance import code_version
-
         o = self.opts
         head: dict[str, Any] = {
             "v": CACHE_VERSION,
@@ -428,8 +351,6 @@ class HFModel(ChatPromptMixin, ClipModel):
         counts, recorded under ``role``: MSCE's describer apart from the classifier),
         computing the missing ones in batches; ``adapters=False`` answers as the base
         model (fine-tuned adapters switched off)."""
-        from emobench.io import write_json_atomic
-
         keys = [self._key(r, mode, max_new_tokens, adapters) for r in reqs]
         entries, missing = self._cached(keys, ("scores",) if mode == "loglik" else ("text",))
         if missing:
@@ -443,8 +364,6 @@ class HFModel(ChatPromptMixin, ClipModel):
             if adapters or self._adapted is None:
                 done = self._compute([reqs[i] for i in todo], mode, max_new_tokens)
             else:
-                from emobench.models.hf.finetune import adapters_off
-
                 with adapters_off(self._adapted):
                     done = self._compute([reqs[i] for i in todo], mode, max_new_tokens)
             for i, e in zip(todo, done, strict=True):
@@ -454,8 +373,6 @@ class HFModel(ChatPromptMixin, ClipModel):
             by_key = {keys[i]: e for i, e in zip(todo, done, strict=True)}
             for i in missing:
                 entries[i] = by_key[keys[i]]
-        from emobench.models.hf.records import note_answers
-
         note_answers(self._stats, role, entries)  # type: ignore[arg-type]
         return entries  # type: ignore[return-value]
 
@@ -465,17 +382,12 @@ class HFModel(ChatPromptMixin, ClipModel):
 
         Pipelined (module docstring): the requests run longest first, the processor one
         batch ahead in a thread; the answers come back in the order of ``reqs``."""
-        from emobench.models.hf.batching import run_batches
-        from emobench.models.hf.kernels import batched_vision_attention
-
         with batched_vision_attention(self._model, self.opts.pipeline):
             return run_batches(self, reqs, mode, max_new_tokens)
 
     def _encode_staged(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
         """:meth:`_encode_cpu`, then ready for the copy to the device (pixels in the model's
         dtype where it casts them anyway, pinned for CUDA): the pipeline thread's work."""
-        from emobench.models.hf.pipeline import stage_for_device
-
         enc, stats = self._encode_cpu(reqs)
         return stage_for_device(enc, self._model, self._input_device), stats
 
@@ -485,8 +397,6 @@ class HFModel(ChatPromptMixin, ClipModel):
         pixels per token, the temporal patch and the pixel bounds its resize clamps to
         (``size`` shortest/longest edge are pixel counts there; the options override);
         other processors are ordered by raw pixels × frames."""
-        from emobench.models.hf.pipeline import estimate_tokens
-
         kw: dict[str, Any] = {}
         p = getattr(self._processor, "video_processor", None) or getattr(
             self._processor, "image_processor", None
@@ -538,8 +448,6 @@ class HFModel(ChatPromptMixin, ClipModel):
             return self._encode_locked(reqs)
 
     def _encode_locked(self, reqs: list[Request]) -> tuple[Any, list[dict[str, Any]]]:
-        from emobench.models.hf.encoding import encode_batch
-
         kw = self._processor_kwargs()
         return encode_batch(self._model, self._processor, reqs, kw, self.name)
 
@@ -575,10 +483,4 @@ class HFModel(ChatPromptMixin, ClipModel):
         return "cache" if "cache" in params else "past_key_values"
 
     def _loglik(self, reqs: list[Request]) -> list[dict[str, Any]]:
-        from emobench.models.hf.loglik import label_loglik
-
         return label_loglik(self, reqs)
-
-
-def _fraction(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from emobench.errors import EmobenchError
 
 if TYPE_CHECKING:
-    from emobench.models.hf.adapter import HFModel
-    from emobench.models.hf.options import Request
+    from emobench.chat.request import Request
+    from emobench.models.hf.protocol import BatchedModel as HFModel
 
 
 def batch_key(req: Request, *, mixed_frames: bool, fps_kwarg: bool) -> tuple[Any, ...]:

@@ -26,7 +26,7 @@ from emobench.models.hf.options import chat_inputs
 from emobench.models.hf.tokens import visual_stats
 
 if TYPE_CHECKING:
-    from emobench.models.hf.options import Request
+    from emobench.chat.request import Request
 
 
 def has_video_processor(processor: Any) -> bool:

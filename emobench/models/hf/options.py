@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
+from emobench.chat.request import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
 from emobench.models.base import ClipInput
 from emobench.settings import Bool, Float, PositiveInt, Seed, StrictModel
 
-DEFAULT_QUESTION = "What is the emotional state of the person in this video?"
-DEFAULT_INSTRUCTION = "Answer with one word from the options."
 #: bump when the meaning of a cached entry changes
 CACHE_VERSION = 1
 
@@ -108,12 +105,6 @@ FINETUNE_SETTINGS = frozenset(
 )
 
 
-def clip_permutation(clip_id: str, n: int, seed: int = 0) -> np.ndarray:
-    """The seeded option permutation of a clip (the same on every run and machine)."""
-    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(n)
-
-
 def crop_clip(clip: ClipInput, side: int | None) -> ClipInput:
     """``clip`` with its frames and gap frames centre-cropped to ``side`` pixels (frames
     no larger, and ``side`` 0 or None, unchanged)."""
@@ -127,24 +118,6 @@ def crop_clip(clip: ClipInput, side: int | None) -> ClipInput:
         return np.ascontiguousarray(centre_crop(frames, side))
 
     return replace(clip, frames=cut(clip.frames), between=tuple(cut(b) for b in clip.between))
-
-
-def effective_fps(clip: ClipInput) -> float:
-    """The rate of the presented frames: source fps × frames / source frames spanned."""
-    idx = np.asarray(clip.indices)
-    if len(idx) < 2:
-        return float(clip.fps)
-    span = int(idx.max() - idx.min()) + 1
-    return float(clip.fps) * len(idx) / max(span, 1)
-
-
-@dataclass
-class Request:
-    """One user turn for the model: content items in order, and the fps of its videos."""
-
-    content: list[dict[str, Any]]
-    fps: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def chat_inputs(
@@ -168,10 +141,3 @@ def chat_inputs(
         for v in videos
     ]
     return prompt, images, videos, metas
-
-
-def _array_digest(a: np.ndarray) -> str:
-    a = np.ascontiguousarray(a)
-    h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
-    h.update(a.tobytes())
-    return h.hexdigest()

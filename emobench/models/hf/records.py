@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from emobench.models.chat import value_summary
+from emobench.chat.prompt import value_summary
 from emobench.models.hf.architectures import ARCHITECTURES, DEFAULT, Arch
 
 if TYPE_CHECKING:
-    from emobench.models.hf.adapter import HFModel
+    from emobench.models.hf.protocol import RecordedModel as HFModel
 
 
 def note_answers(stats: dict[str, Any], role: str, entries: list[dict[str, Any]]) -> None:
@@ -91,3 +91,72 @@ def check_frames(m: HFModel, frames: list[int]) -> None:
             f"hf:{m.name}: {name} was trained on {limit} frames per video; this cell shows "
             f"up to {max(frames)} (recorded as trained_frames in the cell record)"
         )
+
+
+def cell_record(m: HFModel) -> dict[str, Any]:
+    """The cell record of an ``hf:`` model: what it was shown, how, and what it computed."""
+    s = m._stats
+    summary = value_summary
+    info: dict[str, Any] = {
+        "model": f"hf:{m.name}",
+        "model_hash": m._hash,
+        "scoring": m.opts.scoring,
+        "input": m.opts.input,
+        "frame_size": m.frame_size,
+        "crop": m.crop or None,
+        "prompt": s["prompt"],
+        "option_order": m.opts.option_order,
+        "options": s["options"],
+        "distinct_option_orders": len(s["orders"]),
+        "frames_per_clip": summary(s["frames"]),
+        "pixels_per_frame": summary(s["pixels"]),
+        "fps": summary(s["fps"]),
+        "visual_tokens": summary(s["visual_tokens"]),
+        **cell_extras(m),
+        "model_calls": s["model_calls"],
+        "cache_hits": s["cache_hits"],
+        "cache_invalid": s.get("cache_invalid", 0),
+        "processor": m._processor_kwargs(),
+        "pipeline": m.opts.pipeline,
+        "attn_implementation": m._attn_implementation(),
+        "padding_fraction": _fraction(s["pad_tokens"], s["tokens"]),
+        "padding_fraction_unbucketed": _fraction(
+            s["unbucketed_pad_tokens"], s["unbucketed_tokens"]
+        ),
+        "prefetch_peak": s["prefetch_peak"],
+        "processor_wait_s": round(s["processor_wait_s"], 3),
+    }
+    if m._adapter is not None:
+        o = m.opts
+        info["finetune"] = {
+            "method": "lora",
+            "adapter": m._adapter.fingerprint,
+            "folder": m._adapter.folder.name,
+            "trained_now": m._adapter.trained_now,
+            "lora_r": o.lora_r,
+            "lora_alpha": o.lora_alpha,
+            "lora_dropout": o.lora_dropout,
+            "lora_targets": o.lora_targets or "language-model attention + MLP projections",
+            "lora_vision_blocks": o.lora_vision_blocks,
+            "finetune_frames": o.finetune_frames,
+            "decoupled_stage2": o.decoupled_stage2,
+            "training": m._adapter.summary,
+        }
+    if m.opts.scoring == "loglik":
+        info["length_norm"] = m.opts.length_norm
+        info["answers"] = [m.opts.answer_prefix + lb for lb in m.labels]
+    else:
+        info["max_new_tokens"] = m.opts.max_new_tokens
+    if s["describer_calls"] or m.describer is not None:
+        info["describer"] = f"hf:{m.describer.name}" if m.describer else "self"
+        info["describer_calls"] = s["describer_calls"]
+        info.update(describer_record(m))
+        if m.describer is not None:
+            d = m.describer._stats
+            info["describer_model_calls"] = d["model_calls"]
+            info["describer_cache_hits"] = d["cache_hits"]
+    return info
+
+
+def _fraction(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None

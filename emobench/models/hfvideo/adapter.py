@@ -37,10 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from emobench.chat.prompt import value_summary
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
-from emobench.models.chat import value_summary
-from emobench.models.checkpoint import recipe_hash
 from emobench.models.hfvideo.loading import (
     HFVideoError,
     input_shape,
@@ -49,6 +48,7 @@ from emobench.models.hfvideo.loading import (
 from emobench.models.hfvideo.options import FEATURE_VERSION, FINETUNE_LR, HFVideoOptions
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
+from emobench.training.checkpoint import recipe_hash
 
 #: frozen features computed / served from the cache in this process (tests, benchmarks)
 FEATURE_STATS = {"computed": 0, "cached": 0}
@@ -131,7 +131,7 @@ class HFVideoModel(ClipModel):
         return self.opts.dtype == "auto"
 
     def _train_config(self, ctx: FitContext) -> Any:
-        from emobench.models.training import TrainConfig
+        from emobench.training.loop import TrainConfig
 
         settings = {**ctx.train_options, **self.opts.train}
         if self.opts.epochs is not None:
@@ -214,7 +214,7 @@ class HFVideoModel(ClipModel):
         clips are decoded once when their frames fit in ``preload_max_gb``, else batch by
         batch (:class:`~emobench.models.hfvideo.train.ClipStore`)."""
         from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
-        from emobench.models.hfvideo.train import ClipStore, FinetuneSettings, finetune
+        from emobench.training.video import ClipStore, FinetuneSettings, finetune
 
         net = self._load_net()
         meta = load_finetuned(net, path, ctx.warn) if self.opts.reuse_checkpoints else None
@@ -259,8 +259,8 @@ class HFVideoModel(ClipModel):
         is one view, its ``num_frames`` segment centres (the validation view of
         fine-tuning), so its feature is computed once and cached across recipes, seeds and
         reruns; only the uncached clips are decoded."""
-        from emobench.models.checkpoint import load_checkpoint, save_module
-        from emobench.models.training import train_probe
+        from emobench.models.baseline.train import train_probe
+        from emobench.training.checkpoint import load_checkpoint, save_module
         from emobench.video.sampling import segment_centres
 
         head = load_checkpoint(path, ctx.warn) if self.opts.reuse_checkpoints else None
@@ -336,7 +336,7 @@ class HFVideoModel(ClipModel):
         return self._net
 
     def _encode(self, clips: list[np.ndarray]) -> np.ndarray:
-        from emobench.models.hfvideo.train import run_batches
+        from emobench.training.video import run_batches
 
         return run_batches(
             self._backbone(), clips, self.batch_size, self._device, self._autocast, True
@@ -397,7 +397,7 @@ class HFVideoModel(ClipModel):
         if self.opts.frozen:
             scores = self._probe_scores(clips, views)
         else:
-            from emobench.models.hfvideo.train import run_batches
+            from emobench.training.video import run_batches
 
             scores = run_batches(
                 self._net, [v[0] for v in views], self.batch_size, self._device, self._autocast
@@ -408,7 +408,7 @@ class HFVideoModel(ClipModel):
     def _probe_scores(
         self, clips: list[ClipInput], views: list[tuple[np.ndarray, np.ndarray]]
     ) -> np.ndarray:
-        from emobench.models.training import predict_head
+        from emobench.training.heads import predict_head
 
         keys = [self._feature_key(c.clip_id, v[1]) for c, v in zip(clips, views, strict=True)]
         feats: list[np.ndarray | None] = [self._cached(k) for k in keys]

@@ -31,10 +31,10 @@ import numpy as np
 
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
-from emobench.models.checkpoint import recipe_hash
 from emobench.models.hicmae.options import HiCMAEError, HiCMAEOptions
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
+from emobench.training.checkpoint import recipe_hash
 
 #: sidecar format of emobench's HiCMAE fine-tunes
 FORMAT = "emobench-hicmae/1"
@@ -206,12 +206,12 @@ class HiCMAEModel(ClipModel):
 
     def _fit_finetune(self, ctx: FitContext, tensors: dict[str, Any]) -> None:
         from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
-        from emobench.models.hfvideo.train import (
+        from emobench.training.loop import TrainConfig
+        from emobench.training.video import (
             ClipStore,
             FinetuneSettings,
             finetune,  # numbers layers by net.layer_ids()
         )
-        from emobench.models.training import TrainConfig
 
         if ctx.train_index is None or ctx.train_index.height < 2:
             raise HiCMAEError(f"{self._where}: needs at least 2 training clips to fine-tune")
@@ -305,7 +305,7 @@ class HiCMAEModel(ClipModel):
 
     def predict(self, clips: list[ClipInput]) -> list[ClipOutput]:
         """Logits in :attr:`labels` order (module docstring)."""
-        from emobench.models.hfvideo.train import run_batches
+        from emobench.training.video import run_batches
         from emobench.video.sampling import segment_centres
 
         if self._net is None:
@@ -345,7 +345,7 @@ class HiCMAEModel(ClipModel):
         self._stats: dict[str, Any] = {"frames_in": [], "resampled": 0, "clips": 0, "no_audio": 0}
 
     def describe(self) -> dict[str, Any]:
-        from emobench.models.chat import value_summary
+        from emobench.chat.prompt import value_summary
 
         s = self._stats
         return {

@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from emobench.chat.prompt import value_summary
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
-from emobench.models.chat import value_summary
-from emobench.models.checkpoint import recipe_hash
 from emobench.models.maedfer.checkpoint import RELEASED, missing_folds, resolve_checkpoint
 from emobench.models.maedfer.options import MAEDFEROptions
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
 from emobench.models.videovit import CheckpointError
+from emobench.training.checkpoint import recipe_hash
 
 
 @register_model(
@@ -180,8 +180,8 @@ class MAEDFERModel(ClipModel):
     def _fit_finetune(self, ctx: FitContext) -> None:
         from emobench.longtail.rebalance import get_rebalancing
         from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
-        from emobench.models.hfvideo.train import ClipStore, FinetuneSettings, finetune
-        from emobench.models.training import TrainConfig
+        from emobench.training.loop import TrainConfig
+        from emobench.training.video import ClipStore, FinetuneSettings, finetune
 
         get_rebalancing(ctx.rebalancing)
         if ctx.train_index is None or ctx.train_index.height < 2:
@@ -247,8 +247,8 @@ class MAEDFERModel(ClipModel):
     def predict(self, clips: list[ClipInput]) -> list[ClipOutput]:
         """Scores in :attr:`labels` order: the logits of the one resampled view, or
         ``log`` of the mean softmax of the authors' test views."""
-        from emobench.models.hfvideo.train import run_batches
         from emobench.models.maedfer.protocol import average_softmax
+        from emobench.training.video import run_batches
 
         if self._net is None:
             raise EmobenchError(f"{self._where}: predict() before fit()")

@@ -40,14 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from emobench.chat.cache import content_digest
+from emobench.chat.prompt import ChatPromptMixin, value_summary
+from emobench.chat.request import Request
 from emobench.errors import EmobenchError
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
-from emobench.models.chat import (
-    ChatPromptMixin,
-    content_digest,
-    value_summary,
-)
-from emobench.models.hf.options import Request
 from emobench.models.openai.options import (
     CACHE_VERSION,
     OpenAIOptions,

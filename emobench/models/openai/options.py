@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from emobench.models.hf.options import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
+from emobench.chat.request import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
 from emobench.settings import Bool, Float, PositiveInt, Seed, StrictModel
 
 #: bump when the meaning of a cached entry changes

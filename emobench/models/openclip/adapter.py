@@ -44,7 +44,6 @@ from pydantic import Field, field_validator
 
 from emobench.errors import EmobenchError
 from emobench.models.base import FitContext, FrameFeatureModel
-from emobench.models.checkpoint import recipe_hash
 from emobench.models.openclip.weights import (
     CONFIG_DIR,
     SHIPPED,
@@ -62,6 +61,7 @@ from emobench.models.openclip.weights import (
 from emobench.models.registry import UnknownModelError, parse_options, register_model
 from emobench.models.roles import FamilyRole, always, option_on
 from emobench.settings import Int, PositiveInt, Seed, StrictModel, check_train
+from emobench.training.checkpoint import recipe_hash
 
 POOLS = ("mean", "max", "mean-logit")
 PROBES = ("none", "linear")
@@ -265,8 +265,8 @@ class OpenClipModel(FrameFeatureModel):
 
     def _fit_probe(self, ctx: FitContext) -> None:
         from emobench.data.index import fingerprint
-        from emobench.models.checkpoint import load_checkpoint, save_module
-        from emobench.models.training import TrainConfig, train_probe
+        from emobench.models.baseline.train import TrainConfig, train_probe
+        from emobench.training.checkpoint import load_checkpoint, save_module
 
         opts = {**ctx.train_options, **self.options.get("train", {})}
         cfg = TrainConfig(**{**opts, "seed": ctx.seed, "device": str(ctx.device)})
@@ -356,7 +356,7 @@ class OpenClipModel(FrameFeatureModel):
 
     def score(self, clips: list[np.ndarray]) -> np.ndarray:
         if self._head is not None:
-            from emobench.models.training import predict_head
+            from emobench.training.heads import predict_head
 
             return predict_head(self._head, clips, device=self._device)
         if self._classifier is None:
@@ -381,7 +381,7 @@ class OpenClipModel(FrameFeatureModel):
 
 def __getattr__(name: str) -> Any:
     if name == "train_probe":  # moved to emobench.models.training (imports torch: lazily)
-        from emobench.models.training import train_probe
+        from emobench.models.baseline.train import train_probe
 
         return train_probe
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -136,7 +136,7 @@ class ImportedPredictions:
         (``dataset``/``fold``/``seed`` columns, when present, select them)."""
         import polars as pl
 
-        from emobench.models.checkpoint import recipe_hash
+        from emobench.training.checkpoint import recipe_hash
 
         self.labels = list(ctx.labels)
         self._ctx = ctx

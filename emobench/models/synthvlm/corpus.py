@@ -217,7 +217,7 @@ def describe_state(aus: np.ndarray) -> str:
 def question_text(options: list[str]) -> str:
     """The ``hf:`` family's default prompt for ``options`` (question, options, instruction):
     the same text :meth:`emobench.models.chat.ChatPromptMixin.prompt_text` builds."""
-    from emobench.models.hf.options import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
+    from emobench.chat.request import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
 
     return f"{DEFAULT_QUESTION}\nOptions: {', '.join(options)}.\n{DEFAULT_INSTRUCTION}"
 
@@ -399,7 +399,7 @@ class Corpus:
         return Example("qa", content, answer, label, word, noisy, _rate(idx))
 
     def _msce(self, rng: np.random.Generator, render: bool) -> Example:
-        from emobench.models.hf.msce import BETWEEN_PREFIX
+        from emobench.chat.msce import BETWEEN_PREFIX
         from emobench.video.sampling import between_indices, segment_centres
 
         label, answer, word, noisy = self._asked(rng)
@@ -422,7 +422,7 @@ class Corpus:
         return Example("msce", content, answer, label, word, noisy, _rate(keys))
 
     def _describe(self, rng: np.random.Generator, render: bool) -> Example:
-        from emobench.models.hf.msce import DEFAULT_DESCRIBE_PROMPT
+        from emobench.chat.msce import DEFAULT_DESCRIBE_PROMPT
         from emobench.video.sampling import between_indices, segment_centres
 
         label, tl = self._timeline(rng)
@@ -470,8 +470,8 @@ class Corpus:
     def texts(self, n: int) -> list[str]:
         """Prompts and answers of the first ``n`` examples (no rendering), plus every
         label, emotion word and fixed prompt: the tokenizer's training text."""
+        from emobench.chat.msce import BETWEEN_PREFIX, DEFAULT_DESCRIBE_PROMPT
         from emobench.labels import EMOTION_WORDS
-        from emobench.models.hf.msce import BETWEEN_PREFIX, DEFAULT_DESCRIBE_PROMPT
 
         out = [CAPTION_PROMPT, DEFAULT_DESCRIBE_PROMPT, BETWEEN_PREFIX, NO_CHANGE]
         out += [STATE_PROMPT, RELAXED, "; ".join(STATES)]

@@ -1,6 +1,7 @@
 """Fine-tuning an ``hfvideo:`` classifier on one fold, with emobench's re-balancing recipes.
 
-Protocol (the shared parts are :mod:`emobench.models.training`'s):
+Protocol (the shared parts are :mod:`emobench.training.loop`'s; the schedule and layer-wise
+learning rates :mod:`emobench.training.schedule`'s):
 
 * A stratified validation split (``[train] val_fraction``) is carved from the fold's
   training clips; early stopping watches validation UAR and restores the best weights.
@@ -32,7 +33,6 @@ batch decodes its own clips (DFEW at 224 px is ~100 GB of frames: it cannot be h
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,7 +45,8 @@ from torch import nn
 
 from emobench.longtail.rebalance import class_counts, draw_epoch, get_rebalancing, make_loss
 from emobench.models.device import autocast, resolve_device, run_with_oom_backoff
-from emobench.models.training import (
+from emobench.models.hfvideo.loading import HFVideoError
+from emobench.training.loop import (
     EarlyStopper,
     ProgressFn,
     TrainConfig,
@@ -60,6 +61,7 @@ from emobench.models.training import (
     stratified_split,
     validate,
 )
+from emobench.training.schedule import layer_ids, param_groups, warmup_cosine  # noqa: F401
 from emobench.video.sampling import segment_centres, segment_random
 
 #: Optimizer steps taken in this process, per phase (tests check that a reused checkpoint
@@ -219,75 +221,6 @@ def _val_logits(
     return logits
 
 
-#: a transformer block's parameters: ``<backbone>.encoder.layer.<i>.`` (VideoMAE,
-#: TimeSformer, V-JEPA 2) or ``<backbone>.layers.<i>.`` (ViViT)
-_BLOCK = re.compile(r"(?:encoder\.)?layers?\.(\d+)\.")
-#: the backbone's embeddings: ``<backbone>.embeddings.`` or ``<backbone>.encoder.embeddings.``
-_EMBEDDINGS = re.compile(r"(?:encoder\.)?embeddings\.")
-#: parameters without weight decay besides biases and norms (ViT fine-tuning practice)
-_NO_DECAY = ("cls_token", "position_embeddings", "time_embeddings", "mask_token", "region_tokens")
-
-
-def warmup_cosine(
-    opt: torch.optim.Optimizer, warmup: int, total: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Step ``t`` uses ``lr · (t + 1) / warmup`` for ``t < warmup``, then
-    ``lr · ½(1 + cos(π (t − warmup) / (total − warmup)))``: linear warm-up, cosine decay."""
-    import math
-
-    def factor(t: int) -> float:
-        if t < warmup:
-            return (t + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (t - warmup) / max(1, total - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def layer_ids(net: nn.Module) -> dict[str, int]:
-    """Depth of every parameter of a VideoClassifier for layer-wise lr decay: 0 for the
-    backbone's embeddings, ``i + 1`` for its block ``i``, ``L + 1`` for everything after
-    the ``L`` blocks (final norm, pooler, classifier); a network's own ``layer_ids()`` wins."""
-    if callable(getattr(net, "layer_ids", None)):  # e.g. maedfer:'s LGI-Former
-        return net.layer_ids()
-    hf = net.hf
-    prefix = f"hf.{hf.base_model_prefix}."
-    n = int(getattr(hf.config, "num_hidden_layers", 0))
-    out = {}
-    for name, _ in net.named_parameters():
-        depth = n + 1
-        if name.startswith(prefix):  # (V-JEPA 2's unused predictor counts as the top)
-            rest = name[len(prefix) :]
-            block = _BLOCK.match(rest)
-            if block is not None:
-                depth = int(block.group(1)) + 1
-            elif _EMBEDDINGS.match(rest):
-                depth = 0
-        out[name] = min(depth, n + 1)
-    return out
-
-
-def param_groups(
-    net: nn.Module, lr: float, layer_decay: float, weight_decay: float
-) -> list[dict[str, Any]]:
-    """AdamW parameter groups: learning rate ``lr · layer_decay^(L + 1 − depth)``
-    (:func:`layer_ids`), no weight decay for biases, norms, tokens and position
-    embeddings."""
-    depth = layer_ids(net)
-    top = max(depth.values(), default=0)
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, p in net.named_parameters():
-        if not p.requires_grad:
-            continue
-        no_wd = p.ndim <= 1 or name.endswith(_NO_DECAY)
-        group = groups.setdefault(
-            (depth[name], no_wd),
-            {"params": [], "lr": lr * layer_decay ** (top - depth[name]),
-             "weight_decay": 0.0 if no_wd else weight_decay},
-        )  # fmt: skip
-        group["params"].append(p)
-    return [groups[k] for k in sorted(groups)]
-
-
 def _finetune_phase(
     net: nn.Module,
     store: ClipStore,
@@ -418,8 +351,6 @@ def retrain_classifier(
 def _out_of_memory_is_one_line(s: FinetuneSettings) -> Iterator[None]:
     """A GPU out-of-memory error while training becomes one line saying what to change
     (prediction halves its batch instead: :func:`run_batches`)."""
-    from emobench.models.hfvideo.loading import HFVideoError
-
     try:
         yield
     except torch.cuda.OutOfMemoryError:
