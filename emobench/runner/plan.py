@@ -32,8 +32,9 @@ class Cell:
     enrichment: str
     prior_correction: str
     seed: int
-    #: imported models only (``predictions:<file>``): a digest of the files' contents, so
-    #: that it is part of every part's stamp and an edited file makes its parts stale
+    #: the model family's ``inputs_digest`` hook (e.g. imported predictions): a digest of
+    #: the files it reads besides the media, part of every part's stamp (an edited file
+    #: makes its parts stale); None when the family declares no such files
     inputs: str | None = None
 
     @property
