@@ -38,10 +38,10 @@ What is trained, and on what:
   head is tied to the input embeddings). Stage 2 continues from stage 1 instead of
   re-initialising, since a re-initialised LoRA block is the base model again.
 * **Protocol.** A stratified validation split of the training clips
-  (:func:`~emobench.models.training.stratified_split`, ``val_fraction``); after each epoch
+  (:func:`~emobench.training.loop.stratified_split`, ``val_fraction``); after each epoch
   the validation clips are scored by the loglik path itself and early stopping keeps the
-  adapters of the best validation UAR (:class:`~emobench.models.training.EarlyStopper`
-  over the trainable tensors only). Seeded (:func:`~emobench.models.training.seeded` and a
+  adapters of the best validation UAR (:class:`~emobench.training.loop.EarlyStopper`
+  over the trainable tensors only). Seeded (:func:`~emobench.training.loop.seeded` and a
   numpy generator): on CPU the same seed gives the same adapters bit for bit. On CUDA bf16
   autocast; ``finetune_grad_accum`` micro-batches per optimizer step.
 * **Checkpoints.** One folder per (dataset, fold, seed — the engine's checkpoint folder —
