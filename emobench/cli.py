@@ -172,8 +172,8 @@ def _run_argv(
 def _register_delegated() -> None:
     """Commands whose bodies live with their concern (each module imports lazily)."""
     from emobench.data.synth.cli import generate_synth
-    from emobench.models.openclip.cli import pretrain_synth_web
-    from emobench.models.synthvlm.cli import pretrain_synth_vlm
+    from emobench.pretrain.synth_vlm.cli import pretrain_synth_vlm
+    from emobench.pretrain.synth_web.cli import pretrain_synth_web
     from emobench.report.cli import report
 
     app.command("report")(report)

@@ -14,19 +14,29 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("open_clip")
 wordfreq = pytest.importorskip("wordfreq")
 
+from emobench.errors import PretrainError  # noqa: E402
 from emobench.labels import EMOTION_WORDS  # noqa: E402
-from emobench.models.openclip import pretrain as pt  # noqa: E402
+from emobench.pretrain.synth_web.command import pretrain_synth_web  # noqa: E402
+from emobench.pretrain.synth_web.config import CARD_NAME, WEIGHTS_NAME, PretrainConfig  # noqa: E402
+from emobench.pretrain.synth_web.train import batch_indices, train_clip  # noqa: E402
+from emobench.pretrain.synth_web.webpool import (  # noqa: E402
+    build_web_pool,
+    make_caption,
+    mention_probabilities,
+    web_identity_rng,
+    word_frequencies,
+)
 
-SMALL = pt.PretrainConfig(n_identities=4, images_per_identity=8, steps=3, batch_size=16, warmup=1)
+SMALL = PretrainConfig(n_identities=4, images_per_identity=8, steps=3, batch_size=16, warmup=1)
 
 
 def test_mention_probability_follows_word_frequencies():
     classes = ("happiness", "disgust", "fear")
-    freqs = pt.word_frequencies(classes)
+    freqs = word_frequencies(classes)
     for c in classes:
         for w in EMOTION_WORDS[c]:
             assert freqs[c][w] == wordfreq.word_frequency(w, "en")
-    mention = pt.mention_probabilities(freqs, 0.8)
+    mention = mention_probabilities(freqs, 0.8)
     totals = {c: sum(freqs[c].values()) for c in classes}
     assert mention["happiness"] == pytest.approx(0.8)  # the most frequent class
     assert mention["disgust"] / mention["fear"] == pytest.approx(totals["disgust"] / totals["fear"])
@@ -35,11 +45,11 @@ def test_mention_probability_follows_word_frequencies():
 
 def test_caption_sampling_rates():
     classes = ("happiness", "disgust")
-    freqs = pt.word_frequencies(classes)
-    mention = pt.mention_probabilities(freqs, 0.9)
+    freqs = word_frequencies(classes)
+    mention = mention_probabilities(freqs, 0.9)
     rng = np.random.default_rng(0)
     n = 3000
-    happy = [pt.make_caption("happiness", rng, freqs, mention, 0.0) for _ in range(n)]
+    happy = [make_caption("happiness", rng, freqs, mention, 0.0) for _ in range(n)]
     share = np.mean([w is not None for _, w, _ in happy])
     assert share == pytest.approx(0.9, abs=0.03)
     words = [w for _, w, _ in happy if w]
@@ -49,7 +59,7 @@ def test_caption_sampling_rates():
     )
     assert all(w in t for t, w, _ in happy if w)
     # noisy captions name a word drawn by frequency whatever the face shows
-    noisy = [pt.make_caption("disgust", rng, freqs, mention, 1.0) for _ in range(500)]
+    noisy = [make_caption("disgust", rng, freqs, mention, 1.0) for _ in range(500)]
     assert all(flag for *_, flag in noisy)
     assert np.mean([w in EMOTION_WORDS["happiness"] for _, w, _ in noisy]) > 0.8
 
@@ -59,14 +69,14 @@ def test_web_identities_are_not_benchmark_subjects():
     from emobench.data.synth.generate import subject_rng
 
     bench = {sample_identity(subject_rng(0, s)) for s in range(100)}
-    web = {sample_identity(pt.web_identity_rng(0, i)) for i in range(100)}
+    web = {sample_identity(web_identity_rng(0, i)) for i in range(100)}
     assert not bench & web
 
 
 def test_web_pool_is_deterministic_and_balanced():
     cfg = replace(SMALL, n_identities=2)
-    a_img, a_cap, stats = pt.build_web_pool(cfg)
-    b_img, b_cap, _ = pt.build_web_pool(cfg)
+    a_img, a_cap, stats = build_web_pool(cfg)
+    b_img, b_cap, _ = build_web_pool(cfg)
     np.testing.assert_array_equal(a_img, b_img)
     assert a_cap == b_cap and a_img.shape == (16, 64, 64, 3) and a_img.dtype == np.uint8
     assert sum(stats["images_per_class"].values()) == 16
@@ -76,25 +86,25 @@ def test_web_pool_is_deterministic_and_balanced():
 def test_web_pool_crop_is_the_centre_of_the_render():
     full = replace(SMALL, n_identities=1, crop=0, image_size=112)
     cropped = replace(SMALL, n_identities=1, crop=64, image_size=64)
-    a, cap_a, _ = pt.build_web_pool(full)
-    b, cap_b, _ = pt.build_web_pool(cropped)
+    a, cap_a, _ = build_web_pool(full)
+    b, cap_b, _ = build_web_pool(cropped)
     assert cap_a == cap_b
     np.testing.assert_array_equal(b, a[:, 24:88, 24:88])
     assert cropped.preprocess == {"frame_size": 112, "crop": 64}
-    with pytest.raises(pt.PretrainError, match="crop=200"):
+    with pytest.raises(PretrainError, match="crop=200"):
         replace(SMALL, crop=200)
 
 
 def test_bad_settings_are_one_clear_error():
-    with pytest.raises(pt.PretrainError, match="steps=0"):
+    with pytest.raises(PretrainError, match="steps=0"):
         replace(SMALL, steps=0)
-    with pytest.raises(pt.PretrainError, match="pairs"):
-        pt.train_clip(np.zeros((3, 64, 64, 3), np.uint8), ["a"] * 3, SMALL)
+    with pytest.raises(PretrainError, match="pairs"):
+        train_clip(np.zeros((3, 64, 64, 3), np.uint8), ["a"] * 3, SMALL)
 
 
 def test_batches_group_faces_of_few_identities():
     cfg = replace(SMALL, n_identities=10, batch_size=12, per_identity=4)
-    idx = pt.batch_indices(cfg, np.random.default_rng(0))
+    idx = batch_indices(cfg, np.random.default_rng(0))
     ids, counts = np.unique(idx // cfg.images_per_identity, return_counts=True)
     assert len(idx) == 12 and len(np.unique(idx)) == 12 and len(ids) == 3
     assert (counts == 4).all()
@@ -103,9 +113,9 @@ def test_batches_group_faces_of_few_identities():
 def test_a_few_pretraining_steps_run_save_and_reload(tmp_path):
     from emobench.models.openclip.adapter import OpenClipModel
 
-    info = pt.pretrain_synth_web(tmp_path, SMALL)
-    weights = tmp_path / pt.WEIGHTS_NAME
-    assert weights.is_file() and (tmp_path / pt.CARD_NAME).is_file()
+    info = pretrain_synth_web(tmp_path, SMALL)
+    weights = tmp_path / WEIGHTS_NAME
+    assert weights.is_file() and (tmp_path / CARD_NAME).is_file()
     assert info["bytes"] < 8e6 and np.isfinite(info["final_loss"])
     assert info["history"]["step"][-1] == SMALL.steps
     model = OpenClipModel(f"emobench-tiny@{weights}", {})
@@ -115,13 +125,13 @@ def test_a_few_pretraining_steps_run_save_and_reload(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     feats = model.encode(frames)
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)
-    assert "steps" in (tmp_path / pt.CARD_NAME).read_text()
+    assert "steps" in (tmp_path / CARD_NAME).read_text()
 
 
 def test_training_is_seeded():
     cfg = replace(SMALL, n_identities=2, steps=2)
-    images, captions, _ = pt.build_web_pool(cfg)
-    a, _ = pt.train_clip(images, captions, cfg)
-    b, _ = pt.train_clip(images, captions, cfg)
+    images, captions, _ = build_web_pool(cfg)
+    a, _ = train_clip(images, captions, cfg)
+    b, _ = train_clip(images, captions, cfg)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert np.array_equal(va.numpy(), vb.numpy()), k

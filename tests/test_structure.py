@@ -65,9 +65,6 @@ KNOWN_UPWARD: set[tuple[str, str]] = {
 MAX_LINES = 500
 OVERSIZED: set[str] = {
     "emobench.data.synth.faces",  # the face renderer: one drawing, kept whole
-    # being split by their rooms' restructuring
-    "emobench.models.synthvlm.corpus",
-    "emobench.models.synthvlm.pretrain",
 }
 
 

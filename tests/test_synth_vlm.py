@@ -11,25 +11,16 @@ import pytest
 import torch
 from conftest import zero_shot_context
 
-from emobench.errors import EmobenchError
+from emobench.errors import EmobenchError, PretrainError
 from emobench.models.base import ClipInput, FitContext
-from emobench.models.synthvlm.build import ArchConfig
-from emobench.models.synthvlm.corpus import (
-    NO_CHANGE,
-    Corpus,
-    CorpusConfig,
-    describe_motion,
-    question_text,
-)
-from emobench.models.synthvlm.pretrain import (
-    SHIPPED_DIR,
-    PretrainConfig,
-    PretrainError,
-    _pooled,
-    distill_loss,
-    encode_batch,
-    pretrain_synth_vlm,
-)
+from emobench.pretrain.synth_vlm.batches import encode_batch
+from emobench.pretrain.synth_vlm.build import ArchConfig
+from emobench.pretrain.synth_vlm.command import pretrain_synth_vlm
+from emobench.pretrain.synth_vlm.config import SHIPPED_DIR, PretrainConfig
+from emobench.pretrain.synth_vlm.corpus import Corpus, CorpusConfig
+from emobench.pretrain.synth_vlm.descriptions import NO_CHANGE, describe_motion
+from emobench.pretrain.synth_vlm.distill import _pooled, distill_loss
+from emobench.pretrain.synth_vlm.prompts import question_text
 
 LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
 #: a smaller architecture than the shipped one keeps these trainings to a second or two
@@ -288,7 +279,7 @@ def test_distillation_stage_sees_face_crops_and_unit_teacher_embeddings(trained)
     pools them to one vector per face."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from emobench.models.synthvlm.pretrain import Teacher
+    from emobench.pretrain.synth_vlm.distill import Teacher
 
     folder, info = trained
     hist = info["history"]["distill"]
@@ -312,7 +303,7 @@ def test_distillation_stage_sees_face_crops_and_unit_teacher_embeddings(trained)
 def test_auxiliary_head_is_not_in_the_saved_folder(trained):
     from safetensors import safe_open
 
-    from emobench.models.synthvlm.build import build_model
+    from emobench.pretrain.synth_vlm.build import build_model
 
     folder, info = trained
     assert len(info["history"]["distill"]["loss"]) == 1  # 3 steps, logged at the end
@@ -380,7 +371,8 @@ def test_seed_spread_reads_other_seeds_of_the_same_recipe(tmp_path):
     import json
     from dataclasses import asdict
 
-    from emobench.models.synthvlm.pretrain import _spread_lines, load_spread
+    from emobench.pretrain.synth_vlm.card import _spread_lines
+    from emobench.pretrain.synth_vlm.spread import load_spread
 
     other = tmp_path / "seed5"
     other.mkdir()

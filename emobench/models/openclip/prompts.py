@@ -10,7 +10,7 @@ dataset: :func:`prompt_set` returns the defaults for a dataset (MAFW's 11 classe
 micro-expression sets' ``repression`` / ``others`` / ``positive`` / ``negative``), and
 ``[models.options] prompts = {templates = [...], words = {happiness = [...]}}`` overrides
 either part. The same emotion vocabulary drives the synthetic web captions of
-:mod:`emobench.models.openclip.pretrain`, so word frequencies and prompts agree.
+:mod:`emobench.pretrain.synth_web`, so word frequencies and prompts agree.
 """
 
 from __future__ import annotations

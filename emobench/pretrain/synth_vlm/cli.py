@@ -1,7 +1,8 @@
 """``emobench pretrain synth-vlm``: the Typer command that pre-trains ``emobench-tiny-vlm``.
 
-Only typer and pathlib are imported at the top so that ``emobench --help`` stays fast;
-torch, transformers and the renderer load when the command runs.
+Only typer, pathlib and emobench's light base modules are imported at the top so that
+``emobench --help`` stays fast; the run (:mod:`.command`, with torch, transformers and the
+renderer) loads when the command runs.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+from emobench.errors import run_cli
+from emobench.progress import PhaseProgress
 
 
 def pretrain_synth_vlm(
@@ -46,13 +50,15 @@ def pretrain_synth_vlm(
 
     Generated faces (identities disjoint from the benchmark): the tiny CLIP's image embedding distilled into the vision tower, then captions whose emotion words follow English word frequencies, descriptions of the face's action units, one-word answers to the hf: family's question, MSCE stage-2 questions and motion descriptions. Writes a Hugging Face model folder that hf:<folder> loads; about 10 CPU minutes.
     """  # noqa: E501  (Typer keeps docstring line breaks)
-    from emobench.errors import run_cli
 
     def body() -> None:
         from dataclasses import replace
 
-        from emobench.models.synthvlm.pretrain import SHIPPED_DIR, PretrainConfig, load_spread
-        from emobench.models.synthvlm.pretrain import pretrain_synth_vlm as run
+        # the run's modules import numpy, polars, the renderer and the hf: family: loaded
+        # when it runs
+        from emobench.pretrain.synth_vlm.command import pretrain_synth_vlm as run
+        from emobench.pretrain.synth_vlm.config import SHIPPED_DIR, PretrainConfig
+        from emobench.pretrain.synth_vlm.spread import load_spread
 
         cfg = PretrainConfig(seed=seed)
         if steps is not None:
@@ -62,8 +68,6 @@ def pretrain_synth_vlm(
         target = out or SHIPPED_DIR
         others = load_spread(list(spread), cfg)  # checked before the long training
         if progress:
-            from emobench.progress import PhaseProgress
-
             names = {
                 "tokenizer": "training the tokenizer",
                 "distill": "distilling the tiny CLIP's vision",

@@ -1,16 +1,21 @@
 """The synthetic "web" image pool of the ``emobench-tiny@synth-web`` pre-training: rendered
-faces with captions whose emotion words follow English word frequencies. The recipe, and
-the training on this pool, are :mod:`emobench.models.openclip.pretrain`.
+faces with captions whose emotion words follow English word frequencies. The recipe is
+:mod:`.config`, the training on this pool :mod:`.train`; the tiny VLM's corpus
+(:mod:`emobench.pretrain.synth_vlm.corpus`) draws its captions here too.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from emobench.models.openclip.pretrain import PretrainConfig, ProgressFn
+from emobench.data.synth.aus import N_AUS, prototype_vector
+from emobench.data.synth.faces import render_frames, sample_identity
+from emobench.labels import EMOTION_WORDS
+from emobench.pretrain.synth_web.config import PretrainConfig
+from emobench.progress import ProgressFn
+from emobench.video.frames import centre_crop
 
 #: First entry of every web-pool seed sequence: keeps web identities off the benchmark's.
 WEB_STREAM = 0x5EB
@@ -22,8 +27,6 @@ WEB_STREAM = 0x5EB
 def word_frequencies(classes: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """English word frequency (``wordfreq``) of every emotion word of every class."""
     from wordfreq import word_frequency
-
-    from emobench.labels import EMOTION_WORDS
 
     return {c: {w: float(word_frequency(w, "en")) for w in EMOTION_WORDS[c]} for c in classes}
 
@@ -95,10 +98,6 @@ def build_web_pool(
     """
     import torch
     import torch.nn.functional as F
-
-    from emobench.data.synth.aus import N_AUS, prototype_vector
-    from emobench.data.synth.faces import render_frames, sample_identity
-    from emobench.video.frames import centre_crop
 
     freqs = word_frequencies(cfg.classes)
     mention = mention_probabilities(freqs, cfg.mention_rate)

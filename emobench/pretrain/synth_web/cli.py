@@ -1,7 +1,8 @@
 """``emobench pretrain synth-web``: the Typer command that pre-trains ``emobench-tiny``.
 
-Only typer and pathlib are imported at the top so that ``emobench --help`` stays fast;
-torch, open_clip and the renderer load when the command runs.
+Only typer, pathlib and emobench's light base modules are imported at the top so that
+``emobench --help`` stays fast; the run (:mod:`.command`, with torch, open_clip and the
+renderer) loads when the command runs.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+from emobench.errors import run_cli
+from emobench.progress import PhaseProgress
 
 
 def pretrain_synth_web(
@@ -32,22 +36,19 @@ def pretrain_synth_web(
 
     Generated faces (identities disjoint from the benchmark) with captions whose emotion words follow English word frequencies; a few minutes on a 2-core CPU.
     """  # noqa: E501  (Typer keeps docstring line breaks)
-    from emobench.errors import run_cli
 
     def body() -> None:
         from dataclasses import replace
 
-        from emobench.models.openclip.adapter import WEIGHTS_DIR
-        from emobench.models.openclip.pretrain import PretrainConfig
-        from emobench.models.openclip.pretrain import pretrain_synth_web as run
+        # the run's modules import numpy, polars and the renderer: loaded when it runs
+        from emobench.pretrain.synth_web.command import pretrain_synth_web as run
+        from emobench.pretrain.synth_web.config import SHIPPED_DIR, PretrainConfig
 
         cfg = PretrainConfig(seed=seed)
         if steps is not None:
             cfg = replace(cfg, steps=steps)
-        target = out or WEIGHTS_DIR
+        target = out or SHIPPED_DIR
         if progress:
-            from emobench.progress import PhaseProgress
-
             names = {"render": "rendering faces", "train": "training steps"}
             with PhaseProgress(names) as report:
                 info = run(target, cfg, eval_root=eval_root, progress=report)

@@ -5,11 +5,12 @@ and the assistant's answer. Faces come from the synth renderer
 (:mod:`emobench.data.synth.faces`) with identities from the web pool's seed stream
 (``[WEB_STREAM, 3, seed, example]``; the benchmark draws subjects from ``[seed, 1, subject]``),
 rendered at the quickstart's decode size (112 px, whole frame: the ``hf:`` family does not
-crop). Five kinds, drawn with the weights of :attr:`CorpusConfig.mix`:
+crop). Five kinds, drawn with the weights of :attr:`CorpusConfig.mix`
+(the prompts are :mod:`.prompts`):
 
 * ``caption``: a still face (any of the 11 synth expressions, uniformly) and "Write a short
   caption for this photo." → a web caption from the tiny CLIP's caption machinery
-  (:func:`emobench.models.openclip.webpool.make_caption`): it names the face's emotion with
+  (:func:`emobench.pretrain.synth_web.webpool.make_caption`): it names the face's emotion with
   probability ``mention_rate · F_c / F_max`` (``F_c``: the English ``wordfreq`` frequency
   of the class's words), is noisy (a frequent word, whatever the face shows) with
   probability ``noise_rate``, and has no emotion word otherwise.
@@ -20,15 +21,17 @@ crop). Five kinds, drawn with the weights of :attr:`CorpusConfig.mix`:
   says nothing about the emotion gives no answer to learn, so a class is answered about in
   proportion to its word frequency and noisy captions push answers toward frequent words.
   Any head-class bias of the model therefore arises by the mechanism the study names.
-* ``msce``: the same question asked in MSCE's stage-2 form (:mod:`emobench.models.hf.msce`):
+* ``msce``: the same question asked in MSCE's stage-2 form (:mod:`emobench.chat.msce`):
   keyframes as images, interleaved with "Between these frames: <description>" texts
-  computed from the action units of each gap's frames (as :func:`describe_motion` does).
+  computed from the action units of each gap's frames
+  (:func:`~emobench.pretrain.synth_vlm.descriptions.describe_motion`).
 * ``state`` (off in the shipped mix): a still face and "Describe the person's face." → the
-  action units it holds, in words (:func:`describe_state`; no emotion words). Dense visual
-  supervision; at the shipped budget it did not lift zero-shot accuracy (see the card).
+  action units it holds, in words (:func:`~.descriptions.describe_state`; no emotion
+  words). Dense visual supervision; at the shipped budget it did not lift zero-shot
+  accuracy (see the card).
 * ``describe``: one MSCE gap (a keyframe, the in-between frames, the next keyframe; a video)
   and MSCE's describe prompt → a motion description generated from those frames' action
-  unit intensities (:func:`describe_motion`), so the model can be MSCE's stage-1 describer.
+  unit intensities (:mod:`.descriptions`), so the model can be MSCE's stage-1 describer.
 
 Each example depends only on (seed, example index): the corpus is an infinite, seeded
 stream, generated on the fly (no epoch repeats an image) and identical on every machine.
@@ -41,57 +44,38 @@ from typing import Any
 
 import numpy as np
 
-from emobench.models.openclip.webpool import WEB_STREAM, make_caption
+from emobench.chat.msce import BETWEEN_PREFIX, DEFAULT_DESCRIBE_PROMPT
+from emobench.data.synth.aus import N_AUS, SYNTH_LABELS, prototype_vector
+from emobench.data.synth.faces import render_frames, sample_identity
+from emobench.data.synth.timeline import make_timeline
+from emobench.labels import EMOTION_WORDS
+from emobench.pretrain.synth_vlm.descriptions import (
+    MOTIONS,
+    NO_CHANGE,
+    RELAXED,
+    STATES,
+    describe_motion,
+    describe_state,
+)
+from emobench.pretrain.synth_vlm.prompts import (
+    CAPTION_PROMPT,
+    STATE_PROMPT,
+    draw_options,
+    question_text,
+)
+from emobench.pretrain.synth_web.webpool import (
+    WEB_STREAM,
+    make_caption,
+    mention_probabilities,
+    word_frequencies,
+)
+from emobench.video.frames import centre_crop
+from emobench.video.sampling import between_indices, segment_centres
 
-#: The caption request (the ``caption`` kind's prompt).
-CAPTION_PROMPT = "Write a short caption for this photo."
 #: The processor's frame rate for training videos (the synth benchmark's).
 FPS = 25.0
 #: Frames between two keyframes that MSCE's describer sees (``hf`` option ``gap_frames``).
 GAP_FRAMES = 4
-
-#: Facial motions a description can name: (phrase when it appears, phrase when it goes
-#: away, action units whose strongest value drives it). Ordered top to bottom of the face.
-MOTIONS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
-    ("the brows rise", "the brows lower", (1, 2)),
-    ("the brows draw together", "the brows relax", (4,)),
-    ("the eyes widen", "the eyes settle", (5,)),
-    ("the eyes narrow", "the eyes open again", (6, 7)),
-    ("the nose wrinkles", "the nose smooths", (9, 10)),
-    ("the mouth corners rise", "the mouth corners drop back", (12,)),
-    ("one mouth corner tightens", "the mouth corner relaxes", (14,)),
-    ("the mouth corners turn down", "the mouth corners lift back", (15,)),
-    ("the chin pushes up", "the chin relaxes", (17,)),
-    ("the lips stretch sideways", "the lips relax", (20,)),
-    ("the lips press together", "the lips loosen", (23,)),
-    ("the mouth opens", "the mouth closes", (25, 26)),
-)
-#: How a face that holds each motion's action units looks (the ``state`` kind's answers).
-STATES: tuple[str, ...] = (
-    "the brows are raised",
-    "the brows are drawn together",
-    "the eyes are wide",
-    "the eyes are narrowed",
-    "the nose is wrinkled",
-    "the mouth corners are raised",
-    "one mouth corner is tightened",
-    "the mouth corners are turned down",
-    "the chin is pushed up",
-    "the lips are stretched",
-    "the lips are pressed together",
-    "the mouth is open",
-)
-#: The ``state`` kind's prompt and its answer for a face with no marked action unit.
-STATE_PROMPT = "Describe the person's face."
-RELAXED = "the face is relaxed."
-#: An action unit at least this intense is described as held.
-STATE_THRESHOLD = 0.3
-#: A change smaller than this (AU intensity, 0–1) is not described.
-MOTION_THRESHOLD = 0.12
-#: The answer when no action unit moves by :data:`MOTION_THRESHOLD`.
-NO_CHANGE = "no visible change."
-#: At most this many motions per description (the largest ones).
-MAX_MOTIONS = 3
 
 
 @dataclass(frozen=True)
@@ -121,13 +105,7 @@ class CorpusConfig:
     describe_keyframes: tuple[int, ...] = (4, 8, 16)
     micro_share: float = 1 / 3
     seconds: tuple[float, float] = (2.0, 3.5)
-    classes: tuple[str, ...] = field(default_factory=lambda: _synth_classes())
-
-
-def _synth_classes() -> tuple[str, ...]:
-    from emobench.data.synth.aus import SYNTH_LABELS
-
-    return tuple(SYNTH_LABELS)
+    classes: tuple[str, ...] = field(default_factory=lambda: tuple(SYNTH_LABELS))
 
 
 @dataclass
@@ -146,109 +124,13 @@ class Example:
     fps: float | None = None
 
 
-# --------------------------------------------------------------------------- descriptions
-
-
 def _rate(idx: np.ndarray) -> float:
     """The rate of presented frames ``idx`` of a :data:`FPS` clip (as
-    :func:`emobench.models.hf.options.effective_fps` computes it)."""
+    :func:`emobench.chat.request.effective_fps` computes it)."""
     idx = np.asarray(idx)
     if len(idx) < 2:
         return FPS
     return FPS * len(idx) / (int(idx.max() - idx.min()) + 1)
-
-
-def describe_motion(aus: np.ndarray) -> str:
-    """A short description of how the face moves across frames, from their AU intensities.
-
-    ``aus`` is ``(T, 17)`` (columns as :data:`emobench.data.synth.aus.AUS`), one row per
-    shown frame in order. For each motion of :data:`MOTIONS` the driving intensity (the
-    largest of its AUs per frame) is followed: a rise of more than
-    :data:`MOTION_THRESHOLD` from first to last frame "appears" ("the mouth corners
-    rise"), a fall "goes away" ("the brows relax"), and a peak inside that exceeds both
-    ends by the threshold is brief ("the mouth corners rise briefly"); blinks are left out
-    (they carry no emotion). The :data:`MAX_MOTIONS` largest changes are named, in face
-    order, joined by ``"; "``.
-    """
-    from emobench.data.synth.aus import AU_INDEX
-
-    a = np.asarray(aus, dtype=np.float64)
-    if a.ndim != 2 or a.shape[0] < 2:
-        return NO_CHANGE
-    found: list[tuple[float, int, str]] = []
-    for i, (up, down, units) in enumerate(MOTIONS):
-        x = a[:, [AU_INDEX[u] for u in units]].max(axis=1)
-        start, end, peak = x[0], x[-1], x.max()
-        brief = peak - max(start, end)
-        if brief > MOTION_THRESHOLD:
-            found.append((brief, i, f"{up} briefly"))
-        elif end - start > MOTION_THRESHOLD:
-            found.append((end - start, i, up))
-        elif start - end > MOTION_THRESHOLD:
-            found.append((start - end, i, down))
-    if not found:
-        return NO_CHANGE
-    top = sorted(found, key=lambda f: -f[0])[:MAX_MOTIONS]
-    return "; ".join(text for _, _, text in sorted(top, key=lambda f: f[1])) + "."
-
-
-def describe_state(aus: np.ndarray) -> str:
-    """What one face shows, from its AU vector ``(17,)``: the :data:`STATES` phrase of
-    every motion whose driving intensity is at least :data:`STATE_THRESHOLD` (the
-    :data:`MAX_MOTIONS` strongest, in face order), or :data:`RELAXED`. No emotion words:
-    this teaches what to look at, not which class it is."""
-    from emobench.data.synth.aus import AU_INDEX
-
-    a = np.asarray(aus, dtype=np.float64).reshape(-1)
-    found = []
-    for i, (_, _, units) in enumerate(MOTIONS):
-        v = max(a[AU_INDEX[u]] for u in units)
-        if v >= STATE_THRESHOLD:
-            found.append((v, i))
-    if not found:
-        return RELAXED
-    top = sorted(found, key=lambda f: -f[0])[:MAX_MOTIONS]
-    return "; ".join(STATES[i] for _, i in sorted(top, key=lambda f: f[1])) + "."
-
-
-# --------------------------------------------------------------------------- prompts
-
-
-def question_text(options: list[str]) -> str:
-    """The ``hf:`` family's default prompt for ``options`` (question, options, instruction):
-    the same text :meth:`emobench.models.chat.ChatPromptMixin.prompt_text` builds."""
-    from emobench.chat.request import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
-
-    return f"{DEFAULT_QUESTION}\nOptions: {', '.join(options)}.\n{DEFAULT_INSTRUCTION}"
-
-
-#: Label sets a benchmark may offer (the quickstart's DFEW 7, MAFW's 11): options are often
-#: one of them, in its own or a shuffled order, else a random subset.
-def _label_sets(classes: tuple[str, ...]) -> list[list[str]]:
-    dfew = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"]
-    return [[c for c in dfew if c in classes], list(classes)]
-
-
-def draw_options(answer: str, classes: tuple[str, ...], rng: np.random.Generator) -> list[str]:
-    """The options of one question: always containing ``answer``; half the time a full
-    label set (sorted, listed, or shuffled), else a random subset of 3–7 classes."""
-    r = rng.random()
-    if r < 0.5:
-        sets = _label_sets(classes)
-        opts = list(sets[int(rng.integers(len(sets)))])
-        if answer not in opts:
-            opts[int(rng.integers(len(opts)))] = answer
-        style = rng.random()
-        if style < 0.4:
-            return sorted(opts)
-        if style < 0.6:
-            return opts
-        return [opts[i] for i in rng.permutation(len(opts))]
-    others = [c for c in classes if c != answer]
-    k = int(rng.integers(2, min(7, len(others)) + 1))
-    pick = [others[i] for i in rng.choice(len(others), size=k, replace=False)]
-    opts = [*pick, answer]
-    return [opts[i] for i in rng.permutation(len(opts))]
 
 
 # --------------------------------------------------------------------------- examples
@@ -262,9 +144,6 @@ class Corpus:
     """
 
     def __init__(self, cfg: CorpusConfig | None = None) -> None:
-        from emobench.labels import EMOTION_WORDS
-        from emobench.models.openclip.webpool import mention_probabilities, word_frequencies
-
         self.cfg = cfg or CorpusConfig()
         self.freqs = word_frequencies(self.cfg.classes)
         self.mention = mention_probabilities(self.freqs, self.cfg.mention_rate)
@@ -296,10 +175,6 @@ class Corpus:
         classifier cannot lean on who the person is (a fresh identity per face let a tiny
         vision tower memorise identities without ever generalising, even on true labels).
         """
-        from emobench.data.synth.aus import N_AUS, prototype_vector
-        from emobench.data.synth.faces import render_frames, sample_identity
-        from emobench.video.frames import centre_crop
-
         rng = np.random.default_rng([WEB_STREAM, 5, self.cfg.seed, int(index)])
         n = len(self.cfg.classes)
         order = np.concatenate([rng.permutation(n) for _ in range(-(-size // n))])[:size]
@@ -332,8 +207,6 @@ class Corpus:
     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """A still face holding ``label``'s prototype at a random intensity with a little AU
         jitter: its ``(1, N_AUS)`` action units and, when ``render``, the image item."""
-        from emobench.data.synth.aus import N_AUS, prototype_vector
-
         aus = prototype_vector(label) * rng.uniform(0.4, 1.0)
         jitter = rng.uniform(0.0, 0.15, N_AUS) * (rng.random(N_AUS) < 0.15)
         aus = np.clip(aus + jitter, 0.0, 1.0).astype(np.float32)[None]
@@ -364,8 +237,6 @@ class Corpus:
         return Example("state", content, describe_state(aus[0]), label)
 
     def _timeline(self, rng: np.random.Generator, label: str | None = None) -> Any:
-        from emobench.data.synth.timeline import make_timeline
-
         classes = self.cfg.classes
         if label is None:
             label = classes[int(rng.integers(len(classes)))]
@@ -385,8 +256,6 @@ class Corpus:
                 return label, self.word_class[word], word, noisy
 
     def _qa(self, rng: np.random.Generator, render: bool) -> Example:
-        from emobench.video.sampling import segment_centres
-
         label, answer, word, noisy = self._asked(rng)
         _, tl = self._timeline(rng, label)
         k = int(rng.choice(self.cfg.qa_frames))
@@ -399,9 +268,6 @@ class Corpus:
         return Example("qa", content, answer, label, word, noisy, _rate(idx))
 
     def _msce(self, rng: np.random.Generator, render: bool) -> Example:
-        from emobench.chat.msce import BETWEEN_PREFIX
-        from emobench.video.sampling import between_indices, segment_centres
-
         label, answer, word, noisy = self._asked(rng)
         _, tl = self._timeline(rng, label)
         k = int(rng.choice(self.cfg.msce_keyframes))
@@ -422,9 +288,6 @@ class Corpus:
         return Example("msce", content, answer, label, word, noisy, _rate(keys))
 
     def _describe(self, rng: np.random.Generator, render: bool) -> Example:
-        from emobench.chat.msce import DEFAULT_DESCRIBE_PROMPT
-        from emobench.video.sampling import between_indices, segment_centres
-
         label, tl = self._timeline(rng)
         k = int(rng.choice(self.cfg.describe_keyframes))
         keys = segment_centres(tl.n_frames, k)
@@ -454,9 +317,6 @@ class Corpus:
         illums: np.ndarray,
         noise: float,
     ) -> np.ndarray:
-        from emobench.data.synth.faces import render_frames, sample_identity
-        from emobench.video.frames import centre_crop
-
         ident = sample_identity(rng)
         frames = render_frames(ident, aus, self.cfg.frame_size, poses, illums, rng=rng, noise=noise)
         return np.ascontiguousarray(centre_crop(frames, self.cfg.crop))
@@ -470,9 +330,6 @@ class Corpus:
     def texts(self, n: int) -> list[str]:
         """Prompts and answers of the first ``n`` examples (no rendering), plus every
         label, emotion word and fixed prompt: the tokenizer's training text."""
-        from emobench.chat.msce import BETWEEN_PREFIX, DEFAULT_DESCRIBE_PROMPT
-        from emobench.labels import EMOTION_WORDS
-
         out = [CAPTION_PROMPT, DEFAULT_DESCRIBE_PROMPT, BETWEEN_PREFIX, NO_CHANGE]
         out += [STATE_PROMPT, RELAXED, "; ".join(STATES)]
         out += [" ".join([c, *EMOTION_WORDS[c]]) for c in EMOTION_WORDS]
@@ -504,14 +361,4 @@ class Corpus:
         }
 
 
-__all__ = [
-    "CAPTION_PROMPT",
-    "MOTIONS",
-    "NO_CHANGE",
-    "Corpus",
-    "CorpusConfig",
-    "Example",
-    "describe_motion",
-    "draw_options",
-    "question_text",
-]
+__all__ = ["FPS", "GAP_FRAMES", "Corpus", "CorpusConfig", "Example"]
