@@ -7,6 +7,7 @@ unknown key is one error naming the allowed ones.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -21,7 +22,28 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from emobench.errors import EmobenchError
-from emobench.models.device import DeviceError, check_device_spec
+
+
+class DeviceError(EmobenchError):
+    """A device was requested that this machine does not have, or is spelled wrongly."""
+
+
+#: The spellings of a device setting.
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N, mps"
+_DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+def check_device_spec(spec: str) -> str:
+    """The canonical (stripped, lower-case) spelling of a device setting; a
+    :class:`DeviceError` for anything but ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    Checks the spelling only (whether this machine has the device is
+    :func:`emobench.models.device.resolve_device`'s job), so config validation does not
+    import torch."""
+    name = spec.strip().lower() if isinstance(spec, str) else ""
+    if not _DEVICE_RE.fullmatch(name):
+        raise DeviceError(f"unknown device {spec!r}; allowed: {DEVICE_FORMS}")
+    return name
+
 
 #: A TOML integer: 1.5, "3" and true are not integers.
 Int = Annotated[int, Strict()]

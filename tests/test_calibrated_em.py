@@ -53,7 +53,7 @@ def test_ece_of_scores_uses_softmax_and_skips_unscored_rows() -> None:
 
 
 def test_metrics_table_has_ece_for_scored_cells_only() -> None:
-    from emobench.metrics import compute_metrics
+    from emobench.results.metrics_table import compute_metrics
 
     labels = ["happiness", "sadness"]
     p = np.array([[0.90, 0.10], [0.85, 0.15], [0.62, 0.38], [0.36, 0.64]])

@@ -304,7 +304,7 @@ def test_report_on_a_killed_run_uses_metrics_of_its_predictions_and_names_incomp
     tmp_path,
 ):
     from emobench.config import MetricsConfig
-    from emobench.metrics import compute_metrics
+    from emobench.results.metrics_table import compute_metrics
     from emobench.runner.lock import LOCK_FILE, PID_FILE
 
     rng = np.random.default_rng(3)
@@ -344,7 +344,7 @@ def test_report_recomputes_metrics_that_disagree_with_the_predictions(tmp_path):
     """No sign of a kill, but metrics.parquet was made from other predictions of the same
     cells (24 of 48 UARs differed in the issue): the report says so and recomputes."""
     from emobench.config import MetricsConfig
-    from emobench.metrics import compute_metrics
+    from emobench.results.metrics_table import compute_metrics
 
     preds = _cells(np.random.default_rng(4), {"cell-a": "m:a", "cell-b": "m:b"})
     run = _write(tmp_path / "run", preds)

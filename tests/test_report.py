@@ -184,7 +184,7 @@ def test_summary_numbers_equal_sklearn(reported):
 
 
 def test_metrics_parquet_written_when_missing(reported):
-    from emobench.metrics import compute_metrics
+    from emobench.results.metrics_table import compute_metrics
 
     run, predictions, _ = reported
     assert run.metrics_path.is_file()
@@ -382,7 +382,7 @@ def test_report_imports_neither_torch_nor_heavy_libs_for_help():
 
 
 def test_stale_metrics_are_recomputed_not_overwritten(tmp_path):
-    from emobench.metrics import compute_metrics
+    from emobench.results.metrics_table import compute_metrics
 
     predictions = _predictions(np.random.default_rng(2)).filter(pl.col("model") == "hf:tiny-vlm")
     run = _write_run(tmp_path / "stale", predictions)

@@ -225,7 +225,7 @@ def _manifest() -> dict:
 
 
 def test_run_folder_round_trip(tmp_path: Path) -> None:
-    from emobench.metrics import compute_metrics
+    from emobench.results.metrics_table import compute_metrics
 
     run = RunFolder(tmp_path / "run")
     preds = _preds()

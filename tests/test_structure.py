@@ -53,12 +53,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 KNOWN_CIRCLES: set[frozenset[str]] = set()
 
 #: Imports from a lower floor to a higher one not yet removed: (importer, imported).
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    # the old entry point ``emobench.metrics.compute_metrics`` (lazy), now in results/
-    ("emobench.metrics", "emobench.results.metrics_table"),
-    # the device spec check belongs in the base floor (device.py), not in models/
-    ("emobench.settings", "emobench.models.device"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 #: Modules allowed over :data:`MAX_LINES`: the face renderer for good, the others until
 #: they are split (remove an entry when its module is split).

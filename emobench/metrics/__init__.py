@@ -28,8 +28,6 @@ clips): 1000 resamples take milliseconds.
 
 from __future__ import annotations
 
-from typing import Any
-
 from emobench.metrics.core import (
     CI_METRICS,
     CLASS_METRICS,
@@ -77,7 +75,6 @@ __all__ = [
     "MetricsError",
     "bootstrap_ci",
     "class_groups",
-    "compute_metrics",
     "confusion_matrix",
     "fold_mean_ci",
     "fold_summary",
@@ -93,13 +90,3 @@ __all__ = [
     "per_class",
     "prior_correlation",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # The metrics table builder lives with the results store (it reads run files); it is
-    # re-exported here for ``from emobench.metrics import compute_metrics``.
-    if name == "compute_metrics":
-        from emobench.results.metrics_table import compute_metrics
-
-        return compute_metrics
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,36 +11,19 @@ to 1 before giving up.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
-from emobench.errors import EmobenchError
+from emobench.settings import (  # noqa: F401  (re-exported: the spelling check is a setting's)
+    DEVICE_FORMS,
+    DeviceError,
+    check_device_spec,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 T = TypeVar("T")
-
-
-class DeviceError(EmobenchError):
-    """A device was requested that this machine does not have, or is spelled wrongly."""
-
-
-#: The spellings of a device setting.
-DEVICE_FORMS = "auto, cpu, cuda, cuda:N, mps"
-_DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
-
-
-def check_device_spec(spec: str) -> str:
-    """The canonical (stripped, lower-case) spelling of a device setting; a
-    :class:`DeviceError` for anything but ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-    Checks the spelling only (whether this machine has the device is
-    :func:`resolve_device`'s job), so config validation does not import torch."""
-    name = spec.strip().lower() if isinstance(spec, str) else ""
-    if not _DEVICE_RE.fullmatch(name):
-        raise DeviceError(f"unknown device {spec!r}; allowed: {DEVICE_FORMS}")
-    return name
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:

@@ -70,7 +70,7 @@ def _load_metrics(
 ) -> pl.DataFrame:
     """Read metrics.parquet, or compute it (and write it when it was missing)."""
     from emobench.config import MetricsConfig
-    from emobench.metrics import compute_metrics
+    from emobench.results.metrics_table import compute_metrics
 
     def compute(r: str) -> pl.DataFrame:
         # model_construct: the report checked these already (and allows what a run config

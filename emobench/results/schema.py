@@ -64,7 +64,8 @@ PREDICTION_REQUIRED: tuple[str, ...] = (
 )
 SCORE_PREFIX = "score:"
 
-#: The metrics table (long format, one row per value); see emobench.metrics.compute_metrics.
+#: The metrics table (long format, one row per value); see
+#: emobench.results.metrics_table.compute_metrics.
 METRICS_SCHEMA: dict[str, pl.DataType] = {
     "cell_id": pl.Utf8(),
     **{c: PREDICTION_SCHEMA[c] for c in SETTING_COLUMNS},

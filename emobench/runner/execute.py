@@ -30,12 +30,12 @@ import polars as pl
 from emobench.config import RunConfig
 from emobench.data.index import class_counts
 from emobench.io import write_json_atomic
-from emobench.metrics import compute_metrics
 from emobench.models.base import FitContext
 from emobench.models.device import resolve_device
 from emobench.models.registry import create_model
 from emobench.provenance import file_token
 from emobench.results import RunFolder, build_manifest, dataset_entry, validate_predictions
+from emobench.results.metrics_table import compute_metrics
 from emobench.runner import prior_hook as hook
 from emobench.runner.book import PARTS_DIR, PLAN_FILE, PartBook  # noqa: F401  (re-exported)
 from emobench.runner.cache import FeatureCache, FrameCache
