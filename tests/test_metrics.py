@@ -22,7 +22,6 @@ from emobench.metrics import (
     MetricsError,
     bootstrap_ci,
     class_groups,
-    compute_metrics,
     confusion_matrix,
     fold_mean_ci,
     fold_summary,
@@ -38,6 +37,7 @@ from emobench.metrics import (
     prior_correlation,
 )
 from emobench.results import METRICS_SCHEMA, SETTING_COLUMNS, validate_metrics
+from emobench.results.metrics_table import compute_metrics
 
 # --------------------------------------------------------------------------- oracles
 
