@@ -3,7 +3,7 @@
 Sections (``--sections``, all by default; a section that cannot run here says why):
 
 * ``hfvideo-cpu``: the tests' tiny random VideoMAE (32 px, 4 frames, width 32, 2 layers)
-  fine-tuned on the CPU through :func:`emobench.models.hfvideo.train.finetune` (TSN
+  fine-tuned on the CPU through :func:`emobench.training.video.finetune` (TSN
   sampling, AdamW + cosine, instance-balanced), then its frozen-feature and logit
   inference: the per-clip overhead of the training loop, not of the network.
 * ``hfvideo-cpu-small``: VideoMAE-Small widths (ViT-S/16, 12 layers) at 112 px and 8
