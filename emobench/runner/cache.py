@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from emobench.provenance import file_token
 from emobench.results import atomic_write_bytes
 
 
 def clip_key(row: Mapping[str, Any], fingerprint: str = "stat") -> str:
     """A stable key for a clip's media: its id, path and :func:`~emobench.provenance.file_token`
     (size and modification time, or the content with ``fingerprint="content"``)."""
-    from emobench.provenance import file_token
 
     path = str(row["path"])
     text = f"{row['clip_id']}|{path}|{file_token(path, fingerprint)}"

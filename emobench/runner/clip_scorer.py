@@ -20,6 +20,8 @@ import numpy as np
 import polars as pl
 
 from emobench.answers import parse_answer
+from emobench.errors import EmobenchError
+from emobench.models.base import ClipInput
 from emobench.runner.media import record_skips
 from emobench.runner.plan import Cell
 from emobench.runner.scorers import (
@@ -31,6 +33,7 @@ from emobench.runner.scorers import (
     sampled_indices,
     to_dataset_order,
 )
+from emobench.video.sampling import between_indices, n_unique
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,6 @@ def clip_view(cell: Cell, r: dict[str, Any], gap: int) -> ClipView:
     """A cell's view of a clip: its sampler and order give the keyframes; ``msce-dense``
     adds the ``gap`` in-between frames of each gap to them, ``msce``/``msce-text`` pass the
     in-between frames separately for the model's describer."""
-    from emobench.video.sampling import between_indices
 
     keys = sampled_indices(cell, r)
     gaps = tuple(between_indices(a, b, gap) for a, b in zip(keys[:-1], keys[1:], strict=True))
@@ -69,8 +71,6 @@ class ClipScorer:
         self.s = services
 
     def all_features(self, model: Any, rows: pl.DataFrame, skips: dict[str, str]) -> Any:
-        from emobench.errors import EmobenchError
-
         raise EmobenchError(f"{type(model).__name__} is a clip model: it has no frame features")
 
     def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame, dict[str, Any]]]:
@@ -116,9 +116,6 @@ class ClipScorer:
         clips: list[tuple[dict[str, Any], ClipView]],
         frames: dict[str, tuple[np.ndarray, np.ndarray]],
     ) -> pl.DataFrame:
-        from emobench.models.base import ClipInput
-        from emobench.video.sampling import n_unique
-
         model = job.model
         inputs = []
         for r, view in clips:
@@ -146,8 +143,6 @@ class ClipScorer:
             t = time.perf_counter()
             answers = list(model.predict(batch))
             if len(answers) != len(batch):
-                from emobench.errors import EmobenchError
-
                 raise EmobenchError(
                     f"model {cell.model} returned {len(answers)} answers for {len(batch)} clips"
                 )

@@ -13,6 +13,13 @@ from typing import Any
 
 from emobench.config import list_presets as _list_presets
 from emobench.config import load_config
+from emobench.errors import EmobenchError
+from emobench.models.registry import check_model_name, create_model
+from emobench.results.problems import exclusion_lines, printable
+from emobench.runner.distributed import DEFAULT_RANK_TIMEOUT_S, rank_from_env
+from emobench.runner.dryrun import absent_datasets, print_grid_without_data
+from emobench.runner.execute import Engine
+from emobench.runner.scorers import sampled_indices
 
 
 def run_command(
@@ -33,10 +40,6 @@ def run_command(
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-
-    from emobench.errors import EmobenchError
-    from emobench.results.problems import printable
-    from emobench.runner.distributed import DEFAULT_RANK_TIMEOUT_S, rank_from_env
 
     rank = rank_from_env()
     if rank.parallel and not rank.is_main and (dry_run or list_presets):
@@ -62,7 +65,6 @@ def run_command(
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from emobench.runner.execute import Engine
 
     launch = rank.parallel and not dry_run
     engine = Engine(
@@ -75,8 +77,6 @@ def run_command(
         rank_timeout=DEFAULT_RANK_TIMEOUT_S if rank_timeout is None else rank_timeout,
     )
     if dry_run:  # before any data exists: the grid and the calls per clip, counts unknown
-        from emobench.runner.dryrun import absent_datasets, print_grid_without_data
-
         absent = absent_datasets(cfg)
         if absent:
             print_grid_without_data(console, cfg, engine.cells, absent, _missing_models(engine))
@@ -132,9 +132,6 @@ def _print_exclusions(console, engine) -> None:  # type: ignore[no-untyped-def]
     annotations), from the manifest the run just wrote."""
     from rich.markup import escape
 
-    from emobench.errors import EmobenchError
-    from emobench.results.problems import exclusion_lines
-
     try:
         datasets = engine.run.read_manifest().get("datasets") or {}
     except EmobenchError:
@@ -147,8 +144,6 @@ def _missing_models(engine) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Dry run: build every configured model (as ``engine.check_models`` does) and collect
     each one's error (a missing weights file or HF model, a bad option) by display name,
     so that all of them are listed at once; a real run stops at the first one."""
-    from emobench.errors import EmobenchError
-    from emobench.models.registry import create_model
 
     missing: dict[str, str] = {}
     for mcfg in engine.cfg.models:
@@ -168,9 +163,6 @@ def model_call_counts(engine) -> list[dict[str, Any]]:  # type: ignore[no-untype
     (model kind ``imported``) make no call. An upper bound: an answer or description
     already in the cache costs no call."""
     import polars as pl
-
-    from emobench.models.registry import check_model_name
-    from emobench.runner.scorers import sampled_indices
 
     kinds = {m.display_name: check_model_name(m.adapter).kind for m in engine.cfg.models}
     keys = ("cells", "parts", "test_clips", "describer_calls", "model_calls")

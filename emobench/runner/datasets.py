@@ -9,6 +9,8 @@ from typing import Any
 import polars as pl
 
 from emobench.config import ConfigError, DatasetConfig
+from emobench.data import registry
+from emobench.data.registry import get_dataset
 
 
 @dataclass
@@ -25,8 +27,6 @@ class PreparedDataset:
 
 
 def _load(name: str, root: Path, options: dict[str, Any]) -> tuple[pl.DataFrame, list[dict]]:
-    from emobench.data import registry
-
     load_dataset = getattr(registry, "load_dataset", None)
     if load_dataset is not None:
         index, problems = load_dataset(name, root, **options)
@@ -36,7 +36,6 @@ def _load(name: str, root: Path, options: dict[str, Any]) -> tuple[pl.DataFrame,
 
 def prepare_dataset(ds: DatasetConfig, limit: int | None, generate: bool = True) -> PreparedDataset:
     """Prepare (e.g. generate, when asked and absent), load and subset a dataset's clip index."""
-    from emobench.data.registry import get_dataset
 
     warning = None
     if ds.generate is not None:

@@ -269,6 +269,7 @@ class Launch:
 
     # ------------------------------------------------------------ ranks > 0: state file
     def _write_state(self, state: str, **extra: Any) -> None:
+        # lazy: pulls in numpy; kept off `emobench --help`
         from emobench.io import write_json_atomic
 
         with self._write_lock:

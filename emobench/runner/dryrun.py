@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from emobench.config import DatasetConfig, RunConfig
+from emobench.models.registry import check_model_name
+from emobench.runner.datasets import prepare_dataset
+from emobench.video.sampling import SAMPLERS, parse_spec
 
 #: What a sampler's parameter means for the frames it takes from one clip.
 _FRAMES = {"count": "at most {k}", "rate": "{fps:g} per second of clip", "none": "every frame"}
@@ -41,7 +44,6 @@ def _absent(ds: DatasetConfig) -> bool:
 def frames_per_clip(sampler: str) -> tuple[str, int | None]:
     """How many frames ``sampler`` takes from a clip, in words, and as a number when it is
     fixed by the sampler alone (``uniform:8`` → 8, an upper bound for shorter clips)."""
-    from emobench.video.sampling import SAMPLERS, parse_spec
 
     spec = parse_spec(sampler)
     param = SAMPLERS[spec.kind].param
@@ -63,7 +65,6 @@ def calls_per_clip(kind: str, enrichment: str, sampler: str) -> str:
 
 def _known_folds(cfg: RunConfig, absent: dict[str, Path]) -> dict[str, dict[int, int]]:
     """For each present dataset, test clips per fold (it is loaded, as a run would)."""
-    from emobench.runner.datasets import prepare_dataset
 
     out: dict[str, dict[int, int]] = {}
     for ds in cfg.datasets:
@@ -87,8 +88,6 @@ def print_grid_without_data(
     datasets are unknown (see the module docstring)."""
     from rich.markup import escape
     from rich.table import Table
-
-    from emobench.models.registry import check_model_name
 
     kinds = {m.display_name: check_model_name(m.adapter).kind for m in cfg.models}
     known = _known_folds(cfg, absent)

@@ -33,6 +33,7 @@ from emobench.runner.scorers import (
     to_dataset_order,
     window,
 )
+from emobench.video.sampling import n_unique, union_indices
 
 Features = dict[str, tuple[np.ndarray, np.ndarray]]
 #: a clip whose features are being computed: row, clip key, cached (indices, features) or
@@ -236,8 +237,6 @@ class FrameFeatureScorer:
 
     # ------------------------------------------------------------ scoring
     def score_group(self, job: GroupJob) -> Iterator[tuple[Cell, pl.DataFrame, dict[str, Any]]]:
-        from emobench.video.sampling import union_indices
-
         t = time.perf_counter()
         seed = job.cells[0].seed
         samplers = sorted({c.sampler for c in job.cells})
@@ -263,8 +262,6 @@ class FrameFeatureScorer:
         feats: Features,
         per_frame_s: float,
     ) -> pl.DataFrame:
-        from emobench.video.sampling import n_unique
-
         seqs, n_seen, n_uniq = [], [], []
         for r in rows:
             idx = sampled_indices(cell, r)

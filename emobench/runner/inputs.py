@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from emobench.io import write_json_atomic
 from emobench.provenance import media_fingerprint
 
 #: The file in a checkpoint folder that records what its key covers.
@@ -46,7 +47,6 @@ def inputs_key(inputs: dict[str, str]) -> str:
 def checkpoint_dir(base: Path, inputs: dict[str, str]) -> Path:
     """The checkpoint folder of these inputs under ``base`` (the fold and seed's folder);
     its ``inputs.json`` is written when the folder is first used."""
-    from emobench.io import write_json_atomic
 
     folder = Path(base) / f"inputs-{inputs_key(inputs)}"
     record = folder / INPUTS_FILE

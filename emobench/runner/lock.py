@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from emobench.errors import EmobenchError
+from emobench.results import write_json_atomic
 
 LOCK_FILE = ".emobench.lock"
 #: Folder of a launch's per-rank lock and state files (see emobench.runner.distributed).
@@ -102,7 +103,6 @@ class RunLock:
             alive = isinstance(old.get("pid"), int) and _pid_alive(old["pid"])
             self.stale = {**old, "alive": alive}
         self.cleaned = clean_temp_files(self.folder)
-        from emobench.results import write_json_atomic
 
         holder = {
             "pid": os.getpid(),

@@ -21,9 +21,12 @@ import numpy as np
 import polars as pl
 
 from emobench.errors import EmobenchError
+from emobench.provenance import code_version
 from emobench.runner.cache import FrameCache, clip_key
 from emobench.runner.prefetch import Decoded, DecodeJob, Prefetcher, default_workers
 from emobench.runner.work import WorkProgress
+from emobench.video.auto import frame_identity
+from emobench.video.frames import FrameReadError, read_clip
 
 #: A split whose clips fail to decode beyond this share stops the run.
 MAX_FAILED_SHARE = 0.2
@@ -53,9 +56,6 @@ class MediaReader:
         kind: str = "thread",
         fingerprint: str = "stat",
     ) -> None:
-        from emobench.provenance import code_version
-        from emobench.video.auto import frame_identity
-
         self.frames = frames
         self.backend = backend
         #: whose pixels the frames are (``auto`` gives PyAV's exactly): part of every key
@@ -90,7 +90,6 @@ class MediaReader:
 
         Raises :class:`~emobench.video.frames.FrameReadError` when it cannot be read.
         """
-        from emobench.video.frames import FrameReadError, read_clip
 
         job = DecodeJob(r, np.asarray(indices), size, self.backend)
         hit = self._from_cache(job)

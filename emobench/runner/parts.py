@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 
+from emobench.io import atomic_open
 from emobench.provenance import code_version, media_fingerprint  # noqa: F401  (re-exported)
 
 STAMP_KEY = "emobench_stamp"
@@ -58,7 +59,6 @@ def write_part(
     path: Path, df: pl.DataFrame, stamp: Mapping[str, Any], info: Mapping[str, Any] | None = None
 ) -> None:
     """Write a part atomically, its stamp (and the model's cell info) in the Parquet metadata."""
-    from emobench.io import atomic_open
 
     meta = {STAMP_KEY: json.dumps(stamp, sort_keys=True)}
     if info:

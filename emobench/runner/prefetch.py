@@ -37,7 +37,11 @@ from typing import Any
 import numpy as np
 
 from emobench.errors import EmobenchError
+from emobench.lifecycle import die_with_parent
 from emobench.registry import Registry
+from emobench.video import auto
+from emobench.video import frames as video
+from emobench.video.frames import decode_stats, reset_decode_stats
 
 
 class PrefetchError(EmobenchError):
@@ -78,7 +82,6 @@ Lookup = Callable[[DecodeJob], Decoded | None]
 
 def decode_job(job: DecodeJob) -> Decoded:
     """Decode one job in this thread; a :class:`FrameReadError` becomes the result's reason."""
-    from emobench.video import frames as video
 
     try:
         arr = video.read_clip(job.row, job.indices, size=job.size, backend=job.backend)
@@ -89,7 +92,6 @@ def decode_job(job: DecodeJob) -> Decoded:
 
 def _decode_in_process(job: DecodeJob) -> tuple[Decoded, dict[str, Any]]:
     """:func:`decode_job` in a worker process, with what it added to the decode statistics."""
-    from emobench.video.frames import decode_stats, reset_decode_stats
 
     reset_decode_stats()
     out = decode_job(job)
@@ -100,7 +102,6 @@ def _decode_in_process(job: DecodeJob) -> tuple[Decoded, dict[str, Any]]:
 
 def _merge_stats(delta: dict[str, Any]) -> None:
     """Add a worker process's clip counts and fallbacks to this process's decode statistics."""
-    from emobench.video import auto
 
     for backend, n in delta["clips"].items():
         for _ in range(n):
@@ -131,8 +132,6 @@ def _threads(n: int) -> Executor:
 def _processes(n: int) -> Executor:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-
-    from emobench.lifecycle import die_with_parent
 
     # spawn: a fork of a process running torch/decoder threads is not safe; the workers
     # die with this process, even under SIGKILL

@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from emobench.errors import EmobenchError
+from emobench.longtail.prior import apply_prior, estimate_prior_of, needs_calibration
+
 if TYPE_CHECKING:
     from emobench.runner.plan import Cell
     from emobench.runner.scorers import GroupJob, Scorer
@@ -66,7 +69,6 @@ def held_out_for(
 ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """:func:`carve_out` for a group whose prior correction needs held-out clips (its
     first cell stands for all: :attr:`~emobench.runner.plan.Cell.group_key`), else None."""
-    from emobench.longtail.prior import needs_calibration
 
     if not needs_calibration(cell.prior_correction):
         return None
@@ -109,13 +111,10 @@ def score_held_out(
 def correct(job: GroupJob, cell: Cell, scores: np.ndarray) -> np.ndarray:
     """The cell's prior correction of (N, C) test ``scores`` (module docstring); what it
     estimated goes to ``job.prior_notes[cell.cell_id]``."""
-    from emobench.longtail.prior import apply_prior, estimate_prior_of, needs_calibration
 
     name = cell.prior_correction
     params: dict[str, Any] = {}
     if needs_calibration(name):
-        from emobench.errors import EmobenchError
-
         if cell.cell_id not in job.calibration:
             raise EmobenchError(f"{name}: no held-out clips were scored for {cell.cell_id}")
         params["calibration"] = job.calibration[cell.cell_id]

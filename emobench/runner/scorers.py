@@ -23,7 +23,10 @@ import polars as pl
 
 from emobench.labels import INVALID
 from emobench.registry import Registry
+from emobench.results import validate_predictions
 from emobench.runner.plan import Cell
+from emobench.runner.prior_hook import correct
+from emobench.video.sampling import apply_order, sample
 
 
 def clip_seed(seed: int, clip_id: str, salt: str = "") -> int:
@@ -41,7 +44,6 @@ def window(r: dict[str, Any]) -> tuple[int, int] | None:
 
 def sampled_indices(cell: Cell, r: dict[str, Any]) -> np.ndarray:
     """The frames a cell presents for a clip: its sampler, then its frame order."""
-    from emobench.video.sampling import apply_order, sample
 
     seed = clip_seed(cell.seed, r["clip_id"])
     idx = sample(r["n_frames"], r["fps"], cell.sampler, seed, window(r))
@@ -67,7 +69,6 @@ class GroupJob:
 
     def correct(self, cell: Cell, scores: np.ndarray) -> np.ndarray:
         """The cell's prior correction of (N, C) scores (:mod:`emobench.runner.prior_hook`)."""
-        from emobench.runner.prior_hook import correct
 
         return correct(self, cell, scores)
 
@@ -155,7 +156,6 @@ def build_part(
     ``scores`` (rows × labels, dataset order; -inf or NaN = no score) give the prediction
     by argmax unless ``preds`` are given; a row without any finite score is ``invalid``.
     """
-    from emobench.results import validate_predictions
 
     n = len(rows)
     if preds is None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from emobench.progress import progress_bar
+
 
 class WorkProgress:
     """Two rich progress bars (parts; current work with clips/s), or nothing."""
@@ -29,7 +31,6 @@ class WorkProgress:
     def __enter__(self) -> WorkProgress:
         if not self.show:
             return self
-        from emobench.progress import progress_bar
 
         self._bar = progress_bar(field="rate", console=self.console, transient=False)
         self._bar.__enter__()
