@@ -28,11 +28,16 @@ from typing import Any
 
 import polars as pl
 
+from emobench.config import MetricsConfig
+from emobench.io import write_json_atomic
 from emobench.report import FIGURES_DIR, FINDINGS_FILE, HTML_FILE, SUMMARY_FILE, integrity
 from emobench.report import analysis as an
 from emobench.report import figures as fg
 from emobench.report.analysis import ReportError
-from emobench.report.document import Document
+from emobench.report.browser import check_report, find_chromium
+from emobench.report.document import Document, MdImage, render_markdown
+from emobench.report.findings import findings_record
+from emobench.report.html import render_html
 from emobench.report.jobs import FigureJobs, timed
 from emobench.report.options import (
     FORMATS,
@@ -41,8 +46,10 @@ from emobench.report.options import (
     parse_formats,
     parse_reference,
 )
+from emobench.report.overview import SCREENSHOT, compose
 from emobench.report.sections import ReportContext, build_document
-from emobench.results import Manifest
+from emobench.results import Manifest, atomic_write_text, open_run
+from emobench.results.metrics_table import compute_metrics
 
 __all__ = [
     "FORMATS",
@@ -69,8 +76,6 @@ def _load_metrics(
     warn: Callable[[str], None],
 ) -> pl.DataFrame:
     """Read metrics.parquet, or compute it (and write it when it was missing)."""
-    from emobench.config import MetricsConfig
-    from emobench.results.metrics_table import compute_metrics
 
     def compute(r: str) -> pl.DataFrame:
         # model_construct: the report checked these already (and allows what a run config
@@ -154,8 +159,6 @@ def report_run(
     report folder. Refuses (:class:`ReportError`) a folder whose run still holds its lock.
     """
 
-    from emobench.results import open_run
-
     opts = options if options is not None else ReportOptions()
     integrity.refuse_running(Path(run_dir))
     run = open_run(run_dir)
@@ -174,7 +177,6 @@ def open_context(run_dir: Path | str, options: ReportOptions | None = None) -> R
     :func:`report_run` prepares it, without drawing or writing a report: for code that
     wants the report's numbers (e.g. :func:`emobench.report.findings.compute_findings`).
     Figures queued on it run inline."""
-    from emobench.results import open_run
 
     opts = options if options is not None else ReportOptions()
     integrity.refuse_running(Path(run_dir))
@@ -192,8 +194,6 @@ def _report(
     except OSError as exc:
         raise ReportError(f"cannot create report folder {ctx.fig_dir}: {exc}") from exc
     _clear_figures(ctx.fig_dir)
-    from emobench.report.browser import find_chromium
-    from emobench.report.overview import SCREENSHOT, compose
 
     shot = opts.screenshot and "html" in opts.formats and find_chromium() is not None
     if opts.screenshot and "html" in opts.formats and not shot:
@@ -217,9 +217,6 @@ def _look(
 ) -> None:
     """Screenshot ``report.html`` and warn about what a reader would meet; without a
     screenshot the summary is written again without its link."""
-    from emobench.report.browser import check_report
-    from emobench.report.document import MdImage
-    from emobench.report.overview import SCREENSHOT
 
     try:
         seen = check_report(ctx.out_dir / HTML_FILE, ctx.out_dir / SCREENSHOT)
@@ -229,9 +226,6 @@ def _look(
     for problem in seen.problems if seen is not None else ():
         warn(f"report.html in Chromium: {problem}")
     if (seen is None or seen.screenshot is None) and "md" in opts.formats:
-        from emobench.report.document import render_markdown
-        from emobench.results import atomic_write_text
-
         plain = Document(doc.title, [b for b in doc.blocks if not isinstance(b, MdImage)])
         try:
             atomic_write_text(ctx.out_dir / SUMMARY_FILE, render_markdown(plain))
@@ -318,12 +312,6 @@ def _context(
 
 
 def _write(doc: Document, out_dir: Path, fmts: Sequence[str], findings: Sequence[Any]) -> None:
-    from emobench.io import write_json_atomic
-    from emobench.report.document import render_markdown
-    from emobench.report.findings import findings_record
-    from emobench.report.html import render_html
-    from emobench.results import atomic_write_text
-
     try:
         # The findings as data, whatever the formats: what the summary opens with.
         write_json_atomic(out_dir / FINDINGS_FILE, findings_record(findings))

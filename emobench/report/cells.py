@@ -31,6 +31,7 @@ class ReportError(EmobenchError):
 def setting_columns() -> tuple[str, ...]:
     """The settings columns, taken from :mod:`emobench.results` when it defines them."""
     try:
+        # lazy: optional, with a fallback
         from emobench.results import SETTING_COLUMNS
     except ImportError:  # pragma: no cover - results.py is part of the package
         return DEFAULT_SETTING_COLUMNS

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from emobench.errors import run_cli
 from emobench.report import (
     DEFAULT_MAX_CONFUSION,
     DEFAULT_PRIORS,
@@ -20,6 +21,8 @@ from emobench.report import (
     HTML_FILE,
     SUMMARY_FILE,
 )
+from emobench.report.jobs import default_workers
+from emobench.report.options import ReportOptions
 
 
 def report(
@@ -119,12 +122,10 @@ def report(
 ) -> None:
     """Turn a results folder into figures, summary.md and one self-contained report.html
     (both open with the study's findings as observed in the run, also in findings.json)."""
-    from emobench.errors import run_cli
 
     def body() -> None:
+        # lazy: pulls in numpy, polars, pydantic; kept off `emobench --help`
         from emobench.report.build import report_run
-        from emobench.report.jobs import default_workers
-        from emobench.report.options import ReportOptions
 
         options = ReportOptions(
             out=out,

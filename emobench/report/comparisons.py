@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from emobench.metrics import mcnemar, paired_bootstrap
 from emobench.report.cells import is_reference
 from emobench.report.values import opt_float
 
@@ -118,7 +119,6 @@ def order_comparison(
     Returns None when no clip is matched. The bootstrap resamples the matched clips pooled
     over folds; ``diff`` is other - original on those pooled clips.
     """
-    from emobench.metrics import mcnemar, paired_bootstrap
 
     a = predictions.filter(pl.col("cell_id") == original).select("fold", "clip_id", "label", "pred")
     b = predictions.filter(pl.col("cell_id") == other).select(

@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
+from emobench.metrics import MetricsError, paired_bootstrap
+from emobench.metrics.multi_bootstrap import percentile_ci
 from emobench.report import analysis as an
 from emobench.report import generative as gen
 from emobench.report.findings import Estimate, FindingRun
@@ -31,7 +33,6 @@ class Paired(NamedTuple):
 
 def ci(values: np.ndarray) -> tuple[float | None, float | None]:
     """Percentile 95% interval of the finite ``values`` ((None, None) without any)."""
-    from emobench.metrics.multi_bootstrap import percentile_ci
 
     out = percentile_ci(values)
     return (None, None) if out is None else out
@@ -50,7 +51,6 @@ def paired(
     """``metric`` of both cells and their Δ on the clips both answered (pooled over
     folds, :func:`~emobench.metrics.paired_bootstrap`); None without clips or when the
     metric is undefined there."""
-    from emobench.metrics import MetricsError, paired_bootstrap
 
     joined = gen.matched_clips(run.ctx.predictions, base, new)
     if micro_only:

@@ -20,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from emobench.metrics import MetricsError
+from emobench.metrics.multi_bootstrap import joint_metric_draws
 from emobench.report import analysis as an
+from emobench.report.finding_stats import bootstrap_p, discrete_interval
 from emobench.report.findings import Check, Estimate, FindingRun, fmt_number, register_finding
 from emobench.report.findings_common import (
     ci,
@@ -73,10 +76,6 @@ def _density(run: FindingRun) -> None:
 
 
 def _statement(run: FindingRun, ds: str, info: an.DatasetInfo, unit: str, line: an.Series) -> None:
-    from emobench.metrics import MetricsError
-    from emobench.metrics.multi_bootstrap import joint_metric_draws
-    from emobench.report.finding_stats import bootstrap_p, discrete_interval
-
     ctx = run.ctx
     clips = joined(ctx.predictions, line.cells)
     if clips.height == 0:

@@ -17,9 +17,17 @@ from typing import Any
 
 import polars as pl
 
+from emobench.metrics import MetricsError, prior_correlation
+from emobench.metrics.multi_bootstrap import class_f1_draws, joint_metric_draws
 from emobench.report import analysis as an
+from emobench.report.finding_stats import (
+    bootstrap_p,
+    class_bootstrap_rho,
+    spearman_permutation_test,
+)
 from emobench.report.findings import Estimate, FindingRun, fmt_number, register_finding
 from emobench.report.findings_common import PAIRED, ci, paired, primary_rank
+from emobench.report.priors import get_prior
 
 #: The class priors of the finding (registered names, :mod:`emobench.report.priors`).
 FREQUENCY_PRIORS: tuple[str, ...] = ("train_freq", "web_word_freq")
@@ -38,8 +46,6 @@ FREQUENCY_PRIORS: tuple[str, ...] = ("train_freq", "web_word_freq")
     "gap against the vision-only specialist.",
 )
 def _head_bias(run: FindingRun) -> None:
-    from emobench.report.priors import get_prior
-
     ctx = run.ctx
     for ds, info in ctx.infos.items():
         refs = ctx.dataset_refs(ds)
@@ -98,9 +104,6 @@ def rank_correlation(
     resampling classes and the clips within them, the number of classes and the
     class-level permutation test (:class:`~emobench.report.finding_stats.PermutationResult`);
     or why there is none."""
-    from emobench.metrics import prior_correlation
-    from emobench.metrics.multi_bootstrap import class_f1_draws
-    from emobench.report.finding_stats import class_bootstrap_rho, spearman_permutation_test
 
     ctx = run.ctx
     conf = ctx.confusions.get(cid)
@@ -167,9 +170,6 @@ def _gap_statements(
 def _own_gap(run: FindingRun, ds: str, info: an.DatasetInfo, vlm: Mapping[str, Any]) -> None:
     """The VLM's own head−tail gap (no vision-only baseline in the run), tested against 0
     by its clip bootstrap (pooled over folds)."""
-    from emobench.metrics import MetricsError
-    from emobench.metrics.multi_bootstrap import joint_metric_draws
-    from emobench.report.finding_stats import bootstrap_p
 
     ctx = run.ctx
     cid, model = str(vlm["cell_id"]), str(vlm["model"])

@@ -15,7 +15,10 @@ from typing import Any
 
 import polars as pl
 
+from emobench.metrics import MetricsError
+from emobench.metrics.multi_bootstrap import joint_metric_draws
 from emobench.report import analysis as an
+from emobench.report.finding_stats import bootstrap_p
 from emobench.report.findings import (
     ORDER_INVARIANT,
     Estimate,
@@ -126,10 +129,6 @@ def _statement(
     vlm: tuple[str, str, str],
     n_shared: int,
 ) -> None:
-    from emobench.metrics import MetricsError
-    from emobench.metrics.multi_bootstrap import joint_metric_draws
-    from emobench.report.finding_stats import bootstrap_p
-
     (b_model, b_orig, b_shuf), (v_model, v_orig, v_shuf) = base, vlm
     db = paired(run, b_orig, b_shuf, info.labels)
     dv = paired(run, v_orig, v_shuf, info.labels)

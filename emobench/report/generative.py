@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from emobench.labels import INVALID
+from emobench.metrics import MetricsError, paired_bootstrap
+from emobench.report.cells import is_off
 from emobench.report.values import opt_float
 
 #: How many unparsed raw answers the report lists per model.
@@ -43,7 +45,6 @@ def generative_cells(predictions: pl.DataFrame) -> list[str]:
 
 def has_enrichment(cells: pl.DataFrame) -> bool:
     """Whether any cell uses an enrichment other than ``none``."""
-    from emobench.report.cells import is_off
 
     if "enrichment" not in cells.columns:
         return False
@@ -149,7 +150,6 @@ def enrichment_comparison(
     clips (with their true label and both predictions) and recomputes both cells' metric
     on every resample. A metric undefined on a subset is left out of it.
     """
-    from emobench.metrics import MetricsError, paired_bootstrap
 
     joined = matched_clips(predictions, baseline, enriched)
     scopes = [("all", joined)]

@@ -21,6 +21,8 @@ from typing import Any
 import polars as pl
 
 from emobench.report.cells import ReportError
+from emobench.results import PREDICTIONS_FILE
+from emobench.runner.lock import running_holder, unfinished_run
 
 #: Cell ids named in one line before "and N more".
 SHOWN = 5
@@ -33,7 +35,6 @@ CHECKED = ("war", "uar", "n")
 
 def refuse_running(path: Path) -> None:
     """Raise :class:`ReportError` (one line) while a run holds the folder ``path``."""
-    from emobench.runner.lock import running_holder
 
     holder = running_holder(path)
     if holder is None:
@@ -48,7 +49,6 @@ def refuse_running(path: Path) -> None:
 
 def unfinished(path: Path) -> dict[str, Any] | None:
     """The PID-file record of a run that stopped in ``path`` without finishing, or None."""
-    from emobench.runner.lock import unfinished_run
 
     return unfinished_run(path)
 
@@ -94,7 +94,6 @@ def incomplete_cells(run_path: Path, manifest: Any, predictions: pl.DataFrame) -
 
 def _parts_after_merge(run_path: Path) -> dict[str, str]:
     """Cells with a part file newer than ``predictions.parquet``."""
-    from emobench.results import PREDICTIONS_FILE
 
     try:
         merged = (run_path / PREDICTIONS_FILE).stat().st_mtime_ns

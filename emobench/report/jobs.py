@@ -21,6 +21,8 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
+from emobench.lifecycle import die_with_parent
+
 log = logging.getLogger(__name__)
 _timing_log = logging.getLogger("emobench.report.timing")
 
@@ -46,7 +48,6 @@ def default_workers() -> int:
 
 def _init_worker(parent: int) -> None:
     """Worker initializer: tie the worker's life to the report's, then warm matplotlib."""
-    from emobench.lifecycle import die_with_parent
 
     die_with_parent(parent)
     _warm()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench.report import DEFAULT_MAX_CONFUSION, DEFAULT_PRIORS, DEFAULT_REPORT_RESAMPLES
+from emobench.report.priors import get_prior
 
 #: Most bootstrap resamples (``--resamples``, ``[metrics] n_resamples``): enough for a
 #: p-value of 1e-5, and resamples × clips values still fit in memory.
@@ -22,6 +23,7 @@ FORMATS: tuple[str, ...] = ("md", "html")
 
 
 def _error(message: str) -> Exception:
+    # lazy: pulls in numpy, polars, pydantic; kept off `emobench --help`
     from emobench.report.cells import ReportError
 
     return ReportError(message)
@@ -41,6 +43,7 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
 
 def parse_reference(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
     """``["density=8", "order=original"]`` -> ``{"density": "8", ...}`` (settings checked)."""
+    # lazy: pulls in numpy, polars, pydantic; kept off `emobench --help`
     from emobench.report.cells import setting_columns
 
     if items is None:
@@ -63,6 +66,7 @@ def check_reference_values(reference: Mapping[str, str], predictions: Any) -> No
     """Refuse a reference setting whose value no cell of the run has (a ``ReportError``
     naming the values the run has): a typo would otherwise silently fall back to the
     default reference cell of every model."""
+    # lazy: pulls in numpy, polars, pydantic; kept off `emobench --help`
     from emobench.report.cells import matches
 
     for key, want in reference.items():
@@ -125,8 +129,6 @@ class ReportOptions:
     screenshot: bool = False
 
     def __post_init__(self) -> None:
-        from emobench.report.priors import get_prior
-
         prior = self.prior
         priors = (prior,) if isinstance(prior, str) else tuple(dict.fromkeys(prior))
         if not priors:
@@ -140,6 +142,7 @@ class ReportOptions:
         for name in priors:
             get_prior(name)
         if self.rule is not None:
+            # lazy: pulls in numpy, polars; kept off `emobench --help`
             from emobench.metrics import get_rule
 
             get_rule(self.rule)

@@ -28,6 +28,8 @@ from emobench.report.document import (
     Table,
 )
 from emobench.report.figure_effects import EffectRow, effects_figure
+from emobench.report.findings import findings_record
+from emobench.report.section_paper import paper_blocks
 from emobench.report.verdicts import fmt_number, fmt_p
 
 #: File name of the first-screen screenshot in the report folder (when one was taken).
@@ -203,7 +205,6 @@ def _is_lead(fig: Figure) -> str | None:
 def compose(ctx: ReportContext, body: Document, *, screenshot: bool = False) -> Document:
     """The report: findings table, lead figures side by side, then ``body``'s sections
     folded; ``screenshot``: the summary links the first-screen screenshot."""
-    from emobench.report.findings import findings_record
 
     record = findings_record(ctx.findings)
     doc = Document(body.title)
@@ -212,7 +213,7 @@ def compose(ctx: ReportContext, body: Document, *, screenshot: bool = False) -> 
         Paragraph(
             "Effect: the primary comparison's Δ UAR (or ρ, or a density curve's rise to its "
             "peak and fall after it) with its 95% CI; adjusted p: Holm within the finding. "
-            "Every comparison, with its numbers, is under \"Findings in detail\"."
+            'Every comparison, with its numbers, is under "Findings in detail".'
         ),
     )
     if screenshot:
@@ -236,7 +237,6 @@ def compose(ctx: ReportContext, body: Document, *, screenshot: bool = False) -> 
                 tuple(titles.get(k, k) for k, _ in lead),
             )
         )
-    from emobench.report.section_paper import paper_blocks
 
     doc.add(*paper_blocks(ctx))
     for block in rest:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emobench.errors import EmobenchError
+from emobench.longtail.word_frequency import describe, word_frequencies
 from emobench.registry import Registry
 
 
@@ -62,6 +63,7 @@ def get_prior(name: str) -> PriorInfo:
 
 def train_counts_total(manifest: Mapping[str, Any], dataset: str) -> dict[str, int]:
     """Training clip count per label for ``dataset``, summed over the manifest's folds."""
+    # lazy: pulls in numpy, polars, pydantic; kept off `emobench --help`
     from emobench.results import Manifest
 
     return Manifest.from_dict(manifest).train_counts_total(dataset)
@@ -73,6 +75,7 @@ def train_counts_mean(manifest: Mapping[str, Any], dataset: str) -> dict[str, fl
     The per-fold mean (not the sum) is what a reader expects in a table: in k-fold
     cross-validation each clip is a training clip in k - 1 folds.
     """
+    # lazy: pulls in numpy, polars, pydantic; kept off `emobench --help`
     from emobench.results import Manifest
 
     return Manifest.from_dict(manifest).train_counts_mean(dataset)
@@ -109,8 +112,6 @@ WORD_PRIORS: dict[str, tuple[tuple[str, ...], str]] = {
 
 def _word_prior(langs: tuple[str, ...], definition: str) -> PriorFn:
     def fn(manifest: Mapping[str, Any], dataset: str, labels: Sequence[str]) -> dict[str, float]:
-        from emobench.longtail.word_frequency import word_frequencies
-
         return word_frequencies(labels, langs, definition)
 
     fn.__doc__ = (
@@ -123,8 +124,6 @@ def _word_prior(langs: tuple[str, ...], definition: str) -> PriorFn:
 
 
 def _register_word_priors() -> None:
-    from emobench.longtail.word_frequency import describe
-
     for name, (langs, definition) in WORD_PRIORS.items():
         register_reference_prior(name, describe(langs, definition))(_word_prior(langs, definition))
 

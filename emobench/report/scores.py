@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from emobench.labels import INVALID
-from emobench.metrics import fold_mean_ci
+from emobench.metrics import class_groups, fold_mean_ci, head_to_tail
 from emobench.report.cells import ReportError
 from emobench.report.values import Stat, opt_float
 from emobench.results import Manifest
@@ -62,7 +62,6 @@ def dataset_infos(
     display; the metrics table groups each fold by that fold's own counts).
     ``head``/``tail`` None take the rule's defaults.
     """
-    from emobench.metrics import class_groups, head_to_tail
 
     man = Manifest.from_dict(manifest)
     out: dict[str, DatasetInfo] = {}

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from emobench.metrics import get_rule
 from emobench.report import analysis as an
 from emobench.report import figures as fg
 from emobench.report import tables as tb
@@ -17,7 +18,6 @@ from emobench.report.document import Document, Heading, Paragraph
 
 def longtail_section(ctx: ReportContext, doc: Document) -> None:
     doc.add(Heading("Long tail: head / medium / tail"))
-    from emobench.metrics import get_rule
 
     try:
         rule_desc = get_rule(ctx.rule).description

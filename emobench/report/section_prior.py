@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from emobench.metrics import prior_correlation
 from emobench.report import analysis as an
 from emobench.report import figures as fg
 from emobench.report import tables as tb
@@ -42,7 +43,6 @@ def _prior_plot(
     name: str,
 ) -> None:
     """F1-vs-prior scatter and correlation table of one dataset for the prior ``name``."""
-    from emobench.metrics import prior_correlation
 
     info_p = get_prior(name)
     prior = info_p.fn(ctx.manifest, ds, info.labels)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from emobench.metrics import overall
 from emobench.report.context import ReportContext
 from emobench.report.document import Document, Heading, Paragraph, Table
 
 
 def scene_scores(predictions: pl.DataFrame, cell_id: str, labels: list[str]) -> list[dict]:
     """``[{"scene", "n", "uar", "war"}]`` of one cell, scenes sorted by name."""
-    from emobench.metrics import overall
 
     sub = predictions.filter((pl.col("cell_id") == cell_id) & pl.col("scene").is_not_null())
     out = []

@@ -25,6 +25,7 @@ from emobench.report.section_longtail import longtail_section, switch_section
 from emobench.report.section_prior import prior_section
 from emobench.report.section_scene import scene_section
 from emobench.report.section_sweeps import density_section, order_section
+from emobench.results.problems import excluded_clips, exclusion_line
 
 __all__ = ["FIGURES_DIR", "ReportContext", "build_document"]
 
@@ -121,7 +122,6 @@ MAX_EXCLUDED_ROWS = 50
 def excluded_section(ctx: ReportContext, doc: Document) -> None:
     """Clips the dataset loaders left out (deleted media, unreadable annotations): how
     many, of which kind, and the clips themselves (from the manifest's problems)."""
-    from emobench.results.problems import excluded_clips, exclusion_line
 
     doc.add(Heading("Clips excluded from the datasets"))
     datasets = ctx.manifest.get("datasets") or {}
