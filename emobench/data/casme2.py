@@ -30,6 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emobench.data.folders import choose_folder, with_choice_note
 from emobench.data.registry import register_dataset
 from emobench.labels import DATASET_ORDERS
 
@@ -84,7 +85,7 @@ def load_casme2(
     ``images``: ``auto``, ``raw`` or ``cropped``; ``classes``: ``all``, ``5-class`` or ``3-class``;
     ``protocol``: ``loso``; ``annotations``: the coding sheet (relative to ``root``).
     """
-    from emobench.data.folders import choose_folder, with_choice_note
+    # lazy: pulls in numpy, polars; kept off registry discovery
     from emobench.data.micro import CodingRow, MicroDatasetError, build_index, read_coding
 
     root = Path(root).resolve()

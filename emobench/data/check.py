@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 import tomllib
 
+from emobench.data import registry
 from emobench.errors import EmobenchError
 from emobench.metrics.groups import class_groups, head_to_tail
 
@@ -98,7 +99,6 @@ def load_with_problems(
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     """``load_dataset(name, root, **options)`` where the registry has it, else the plain
     clip index with no problems."""
-    from emobench.data import registry
 
     load_dataset = getattr(registry, "load_dataset", None)
     if load_dataset is not None:

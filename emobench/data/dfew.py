@@ -18,7 +18,9 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emobench.data.loading import Problems, Record, assemble, check_choice, kfold_files
 from emobench.data.registry import register_dataset
+from emobench.labels import DATASET_ORDERS, UnknownLabelError, from_official_index
 
 if TYPE_CHECKING:
     import polars as pl
@@ -44,14 +46,6 @@ def load_dfew(root: Path, media: str = "frames") -> tuple[pl.DataFrame, list[dic
     (``emobench.labels.DATASET_ORDERS["dfew"]``: 1 happiness, 2 sadness, 3 neutral, 4 anger,
     5 surprise, 6 disgust, 7 fear).
     """
-    from emobench.data.loading import (
-        Problems,
-        Record,
-        assemble,
-        check_choice,
-        kfold_files,
-    )
-    from emobench.labels import DATASET_ORDERS, UnknownLabelError, from_official_index
 
     check_choice("dfew", "media", media, tuple(MEDIA))
     root = Path(root).resolve()

@@ -16,7 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emobench.data.loading import Problems, Record, assemble, read_lines, require_file
 from emobench.data.registry import register_dataset
+from emobench.labels import DATASET_ORDERS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,8 +38,6 @@ def load_ferv39k(root: Path) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     frames carry no rate and ``fps`` is recorded as 25. Label names (Happy, Sad, Neutral,
     Angry, Surprise, Disgust, Fear) become canonical names.
     """
-    from emobench.data.loading import Problems, Record, assemble, read_lines, require_file
-    from emobench.labels import DATASET_ORDERS
 
     classes = DATASET_ORDERS["ferv39k"]
     root = Path(root).resolve()

@@ -18,7 +18,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emobench.data.loading import (
+    DatasetLoadError,
+    Problems,
+    Record,
+    assemble,
+    read_lines,
+    require_file,
+)
 from emobench.data.registry import register_dataset
+from emobench.labels import UnknownLabelError, canonical
 
 if TYPE_CHECKING:
     import polars as pl
@@ -40,15 +49,6 @@ def load_listfile(
     count that disagrees is a ``frame-count`` problem and the folder's count is used.
     Frame folders carry no rate: ``fps`` is recorded as 25.
     """
-    from emobench.data.loading import (
-        DatasetLoadError,
-        Problems,
-        Record,
-        assemble,
-        read_lines,
-        require_file,
-    )
-    from emobench.labels import UnknownLabelError, canonical
 
     if classes is None or not classes:
         raise DatasetLoadError("listfile loader: option classes (the class-name order) is required")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emobench.errors import EmobenchError
+from emobench.labels import UnknownLabelError, canonical
 
 if TYPE_CHECKING:
     import polars as pl
@@ -70,7 +71,6 @@ class Problems:
     ) -> str | None:
         """The canonical name of a label written by name (aliases allowed) when it is one of
         ``classes``; otherwise None, reported as an ``unknown-label`` problem."""
-        from emobench.labels import UnknownLabelError, canonical
 
         try:
             label: str | None = canonical(name)
@@ -108,6 +108,7 @@ def count_images(path: str | os.PathLike[str]) -> int | None:
 def probe_video(path: str | os.PathLike[str], clip_id: str | None = None) -> tuple[int, float]:
     """``(n_frames, fps)`` of a video from its container header (PyAV); raises
     :class:`~emobench.video.frames.FrameReadError` when it cannot be read."""
+    # lazy: pulls in numpy; kept off registry discovery (dataset modules import this one)
     from emobench.video.frames import open_source
 
     source: Any = open_source("video", backend="pyav")
@@ -125,6 +126,7 @@ def media_info(path: Path, media: str, clip_id: str) -> tuple[int, float] | str:
         return n, FOLDER_FPS
     if not path.is_file():
         return f"video {path} not found"
+    # lazy: pulls in numpy; kept off registry discovery (dataset modules import this one)
     from emobench.video.frames import FrameReadError
 
     try:
@@ -160,6 +162,7 @@ def assemble(
     Raises :class:`DatasetLoadError` when no usable clip remains (e.g. a wrong ``media``
     option or root), naming the first reason.
     """
+    # lazy: pulls in polars; kept off registry discovery (dataset modules import this one)
     from emobench.data.index import make_index
 
     first: dict[str, Record] = {}  # clip -> its first listing (label, path)

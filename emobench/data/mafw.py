@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emobench.data.folders import choose_folder, with_choice_note
+from emobench.data.loading import (
+    DatasetLoadError,
+    Problems,
+    Record,
+    assemble,
+    kfold_files,
+    read_lines,
+)
 from emobench.data.registry import register_dataset
 from emobench.labels import DATASET_ORDERS
 
@@ -44,14 +52,6 @@ def load_mafw(root: Path, media: str = "auto") -> tuple[pl.DataFrame, list[dict[
     is recorded as 25 as the folders carry none). Label names are read by name (aliases
     allowed) and must be one of the 11 classes of MAFW's official order.
     """
-    from emobench.data.loading import (
-        DatasetLoadError,
-        Problems,
-        Record,
-        assemble,
-        kfold_files,
-        read_lines,
-    )
 
     classes = DATASET_ORDERS["mafw"]
     root = Path(root).resolve()

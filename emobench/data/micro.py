@@ -42,8 +42,10 @@ from typing import Any
 
 import polars as pl
 
+from emobench.data.index import make_index
 from emobench.errors import EmobenchError
 from emobench.labels import UnknownLabelError, canonical
+from emobench.video.frames import IMAGE_EXTENSIONS, frame_number
 
 #: Frame rate of both high-speed datasets.
 FPS = 200.0
@@ -130,7 +132,6 @@ def as_number(text: str | None) -> int | None:
 
 def folder_frames(folder: Path) -> list[int | None]:
     """Frame numbers of a folder's images, in the order the frame source reads them."""
-    from emobench.video.frames import IMAGE_EXTENSIONS, frame_number
 
     with os.scandir(folder) as it:
         names = [
@@ -247,7 +248,6 @@ def build_index(
     label_check: Callable[[str], str] = canonical,
 ) -> tuple[pl.DataFrame, list[Problem]]:
     """The validated LOSO clip index of parsed coding rows, and the problems found."""
-    from emobench.data.index import make_index
 
     if protocol not in PROTOCOLS:
         raise MicroDatasetError(

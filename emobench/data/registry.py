@@ -145,6 +145,7 @@ def load_dataset(
     :data:`emobench.data.loading.KINDS`; ``note`` entries have no clip). A loader that
     returns just the index reports no problems. The root and options are checked first
     (:func:`check_root`, :func:`check_loader_options`)."""
+    # lazy: pulls in polars; kept off `emobench --help`
     from emobench.data.index import validate_index
 
     check_loader_options(name, options)

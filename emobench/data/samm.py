@@ -71,6 +71,7 @@ def load_samm(
     ``classes``: ``all``, ``5-class`` or ``3-class``; ``protocol``: ``loso``;
     ``annotations``: the coding sheet (relative to ``root``).
     """
+    # lazy: pulls in numpy, polars; kept off registry discovery
     from emobench.data.micro import CodingRow, MicroDatasetError, build_index, read_coding
 
     root = Path(root).resolve()

@@ -91,6 +91,7 @@ def dataset_classes(root: Path) -> tuple[str, ...] | None:
     profile it was generated with); None when there is no ``synth.json``."""
     import json
 
+    # lazy: the submodule imports this package, not initialised yet
     from emobench.data.synth.profiles import parse_profile
 
     path = Path(root) / MANIFEST
@@ -110,6 +111,7 @@ def prepare_synth(root: Path, options: dict[str, object] | None) -> str | None:
     generator's :class:`~emobench.data.synth.generate.SynthConfig` fields) unless it is
     there. Returns a one-line warning when an existing set was generated with other
     settings (it is used as it is), else None."""
+    # lazy: the submodule imports this package, not initialised yet
     from emobench.data.synth.generate import SynthConfig, generate, manifest_drift
 
     cfg = SynthConfig(**(options or {}))
@@ -132,6 +134,7 @@ def load_synth(root: Path, check_files: bool = False, **options: object) -> pl.D
     makes it an error here instead). Unknown options are rejected. Every problem with the
     annotations is one :class:`SynthDatasetError` line naming the file, column and clip.
     """
+    # lazy: pulls in polars; kept off `emobench --help`
     from emobench.data.index import ClipIndexError, make_index
 
     if options:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from emobench.errors import run_cli
+
 # Quickstart defaults (kept in sync with SynthConfig by tests/test_synth.py).
 _QS_N_TRAIN = 1000
 _QS_N_TEST = 520
@@ -64,11 +66,11 @@ def generate_synth(
 
     The defaults are the quickstart set (1520 clips of 2–3 s at 112×112).
     """
-    from emobench.errors import run_cli
 
     def body() -> None:
         import time
 
+        # lazy: pulls in numpy, polars, pydantic; kept off `emobench --help`
         from emobench.data.synth.generate import SynthConfig, generate, summary_line
 
         cfg = SynthConfig(

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from emobench.data.synth.audio import add_audio_stream, mux_audio
 from emobench.data.synth.config import X264_SPEED_PARAMS
+from emobench.io import atomic_path
 
 
 def x264_cpu_params() -> str:
@@ -52,8 +54,6 @@ def encode_h264(
     """
     import av
 
-    from emobench.io import atomic_path
-
     height, width = yuv.shape[1] * 2 // 3, yuv.shape[2]
     h2, w2 = height // 2, width // 2
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
@@ -65,8 +65,6 @@ def encode_h264(
         stream.options = options
         track = None
         if audio is not None:
-            from emobench.data.synth.audio import add_audio_stream
-
             track = add_audio_stream(container)
         for i, packed in enumerate(yuv):
             frame = av.VideoFrame(width, height, "yuv420p")
@@ -79,8 +77,6 @@ def encode_h264(
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
         if track is not None:
-            from emobench.data.synth.audio import mux_audio
-
             mux_audio(container, track, audio)
 
 

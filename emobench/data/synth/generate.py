@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import polars as pl
 
+from emobench.data.synth.audio import audio_info, base_pitch, clip_track
+from emobench.data.synth.aus import AU_COLUMNS
 from emobench.data.synth.config import (
     OMITTED_AT,
     X264_PRESETS,
@@ -27,6 +29,7 @@ from emobench.data.synth.config import (
     X264Preset,
 )
 from emobench.data.synth.encode import _encoder_info, encode_h264, x264_cpu_params
+from emobench.data.synth.faces import render_frames, render_yuv420p, sample_identity
 from emobench.data.synth.plan import (
     ClipPlan,
     clip_rng,
@@ -34,7 +37,12 @@ from emobench.data.synth.plan import (
     subject_id,
     subject_rng,
 )
+from emobench.data.synth.timeline import make_timeline
 from emobench.errors import EmobenchError
+from emobench.io import atomic_path
+from emobench.lifecycle import die_with_parent
+from emobench.progress import progress_bar
+from emobench.video.frames import FrameReadError, VideoFrameSource
 
 __all__ = [
     "X264_PRESETS",
@@ -95,7 +103,6 @@ def clip_timeline(
     cfg: SynthConfig, plan: ClipPlan, rng: np.random.Generator | None = None
 ) -> ClipTimeline:
     """Draw a clip's length and timeline (the first draws of its generator)."""
-    from emobench.data.synth.timeline import make_timeline
 
     rng = clip_rng(cfg.seed, plan.number) if rng is None else rng
     n_frames = max(1, round(rng.uniform(cfg.min_seconds, cfg.max_seconds) * cfg.fps))
@@ -106,7 +113,6 @@ def _audio_track(cfg: SynthConfig, plan: ClipPlan, tl: ClipTimeline) -> np.ndarr
     """The clip's audio samples for ``cfg.audio`` (None when it is ``none``)."""
     if cfg.audio == "none":
         return None
-    from emobench.data.synth.audio import base_pitch, clip_track
 
     return clip_track(cfg.audio, plan.label, tl, base_pitch(cfg.seed, plan.subject), cfg.fps)
 
@@ -116,7 +122,6 @@ def build_clip(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Draw one clip's timeline and, when ``videos`` is given and the file is missing,
     render and encode it. Returns the clip's annotation fields and its (T, 17) AUs."""
-    from emobench.data.synth.faces import render_yuv420p, sample_identity
 
     rng = clip_rng(cfg.seed, plan.number)
     tl = clip_timeline(cfg, plan, rng)
@@ -160,7 +165,6 @@ def _worker_init(parent: int) -> None:
     Rendering allocates many short-lived arrays of a few hundred KB; by default glibc maps
     and unmaps each of them, and the page faults cost about a third of the render time.
     """
-    from emobench.lifecycle import die_with_parent
 
     die_with_parent(parent)
     try:
@@ -216,8 +220,6 @@ def check_read_back(cfg: SynthConfig, plan: ClipPlan, path: Path) -> None:
     """Decode a generated clip with the reference backend (PyAV) and compare it with the
     frames the renderer drew; an EmobenchError (one line) when it cannot be read back or
     does not look like what was rendered."""
-    from emobench.data.synth.faces import render_frames, sample_identity
-    from emobench.video.frames import FrameReadError, VideoFrameSource
 
     tl = clip_timeline(cfg, plan)
     where = f"synth: the generated clip {path} cannot be read back with PyAV"
@@ -300,7 +302,6 @@ def manifest_drift(cfg: SynthConfig, out: Path) -> str | None:
 
 def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary sibling, then rename: readers never see half a file."""
-    from emobench.io import atomic_path
 
     with atomic_path(path) as tmp:
         write(tmp)
@@ -369,7 +370,6 @@ def _write_tables(
     results: dict[int, tuple[dict[str, Any], np.ndarray]],
 ) -> None:
     """Write the AU table, the manifest and, last, the annotations (each atomically)."""
-    from emobench.data.synth.aus import AU_COLUMNS
 
     rows = {n: r for n, (r, _) in results.items()}
     aus = [results[p.number][1] for p in plan]
@@ -398,8 +398,6 @@ def _write_tables(
         "encoder": _encoder_info(),
     }
     if cfg.audio != "none":
-        from emobench.data.synth.audio import audio_info
-
         manifest["audio"] = audio_info(cfg.audio)
     _write_atomic(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=2)))
     _write_atomic(out / ANNOTATIONS, lambda p: ann.write_csv(p))  # last: marks completion
@@ -444,8 +442,6 @@ def _with_progress(it: Iterable[_T], total: int, show: bool) -> Iterator[_T]:
         yield from it
         return
     from rich.console import Console
-
-    from emobench.progress import progress_bar
 
     with progress_bar("[bold]synth[/] clips", console=Console(stderr=True)) as bar:
         task = bar.add_task("synth", total=total)
