@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from emobench.labels import EMOTION_WORDS, EMOTION_WORDS_ZH
 from emobench.registry import Registry
 
 #: Where the frequencies come from (printed with every figure and table).
@@ -66,7 +67,6 @@ def option_word(label: str, lang: str) -> tuple[str, ...]:
 @DEFINITIONS.register("synonyms")
 def synonym_list(label: str, lang: str) -> tuple[str, ...]:
     """The class's list of emotion adjectives in ``lang``."""
-    from emobench.labels import EMOTION_WORDS, EMOTION_WORDS_ZH
 
     return {"en": EMOTION_WORDS, "zh": EMOTION_WORDS_ZH}[lang].get(label, ())
 
