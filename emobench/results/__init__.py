@@ -171,6 +171,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # compute_metrics is imported on first use: it pulls in emobench.metrics.
     if name == "compute_metrics":
+        # lazy: the submodule imports this package, not initialised yet
         from emobench.results.metrics_table import compute_metrics
 
         return compute_metrics

@@ -102,6 +102,7 @@ class RunFolder:
         Raises :class:`RunFolderError` when the file is missing or malformed, or a field
         has the wrong type. :meth:`write_manifest` drops the cached copy.
         """
+        # lazy: the submodule imports this package, not initialised yet
         from emobench.results.manifest import Manifest, ManifestError
 
         cached = self.__dict__.get("_manifest")

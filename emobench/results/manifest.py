@@ -21,6 +21,8 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from emobench import __version__
+from emobench.data.index import class_counts, fingerprint
 from emobench.errors import EmobenchError
 from emobench.io import to_json
 from emobench.labels import EMOTIONS
@@ -206,7 +208,6 @@ def dataset_entry(index: pl.DataFrame, labels: Sequence[str] | None = None) -> d
 
     ``labels`` gives the display order; by default the labels present, in canonical order.
     """
-    from emobench.data.index import class_counts, fingerprint
 
     if labels is None:
         present = set(index["label"].unique().to_list())
@@ -295,7 +296,6 @@ def build_manifest(
     ``datasets`` maps a dataset name to its entry (see :func:`dataset_entry`). The result
     is JSON-ready (checked), so a bad value fails here rather than at write time.
     """
-    from emobench import __version__
 
     when = created or _dt.datetime.now(_dt.timezone.utc)
     manifest: dict[str, Any] = {

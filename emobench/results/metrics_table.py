@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from emobench.config import MetricsConfig
 from emobench.labels import EMOTIONS
+from emobench.metrics.calibration import ece_of_scores
 from emobench.metrics.core import (
     CI_METRICS,
     GROUP_METRICS,
@@ -107,8 +109,6 @@ def compute_metrics(
     group rows and group-based long-tail rows are left out.
     """
     if options is None:
-        from emobench.config import MetricsConfig
-
         options = MetricsConfig()
     rule, head, tail = options.rule, options.head, options.tail
     n_resamples, seed = options.n_resamples, options.seed
@@ -175,7 +175,6 @@ def scored_eces(
     bins) of each (cell, fold) with scored rows: the softmax of its ``score:<label>``
     columns (after the cell's prior correction) against the true labels. Cells without
     scores (free-text answers) are left out."""
-    from emobench.metrics.calibration import ece_of_scores
 
     out: dict[tuple[str, int], float] = {}
     if preds.is_empty():
