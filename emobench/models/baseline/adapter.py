@@ -23,11 +23,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from emobench.data.index import fingerprint
 from emobench.models.base import FitContext, FrameFeatureModel
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
 from emobench.settings import PositiveInt, StrictModel, check_train
-from emobench.training.checkpoint import recipe_hash
+from emobench.training.checkpoint import load_checkpoint, recipe_hash, save_module
+from emobench.video.frames import centre_crop
 
 HEAD_NAMES = ("mean", "gru", "transformer")
 #: Heads that read the frames in order (``mean`` pools them: shuffling changes nothing).
@@ -104,11 +106,10 @@ class BaselineModel(FrameFeatureModel):
 
     # -------------------------------------------------------------- fitting
     def fit(self, ctx: FitContext) -> None:
-        from emobench.data.index import fingerprint
+        # lazy: pulls in torch
         from emobench.models.baseline.encoder import FrameEncoder
         from emobench.models.baseline.heads import HEAD_VERSION
         from emobench.models.baseline.train import TrainConfig, train_encoder, train_head
-        from emobench.training.checkpoint import load_checkpoint, save_module
 
         self.labels = list(ctx.labels)
         self._device = ctx.device
@@ -181,17 +182,18 @@ class BaselineModel(FrameFeatureModel):
         return int(self._encoder.out_dim) if self._encoder is not None else None
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
+        # lazy: pulls in torch
         from emobench.models.baseline.encoder import encode_frames
 
         return encode_frames(self._encoder, self._centre(frames), device=self._device)
 
     def _centre(self, frames: np.ndarray) -> np.ndarray:
         """Centre crop (..., H, W, 3) to ``crop`` pixels: the face region of a framed face."""
-        from emobench.video.frames import centre_crop
 
         return centre_crop(frames, int(self.crop or 0))
 
     def score(self, clips: list[np.ndarray]) -> np.ndarray:
+        # lazy: pulls in torch
         from emobench.training.heads import predict_head
 
         return predict_head(self._head, clips, device=self._device)
