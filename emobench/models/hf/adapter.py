@@ -168,7 +168,7 @@ class HFModel(ChatPromptMixin, ClipModel):
         if self.describer is not None:
             self.describer.fit(ctx)
         if self.opts.finetune == "lora":
-            # the fine-tuning loop imports torch: loaded when a fit needs it
+            # lazy: the fine-tuning loop imports torch: loaded when a fit needs it
             from emobench.models.hf.finetune import fit_lora
 
             self._model = self._processor = self._adapted = None

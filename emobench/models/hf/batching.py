@@ -24,6 +24,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from emobench.errors import EmobenchError
+from emobench.models.hf.architectures import arch_of
+from emobench.models.hf.encoding import has_video_processor
+from emobench.models.hf.pipeline import Prefetcher, bucket_order, padding_counts
 
 if TYPE_CHECKING:
     from emobench.chat.request import Request
@@ -57,8 +60,6 @@ def plan_batches(order: Sequence[int], keys: Sequence[Any], size: int) -> list[l
 def request_keys(m: HFModel, reqs: Sequence[Request]) -> list[tuple[Any, ...]]:
     """:func:`batch_key` of each request for ``m``'s loaded model and processor (frames
     shown as images need no common count)."""
-    from emobench.models.hf.architectures import arch_of
-    from emobench.models.hf.encoding import has_video_processor
 
     arch = arch_of(getattr(m._model, "config", None))
     mixed = arch.mixed_frames or not has_video_processor(m._processor)
@@ -71,8 +72,6 @@ def run_batches(
     """Run ``m``'s model on ``reqs`` in planned batches (module docstring); on CUDA
     out-of-memory halve the batch and re-plan what is left."""
     import torch
-
-    from emobench.models.hf.pipeline import Prefetcher, bucket_order, padding_counts
 
     pipelined = m.opts.pipeline and len(reqs) > 1
     order = bucket_order([m._estimate(r) for r in reqs]) if pipelined else list(range(len(reqs)))

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from emobench.errors import EmobenchError
+from emobench.models.hf.architectures import arch_of
+from emobench.models.weights_file import describe_read_error, read_errors
 
 #: Files up to this size are hashed whole; larger ones (weights) by size + head + tail.
 _SMALL = 1 << 20
@@ -152,8 +154,6 @@ def load_model(
     """(model, processor) from a local folder, in eval mode on ``device`` (or ``device_map``)."""
     from transformers import AutoProcessor
 
-    from emobench.models.weights_file import describe_read_error, read_errors
-
     kw: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
         processor = AutoProcessor.from_pretrained(folder, **kw, **(processor_kwargs or {}))
@@ -186,8 +186,6 @@ def _model_class(folder: Path, kw: dict[str, Any], mkw: dict[str, Any]) -> Any:
     full Qwen2.5-Omni folder loads its thinker with the folder's ``thinker_config``)."""
     import transformers
     from transformers import AutoConfig, AutoModelForImageTextToText
-
-    from emobench.models.hf.architectures import arch_of
 
     config = AutoConfig.from_pretrained(folder, **kw)
     arch = arch_of(config)

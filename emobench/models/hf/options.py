@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from emobench.chat.request import DEFAULT_INSTRUCTION, DEFAULT_QUESTION
 from emobench.models.base import ClipInput
 from emobench.settings import Bool, Float, PositiveInt, Seed, StrictModel
+from emobench.video.frames import centre_crop
 
 #: bump when the meaning of a cached entry changes
 CACHE_VERSION = 1
@@ -111,8 +112,6 @@ def crop_clip(clip: ClipInput, side: int | None) -> ClipInput:
     if not side:
         return clip
     from dataclasses import replace
-
-    from emobench.video.frames import centre_crop
 
     def cut(frames: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(centre_crop(frames, side))
