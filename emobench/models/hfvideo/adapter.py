@@ -39,16 +39,24 @@ import numpy as np
 
 from emobench.chat.prompt import value_summary
 from emobench.errors import EmobenchError
+from emobench.io import atomic_open
+from emobench.longtail.rebalance import get_rebalancing
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
+from emobench.models.hf.loading import HFModelNotFoundError, model_hash, resolve_model
 from emobench.models.hfvideo.loading import (
     HFVideoError,
     input_shape,
     inspect_folder,
+    load_classifier,
+    load_finetuned,
+    load_normalisation,
+    save_finetuned,
 )
 from emobench.models.hfvideo.options import FEATURE_VERSION, FINETUNE_LR, HFVideoOptions
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
-from emobench.training.checkpoint import recipe_hash
+from emobench.training.checkpoint import load_checkpoint, recipe_hash, save_module
+from emobench.video.sampling import segment_centres
 
 #: frozen features computed / served from the cache in this process (tests, benchmarks)
 FEATURE_STATS = {"computed": 0, "cached": 0}
@@ -73,7 +81,6 @@ def resample_indices(k: int, num_frames: int) -> np.ndarray:
     ``num_frames``: the frame nearest the centre of each of ``num_frames`` equal segments
     (``floor((2i+1)·k / (2·num_frames))``), in order; frames repeat when ``k`` is smaller,
     are skipped evenly when it is larger, and ``k == num_frames`` is the identity."""
-    from emobench.video.sampling import segment_centres
 
     if k < 1:
         raise HFVideoError("a clip must present at least one frame")
@@ -83,7 +90,6 @@ def resample_indices(k: int, num_frames: int) -> np.ndarray:
 def _resolve(name: str, revision: str | None) -> Path:
     """The model folder (:func:`emobench.models.hf.loading.resolve_model`), with errors
     naming this family."""
-    from emobench.models.hf.loading import HFModelNotFoundError, resolve_model
 
     try:
         return resolve_model(name, revision)
@@ -131,6 +137,7 @@ class HFVideoModel(ClipModel):
         return self.opts.dtype == "auto"
 
     def _train_config(self, ctx: FitContext) -> Any:
+        # lazy: pulls in torch
         from emobench.training.loop import TrainConfig
 
         settings = {**ctx.train_options, **self.opts.train}
@@ -167,9 +174,6 @@ class HFVideoModel(ClipModel):
     def fit(self, ctx: FitContext) -> None:
         """Fine-tune (or probe) on the fold's training clips, or load the checkpoint of the
         same recipe (module docstring)."""
-        from emobench.longtail.rebalance import get_rebalancing
-        from emobench.models.hf.loading import model_hash
-        from emobench.models.hfvideo.loading import load_normalisation
 
         get_rebalancing(ctx.rebalancing)  # an unknown recipe is one line before any work
         if ctx.train_index is None or ctx.train_index.height < 2:
@@ -202,8 +206,6 @@ class HFVideoModel(ClipModel):
         return np.array([self.labels.index(lb) for lb in rows["label"].to_list()], np.int64)
 
     def _load_net(self) -> Any:
-        from emobench.models.hfvideo.loading import load_classifier
-
         return load_classifier(
             self.folder, self.info, self.labels, self._norm, self._seed, self._where,
             self.opts.trust_remote_code,
@@ -213,7 +215,7 @@ class HFVideoModel(ClipModel):
         """Fine-tune the whole network, or load the checkpoint at ``path``. The training
         clips are decoded once when their frames fit in ``preload_max_gb``, else batch by
         batch (:class:`~emobench.models.hfvideo.train.ClipStore`)."""
-        from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
+        # lazy: pulls in torch
         from emobench.training.video import ClipStore, FinetuneSettings, finetune
 
         net = self._load_net()
@@ -259,9 +261,8 @@ class HFVideoModel(ClipModel):
         is one view, its ``num_frames`` segment centres (the validation view of
         fine-tuning), so its feature is computed once and cached across recipes, seeds and
         reruns; only the uncached clips are decoded."""
+        # lazy: pulls in torch
         from emobench.models.baseline.train import train_probe
-        from emobench.training.checkpoint import load_checkpoint, save_module
-        from emobench.video.sampling import segment_centres
 
         head = load_checkpoint(path, ctx.warn) if self.opts.reuse_checkpoints else None
         self._checkpoint, self._reused = path.name, head is not None
@@ -320,8 +321,6 @@ class HFVideoModel(ClipModel):
         return arr.astype(np.float32)
 
     def _store(self, key: str, feat: np.ndarray) -> None:
-        from emobench.io import atomic_open
-
         path = self._cache_path(key)
         if path is None:
             return
@@ -336,6 +335,7 @@ class HFVideoModel(ClipModel):
         return self._net
 
     def _encode(self, clips: list[np.ndarray]) -> np.ndarray:
+        # lazy: pulls in torch
         from emobench.training.video import run_batches
 
         return run_batches(
@@ -397,6 +397,7 @@ class HFVideoModel(ClipModel):
         if self.opts.frozen:
             scores = self._probe_scores(clips, views)
         else:
+            # lazy: pulls in torch
             from emobench.training.video import run_batches
 
             scores = run_batches(
@@ -408,6 +409,7 @@ class HFVideoModel(ClipModel):
     def _probe_scores(
         self, clips: list[ClipInput], views: list[tuple[np.ndarray, np.ndarray]]
     ) -> np.ndarray:
+        # lazy: pulls in torch
         from emobench.training.heads import predict_head
 
         keys = [self._feature_key(c.clip_id, v[1]) for c, v in zip(clips, views, strict=True)]

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from emobench.errors import EmobenchError
 from emobench.io import atomic_path, atomic_write_text
+from emobench.models.hf.loading import no_progress_bars
 from emobench.models.hfvideo.options import Architecture, HFVideoOptions, architecture
+from emobench.models.weights_file import describe_read_error, read_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -152,7 +154,6 @@ def input_shape(info: FolderInfo, opts: HFVideoOptions, name: str) -> tuple[int,
 def quiet_transformers() -> contextlib.AbstractContextManager[None]:
     """Silence transformers' load reports and progress bars (the re-initialised head is
     intended, not news) for the duration of a load."""
-    from emobench.models.hf.loading import no_progress_bars
 
     return no_progress_bars(errors_only=True)
 
@@ -286,8 +287,6 @@ def load_classifier(
     """
     import torch
     from transformers import AutoModelForVideoClassification
-
-    from emobench.models.weights_file import describe_read_error, read_errors
 
     id2label = dict(enumerate(labels))
     try:
