@@ -29,12 +29,19 @@ from typing import Any
 
 import numpy as np
 
+from emobench.chat.prompt import value_summary
 from emobench.errors import EmobenchError
+from emobench.labels import DATASET_ORDERS
+from emobench.longtail.rebalance import get_rebalancing
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
+from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
+from emobench.models.hicmae.fbank import SAMPLE_RATE
 from emobench.models.hicmae.options import HiCMAEError, HiCMAEOptions
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
 from emobench.training.checkpoint import recipe_hash
+from emobench.video.audio import read_audio
+from emobench.video.sampling import segment_centres
 
 #: sidecar format of emobench's HiCMAE fine-tunes
 FORMAT = "emobench-hicmae/1"
@@ -116,6 +123,7 @@ class HiCMAEModel(ClipModel):
     def _build(self, tensors: dict[str, Any], num_classes: int, seed: int) -> Any:
         import torch
 
+        # lazy: pulls in torch
         from emobench.models.hicmae.checkpoint import config_from_tensors, load_weights
         from emobench.models.hicmae.classifier import HiCMAEClassifier
         from emobench.models.hicmae.network import HiCMAE
@@ -139,7 +147,7 @@ class HiCMAEModel(ClipModel):
     def fit(self, ctx: FitContext) -> None:
         """Fine-tune from the checkpoint, or load the fold's fine-tuned head (module
         docstring)."""
-        from emobench.longtail.rebalance import get_rebalancing
+        # lazy: pulls in torch
         from emobench.models.hicmae.checkpoint import head_modality, read_checkpoint
 
         get_rebalancing(ctx.rebalancing)  # an unknown recipe is one line before any work
@@ -168,8 +176,6 @@ class HiCMAEModel(ClipModel):
         self._fit_finetune(ctx, tensors)
 
     def _head_classes(self, dataset: str, n: int) -> list[str]:
-        from emobench.labels import DATASET_ORDERS
-
         classes = self.opts.classes
         if classes is None:
             order = DATASET_ORDERS.get(dataset)
@@ -205,7 +211,7 @@ class HiCMAEModel(ClipModel):
         }  # fmt: skip
 
     def _fit_finetune(self, ctx: FitContext, tensors: dict[str, Any]) -> None:
-        from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
+        # lazy: pulls in torch
         from emobench.training.loop import TrainConfig
         from emobench.training.video import (
             ClipStore,
@@ -266,8 +272,6 @@ class HiCMAEModel(ClipModel):
 
     def _samples(self, clip_id: str, path: str) -> np.ndarray:
         """The clip's 16 kHz mono track (cached), silence when it has none."""
-        from emobench.models.hicmae.fbank import SAMPLE_RATE
-        from emobench.video.audio import read_audio
 
         if clip_id not in self._audio:
             samples = read_audio(path, SAMPLE_RATE) if path else None
@@ -278,12 +282,14 @@ class HiCMAEModel(ClipModel):
         return self._audio[clip_id]
 
     def _rows_per_frame(self) -> int:
+        # lazy: pulls in torch
         from emobench.models.hicmae.classifier import audio_rows
 
         o = self.opts
         return audio_rows(o.num_frames, o.frame_size, o.audio_frames, o.mel_bins)
 
     def _av_clip(self, frames: np.ndarray, samples: np.ndarray, fps: float) -> Any:
+        # lazy: pulls in torch
         from emobench.models.hicmae.classifier import AVClip
 
         o = self.opts
@@ -305,8 +311,8 @@ class HiCMAEModel(ClipModel):
 
     def predict(self, clips: list[ClipInput]) -> list[ClipOutput]:
         """Logits in :attr:`labels` order (module docstring)."""
+        # lazy: pulls in torch
         from emobench.training.video import run_batches
-        from emobench.video.sampling import segment_centres
 
         if self._net is None:
             raise EmobenchError(f"{self._where}: predict() before fit()")
@@ -345,8 +351,6 @@ class HiCMAEModel(ClipModel):
         self._stats: dict[str, Any] = {"frames_in": [], "resampled": 0, "clips": 0, "no_audio": 0}
 
     def describe(self) -> dict[str, Any]:
-        from emobench.chat.prompt import value_summary
-
         s = self._stats
         return {
             "model": self._where, "weights_hash": self._hash, "modality": self.opts.modality,

@@ -26,7 +26,7 @@ from typing import Any
 
 from emobench.models.hicmae.network import HiCMAEConfig
 from emobench.models.hicmae.options import HiCMAEError
-from emobench.models.videovit import StateDict, read_state_dict, strip_prefixes
+from emobench.models.videovit import CheckpointError, StateDict, read_state_dict, strip_prefixes
 
 _BLOCK = re.compile(r"^(encoder|encoder_audio|encoder_fusion)\.(blocks|blocks_audio)\.(\d+)\.")
 
@@ -34,7 +34,6 @@ _BLOCK = re.compile(r"^(encoder|encoder_audio|encoder_fusion)\.(blocks|blocks_au
 def read_checkpoint(path: str, where: str) -> dict[str, Any]:
     """The checkpoint's tensors with a ``module.`` (DistributedDataParallel) prefix removed;
     every problem is one :class:`HiCMAEError` line naming ``where``."""
-    from emobench.models.videovit import CheckpointError
 
     try:
         state: StateDict = read_state_dict(path, where)

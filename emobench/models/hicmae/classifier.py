@@ -16,7 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from emobench.models.hicmae.fbank import SAMPLE_RATE, hicmae_input
 from emobench.models.hicmae.network import HiCMAE
+from emobench.models.videovit import imagenet_pixels
+from emobench.video.audio import clip_window
 
 
 def audio_rows(cfg_frames: int, side: int, audio_frames: int, mel_bins: int) -> int:
@@ -62,9 +65,6 @@ class AVClip:
         return len(self.frames)
 
     def spectrogram(self, idx: np.ndarray) -> np.ndarray:
-        from emobench.models.hicmae.fbank import SAMPLE_RATE, hicmae_input
-        from emobench.video.audio import clip_window
-
         wave = clip_window(self.samples, idx, self.fps, SAMPLE_RATE)
         return hicmae_input(wave, self.audio_frames, self.mel_bins)
 
@@ -91,8 +91,6 @@ class HiCMAEClassifier(nn.Module):
         return self.net.head
 
     def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        from emobench.models.videovit import imagenet_pixels
-
         cfg = self.net.cfg
         audio = None
         if cfg.audio_visual:
