@@ -31,9 +31,22 @@ import numpy as np
 
 from emobench.chat.prompt import value_summary
 from emobench.errors import EmobenchError
+from emobench.labels import DATASET_ORDERS
+from emobench.longtail.rebalance import get_rebalancing
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
-from emobench.models.maedfer.checkpoint import RELEASED, missing_folds, resolve_checkpoint
+from emobench.models.hfvideo.adapter import resample_indices
+from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
+from emobench.models.maedfer.checkpoint import (
+    RELEASED,
+    infer_config,
+    load_network,
+    missing_folds,
+    released_tensors,
+    resolve_checkpoint,
+    sampling_rate,
+)
 from emobench.models.maedfer.options import MAEDFEROptions
+from emobench.models.maedfer.protocol import authors_views, average_softmax
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
 from emobench.models.videovit import CheckpointError
@@ -104,13 +117,6 @@ class MAEDFERModel(ClipModel):
     # ------------------------------------------------------------ setup
 
     def _load(self, ctx: FitContext, pretrained: bool) -> Any:
-        from emobench.models.maedfer.checkpoint import (
-            infer_config,
-            load_network,
-            released_tensors,
-            sampling_rate,
-        )
-
         path = resolve_checkpoint(self.name, ctx.fold, self._where)
         rel = released_tensors(path, self._where)
         if not pretrained and not rel.has_head:
@@ -138,8 +144,6 @@ class MAEDFERModel(ClipModel):
         return load_network(rel, cfg, self._where, pretrained=pretrained)
 
     def _head_classes(self, ctx: FitContext, n: int) -> list[str]:
-        from emobench.labels import DATASET_ORDERS
-
         classes = self.opts.classes or list(DATASET_ORDERS.get(ctx.dataset, ()))
         if not classes:
             raise CheckpointError(
@@ -178,8 +182,7 @@ class MAEDFERModel(ClipModel):
             self._net = net.to(self._device).eval()
 
     def _fit_finetune(self, ctx: FitContext) -> None:
-        from emobench.longtail.rebalance import get_rebalancing
-        from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
+        # lazy: pulls in torch
         from emobench.training.loop import TrainConfig
         from emobench.training.video import ClipStore, FinetuneSettings, finetune
 
@@ -236,9 +239,6 @@ class MAEDFERModel(ClipModel):
     # ------------------------------------------------------------ inference
 
     def _views(self, clip: ClipInput) -> list[np.ndarray]:
-        from emobench.models.hfvideo.adapter import resample_indices
-        from emobench.models.maedfer.protocol import authors_views
-
         n = len(clip.frames)
         if self.opts.test_protocol == "authors":
             return authors_views(n, self._rate, self.num_frames, self.opts.test_segments)
@@ -247,7 +247,7 @@ class MAEDFERModel(ClipModel):
     def predict(self, clips: list[ClipInput]) -> list[ClipOutput]:
         """Scores in :attr:`labels` order: the logits of the one resampled view, or
         ``log`` of the mean softmax of the authors' test views."""
-        from emobench.models.maedfer.protocol import average_softmax
+        # lazy: pulls in torch
         from emobench.training.video import run_batches
 
         if self._net is None:

@@ -115,6 +115,7 @@ def infer_config(
     docstring). ``options``: ``heads``, ``image_size``, ``frames``, ``region_size``,
     ``pooling``, ``drop_path`` (None: not given). ``num_classes``: the head size when the
     checkpoint has none (pre-trained) or when fine-tuning replaces it."""
+    # lazy: pulls in torch
     from emobench.models.maedfer.network import POOLING, LGIConfig
 
     t = rel.tensors
@@ -169,6 +170,7 @@ def load_network(rel: Released, cfg: Any, where: str, pretrained: bool) -> Any:
     left for fine-tuning to initialise; otherwise every tensor must match."""
     import torch
 
+    # lazy: pulls in torch
     from emobench.models.maedfer.network import LGIFormer
 
     net = LGIFormer(cfg)
