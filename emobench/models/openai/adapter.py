@@ -44,6 +44,7 @@ from emobench.chat.cache import content_digest
 from emobench.chat.prompt import ChatPromptMixin, value_summary
 from emobench.chat.request import Request
 from emobench.errors import EmobenchError
+from emobench.io import write_json_atomic
 from emobench.models.base import ClipInput, ClipModel, ClipOutput, FitContext
 from emobench.models.openai.options import (
     CACHE_VERSION,
@@ -290,8 +291,6 @@ class OpenAIModel(ChatPromptMixin, ClipModel):
 
     async def _one(self, client, sem, pace, req, key, mode, max_tokens) -> dict[str, Any]:
         import openai
-
-        from emobench.io import write_json_atomic
 
         o = self.opts
         name = f"openai:{self.name}"
