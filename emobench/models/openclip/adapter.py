@@ -42,8 +42,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from emobench.data.index import fingerprint
 from emobench.errors import EmobenchError
 from emobench.models.base import FitContext, FrameFeatureModel
+from emobench.models.device import autocast, resolve_device, run_with_oom_backoff
+from emobench.models.openclip.prompts import prompt_set
 from emobench.models.openclip.weights import (
     CONFIG_DIR,
     SHIPPED,
@@ -60,8 +63,10 @@ from emobench.models.openclip.weights import (
 )
 from emobench.models.registry import UnknownModelError, parse_options, register_model
 from emobench.models.roles import FamilyRole, always, option_on
+from emobench.models.transfer import to_device, to_numpy
 from emobench.settings import Int, PositiveInt, Seed, StrictModel, check_train
-from emobench.training.checkpoint import recipe_hash
+from emobench.training.checkpoint import load_checkpoint, recipe_hash, save_module
+from emobench.video.frames import centre_crop
 
 POOLS = ("mean", "max", "mean-logit")
 PROBES = ("none", "linear")
@@ -88,8 +93,6 @@ class OpenClipOptions(StrictModel):
     @field_validator("prompts")
     @classmethod
     def _prompts(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        from emobench.models.openclip.prompts import prompt_set
-
         try:
             prompt_set(None, v)
         except EmobenchError as exc:  # pydantic names the field for ValueErrors
@@ -207,8 +210,6 @@ class OpenClipModel(FrameFeatureModel):
         """Build the network on ``device`` (once) and set the feature-cache key."""
         import torch
 
-        from emobench.models.device import resolve_device
-
         dev = resolve_device(device)
         if self._model is None:
             self._model, self._tokenizer = load_openclip(
@@ -234,9 +235,6 @@ class OpenClipModel(FrameFeatureModel):
     def class_embeddings(self, labels: list[str], dataset: str | None = None) -> np.ndarray:
         """(C, E) normalised prompt-ensemble embeddings of ``labels`` (CLIP-paper style)."""
         import torch
-
-        from emobench.models.device import autocast
-        from emobench.models.openclip.prompts import prompt_set
 
         if self._model is None:
             self.load()
@@ -264,9 +262,8 @@ class OpenClipModel(FrameFeatureModel):
             self._fit_probe(ctx)
 
     def _fit_probe(self, ctx: FitContext) -> None:
-        from emobench.data.index import fingerprint
+        # lazy: pulls in torch
         from emobench.models.baseline.train import TrainConfig, train_probe
-        from emobench.training.checkpoint import load_checkpoint, save_module
 
         opts = {**ctx.train_options, **self.options.get("train", {})}
         cfg = TrainConfig(**{**opts, "seed": ctx.seed, "device": str(ctx.device)})
@@ -318,10 +315,6 @@ class OpenClipModel(FrameFeatureModel):
         import torch
         import torch.nn.functional as F
 
-        from emobench.models.device import autocast, run_with_oom_backoff
-        from emobench.models.transfer import to_device, to_numpy
-        from emobench.video.frames import centre_crop
-
         if self._model is None:
             self.load()
         frames = np.asarray(frames)
@@ -356,6 +349,7 @@ class OpenClipModel(FrameFeatureModel):
 
     def score(self, clips: list[np.ndarray]) -> np.ndarray:
         if self._head is not None:
+            # lazy: pulls in torch
             from emobench.training.heads import predict_head
 
             return predict_head(self._head, clips, device=self._device)
@@ -364,8 +358,6 @@ class OpenClipModel(FrameFeatureModel):
         return pool_scores(clips, self._classifier, self._scale, self.pool, self._bias)
 
     def describe(self) -> dict[str, Any]:
-        from emobench.models.openclip.prompts import prompt_set
-
         prompts = prompt_set(None, self.options.get("prompts"))
         return {
             "arch": self.arch,
@@ -381,6 +373,7 @@ class OpenClipModel(FrameFeatureModel):
 
 def __getattr__(name: str) -> Any:
     if name == "train_probe":  # moved to emobench.models.training (imports torch: lazily)
+        # lazy: pulls in torch
         from emobench.models.baseline.train import train_probe
 
         return train_probe

@@ -16,6 +16,12 @@ from typing import Any
 
 from emobench.errors import EmobenchError
 from emobench.models.registry import UnknownModelError
+from emobench.models.weights_file import (
+    WeightsFileError,
+    describe_read_error,
+    read_errors,
+    tensor_names,
+)
 
 PACKAGE_MODELS = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PACKAGE_MODELS / "configs"
@@ -183,7 +189,6 @@ def check_weights_file(arch: str, path: str) -> None:
     """Refuse, in one line naming the file, weights open_clip cannot load: a damaged,
     truncated or unsafe file (:func:`~emobench.models.weights_file.tensor_names`, no pickled
     code runs) and a Hugging Face transformers checkpoint (``text_model.*`` tensors)."""
-    from emobench.models.weights_file import WeightsFileError, tensor_names
 
     try:
         names = tensor_names(path)
@@ -206,8 +211,6 @@ def load_openclip(
     caller's global torch RNG.
     """
     import torch
-
-    from emobench.models.weights_file import describe_read_error, read_errors
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import open_clip
