@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from emobench.errors import EmobenchError
-from emobench.labels import INVALID
+from emobench.io import write_json_atomic
+from emobench.labels import INVALID, UnknownLabelError, canonical
 from emobench.models.predictions.files import (  # noqa: F401  (re-exported)
     PASSTHROUGH,
     PLACEHOLDERS,
@@ -50,6 +51,8 @@ from emobench.models.predictions.files import (  # noqa: F401  (re-exported)
 )
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole
+from emobench.registry import suggest
+from emobench.training.checkpoint import recipe_hash
 
 #: Ids listed per kind in a warning line (the JSON report lists them all).
 SHOWN = 3
@@ -136,8 +139,6 @@ class ImportedPredictions:
         (``dataset``/``fold``/``seed`` columns, when present, select them)."""
         import polars as pl
 
-        from emobench.training.checkpoint import recipe_hash
-
         self.labels = list(ctx.labels)
         self._ctx = ctx
         self.path = file_for(self.pattern, ctx.dataset, ctx.fold, ctx.seed)
@@ -159,8 +160,6 @@ class ImportedPredictions:
     # ------------------------------------------------------------------ labels
     def to_label(self, name: Any) -> tuple[str | None, str | None]:
         """(dataset label, None) for a name, or (None, why) with a did-you-mean hint."""
-        from emobench.labels import UnknownLabelError, canonical
-        from emobench.registry import suggest
 
         text = str(name).strip()
         key = text.lower()
@@ -316,7 +315,6 @@ class ImportedPredictions:
     # ------------------------------------------------------------------ reporting
     def _report(self, imported: Imported, test: Any) -> None:
         """Write the fold's JSON report (atomic) and one warning line per problem kind."""
-        from emobench.io import write_json_atomic
 
         ctx = self._ctx
         counts = imported.counts()
