@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from emobench.labels import canonical
 from emobench.settings import Bool, Float, Int, PositiveInt, StrictModel, check_train
 
 #: the released fine-tuning's base learning rate, per 256 clips of effective batch
@@ -45,7 +46,6 @@ class ViTFinetuneOptions(StrictModel):
     def _classes(cls, v: list[str] | None) -> list[str] | None:
         if v is None:
             return v
-        from emobench.labels import canonical
 
         names = [canonical(c) for c in v]
         if len(set(names)) != len(names) or len(names) < 2:
