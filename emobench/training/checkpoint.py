@@ -93,10 +93,12 @@ def _build(path: Path, spec: dict[str, Any]) -> nn.Module:
     kwargs = dict(spec["kwargs"])
     try:
         if spec["kind"] == "encoder" and spec["name"] == "frame-cnn":
+            # lazy: pulls in torch
             from emobench.models.baseline.encoder import FrameEncoder
 
             return FrameEncoder(**kwargs)
         if spec["kind"] == "head":
+            # lazy: pulls in torch
             from emobench.models.baseline.heads import build_head
 
             return build_head(spec["name"], **kwargs)
