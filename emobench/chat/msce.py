@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from emobench.io import write_json_atomic
 from emobench.models.base import ClipInput
 
 __all__ = [
@@ -233,7 +234,6 @@ class DescriptionCache:
 
     def put(self, key: str, description: str, **info: Any) -> None:
         """Store ``description`` (and ``info``: raw answer, describer, prompt) under ``key``."""
-        from emobench.io import write_json_atomic
 
         write_json_atomic(self.path(key), {"description": description, **info})
 
