@@ -54,7 +54,7 @@ def pretrain_synth_vlm(
     def body() -> None:
         from dataclasses import replace
 
-        # the run's modules import numpy, polars, the renderer and the hf: family: loaded
+        # lazy: the run's modules import numpy, polars, the renderer and the hf: family: loaded
         # when it runs
         from emobench.pretrain.synth_vlm.command import pretrain_synth_vlm as run
         from emobench.pretrain.synth_vlm.config import SHIPPED_DIR, PretrainConfig

@@ -40,7 +40,7 @@ def pretrain_synth_web(
     def body() -> None:
         from dataclasses import replace
 
-        # the run's modules import numpy, polars and the renderer: loaded when it runs
+        # lazy: the run's modules import numpy, polars and the renderer: loaded when it runs
         from emobench.pretrain.synth_web.command import pretrain_synth_web as run
         from emobench.pretrain.synth_web.config import SHIPPED_DIR, PretrainConfig
 
