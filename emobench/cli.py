@@ -10,7 +10,15 @@ from pathlib import Path
 
 import typer
 
+from emobench.data.registry import list_datasets, load_index
+from emobench.data.synth.cli import generate_synth
 from emobench.errors import run_cli
+from emobench.models.registry import list_families
+from emobench.pretrain.synth_vlm.cli import pretrain_synth_vlm
+from emobench.pretrain.synth_web.cli import pretrain_synth_web
+from emobench.report.cli import report
+from emobench.runner.distributed import DistributedError
+from emobench.runner.launcher import launch_local
 
 app = typer.Typer(
     name="emobench",
@@ -104,9 +112,6 @@ def run(
         def launch() -> None:
             import os
 
-            from emobench.runner.distributed import DistributedError
-            from emobench.runner.launcher import launch_local
-
             if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
                 raise DistributedError(
                     "--num-processes starts its own ranks; under torchrun or accelerate "
@@ -120,6 +125,7 @@ def run(
         return
 
     def body() -> None:
+        # lazy: pulls in numpy, polars, pydantic; kept off `emobench --help`
         from emobench.runner.commands import run_command
 
         run_command(
@@ -171,10 +177,6 @@ def _run_argv(
 
 def _register_delegated() -> None:
     """Commands whose bodies live with their concern (each module imports lazily)."""
-    from emobench.data.synth.cli import generate_synth
-    from emobench.pretrain.synth_vlm.cli import pretrain_synth_vlm
-    from emobench.pretrain.synth_web.cli import pretrain_synth_web
-    from emobench.report.cli import report
 
     app.command("report")(report)
     generate_app.command("synth")(generate_synth)
@@ -193,8 +195,6 @@ def models() -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from emobench.models.registry import list_families
-
         table = Table("family", "names", "description", title="Registered model families")
         for fam in list_families():
             names = ", ".join(f"{fam.family}:{a}" for a in fam.arguments) or f"{fam.family}:<...>"
@@ -211,8 +211,6 @@ def data_list() -> None:
     def body() -> None:
         from rich.console import Console
         from rich.table import Table
-
-        from emobench.data.registry import list_datasets
 
         table = Table("name", "description", title="Registered datasets")
         for info in list_datasets():
@@ -232,7 +230,7 @@ def data_show(
     def body() -> None:
         from rich.console import Console
 
-        from emobench.data.registry import load_index
+        # lazy: pulls in polars; kept off `emobench --help`
         from emobench.data.summary import summary_tables
 
         index = load_index(dataset, root)
@@ -268,6 +266,7 @@ def data_check(
     def body() -> None:
         import json
 
+        # lazy: pulls in numpy, polars; kept off `emobench --help`
         from emobench.data.check import check_dataset, parse_options, report_renderables
 
         report = check_dataset(name, root, fold=fold, options=parse_options(options))

@@ -26,6 +26,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import emobench
+
 #: How media files are fingerprinted (``[cache] fingerprint``): see the module docstring.
 FINGERPRINTS = ("stat", "content")
 
@@ -35,7 +37,6 @@ _CHUNK = 1 << 20
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict[str, str]:
     """emobench's version and a short hash of its installed source files (``*.py``)."""
-    import emobench
 
     root = Path(emobench.__file__).resolve().parent
     h = hashlib.sha256()
