@@ -76,6 +76,7 @@ _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 #: Values of the ``backend`` option: ``auto`` and the concrete decoders.
 BACKENDS = ("auto", "pyav", "decord")
 
+
 @functools.cache
 def _installed() -> tuple[str, ...]:
     return tuple(
