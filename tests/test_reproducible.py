@@ -178,15 +178,19 @@ def test_another_backend_keys_new_checkpoints(synth_root, tmp_path):
 
 
 def test_changed_code_retrains(synth_root, tmp_path, monkeypatch):
+    import sys
+
     import emobench.provenance as provenance
-    import emobench.runner.parts as parts
 
     out, cache = tmp_path / "run", tmp_path / "cache"
     _run(_cfg(synth_root, cache), out)
     first = {p.parent for p in (out / "checkpoints").rglob("*.safetensors")}
     other = {"emobench": "0.1.0", "source": "0123456789abcdef"}
-    monkeypatch.setattr(parts, "code_version", lambda: other)
-    monkeypatch.setattr(provenance, "code_version", lambda: other)
+    real = provenance.code_version
+    # every module that bound the function by name (``from emobench.provenance import ...``)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("emobench") and getattr(module, "code_version", None) is real:
+            monkeypatch.setattr(module, "code_version", lambda: other)
     with pytest.raises(ConfigError, match="emobench code changed"):
         _run(_cfg(synth_root, cache), out)
     _run(_cfg(synth_root, cache), out, recompute=True)
