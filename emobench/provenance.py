@@ -15,7 +15,8 @@ changed code is never served a stale result:
     bytes). Detects any change of content, and nothing else (a touched file keeps its
     token). Hashed once per file and status change in a process (BLAKE2b, ~1 GB/s).
 
-- :func:`media_fingerprint`: a hash over (clip id, token) of a set of clips.
+- :func:`media_fingerprint`: a hash over (clip id, token) of a set of clips;
+- :func:`file_sha256`: the SHA-256 of a file that names a model (weights, predictions).
 """
 
 from __future__ import annotations
@@ -58,6 +59,24 @@ def _content_hash(path: str, inode: int, size: int, mtime_ns: int, ctime_ns: int
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _sha256(path: str, inode: int, size: int, mtime_ns: int, ctime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, e.g. a weights or predictions file that names a
+    model; memoised as :func:`_content_hash` is (inode, size, modification and
+    status-change time), so a rewritten file is hashed again."""
+    p = os.path.abspath(os.fspath(path))
+    st = os.stat(p)
+    return _sha256(p, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _file_token(path: str, st: os.stat_result, mode: str) -> str:
     if mode == "content":
         return _content_hash(path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -95,4 +114,4 @@ def media_fingerprint(paths: Iterable[tuple[str, str]], mode: str = "stat") -> s
     return h.hexdigest()[:16]
 
 
-__all__ = ["FINGERPRINTS", "code_version", "file_token", "media_fingerprint"]
+__all__ = ["FINGERPRINTS", "code_version", "file_sha256", "file_token", "media_fingerprint"]

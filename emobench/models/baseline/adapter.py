@@ -16,7 +16,6 @@ arguments of :class:`~emobench.models.baseline.encoder.FrameEncoder`, e.g. ``wid
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +26,7 @@ from emobench.data.index import fingerprint
 from emobench.models.base import FitContext, FrameFeatureModel
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
+from emobench.provenance import file_sha256
 from emobench.settings import PositiveInt, StrictModel, check_train
 from emobench.training.checkpoint import load_checkpoint, recipe_hash, save_module
 from emobench.video.frames import centre_crop
@@ -82,10 +82,6 @@ class BaselineOptions(StrictModel):
 )
 def _create(head: str, options: dict[str, Any]) -> BaselineModel:
     return BaselineModel(head, options)
-
-
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 class BaselineModel(FrameFeatureModel):
@@ -145,7 +141,7 @@ class BaselineModel(FrameFeatureModel):
             save_module(self._encoder, enc_path, {"recipe": enc_recipe, "history": hist})
             self.history["encoder"] = hist
         crop = f"c{self.crop}" if self.crop else ""
-        self._feature_key = f"baseline-cnn{self.frame_size}{crop}-{_file_hash(enc_path)}"
+        self._feature_key = f"baseline-cnn{self.frame_size}{crop}-{file_sha256(enc_path)[:16]}"
 
         head_recipe = {
             "encoder": self._feature_key,

@@ -39,6 +39,7 @@ from emobench.models.hicmae.fbank import SAMPLE_RATE
 from emobench.models.hicmae.options import HiCMAEError, HiCMAEOptions
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
+from emobench.provenance import file_sha256
 from emobench.training.checkpoint import recipe_hash
 from emobench.video.audio import read_audio
 from emobench.video.sampling import segment_centres
@@ -59,14 +60,6 @@ FORMAT = "emobench-hicmae/1"
 )
 def _create(argument: str, options: dict[str, Any]) -> HiCMAEModel:
     return HiCMAEModel(argument, options)
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 class HiCMAEModel(ClipModel):
@@ -156,7 +149,7 @@ class HiCMAEModel(ClipModel):
         self._clip_path = ctx.clip_path
         path = self._path(ctx.fold)
         tensors = read_checkpoint(str(path), self._where)
-        self._hash = _file_hash(path)
+        self._hash = file_sha256(path)[:16]
         if not self.opts.finetune:
             released = head_modality(tensors)
             if released != self.opts.modality:

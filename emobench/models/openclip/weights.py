@@ -8,7 +8,6 @@ cache, a weights file from its path, ``synth-web`` from the files shipped in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -22,6 +21,7 @@ from emobench.models.weights_file import (
     read_errors,
     tensor_names,
 )
+from emobench.provenance import file_sha256
 
 PACKAGE_MODELS = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PACKAGE_MODELS / "configs"
@@ -169,20 +169,9 @@ def weights_preprocess(path: str | None) -> dict[str, int]:
     return {k: int(v) for k, v in value.items() if k in ("frame_size", "crop")}
 
 
-_HASHES: dict[tuple[str, int, float], str] = {}
-
-
 def file_hash(path: str) -> str:
-    """SHA-256 prefix of a weights file (memoised by path, size and mtime)."""
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()[:16]
-    return _HASHES[key]
+    """SHA-256 prefix of a weights file (:func:`emobench.provenance.file_sha256`)."""
+    return file_sha256(path)[:16]
 
 
 def check_weights_file(arch: str, path: str) -> None:

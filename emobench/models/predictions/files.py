@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from emobench.errors import EmobenchError
 from emobench.labels import UnknownLabelError, canonical
 from emobench.models.registry import split_name
+from emobench.provenance import file_sha256
 from emobench.settings import Bool, StrictModel
 
 #: Placeholders a predictions path may hold.
@@ -103,22 +104,6 @@ def resolve_pattern(argument: str, base_dir: Path | None) -> str:
 def file_for(pattern: str, dataset: str, fold: int, seed: int) -> Path:
     """The file of one (dataset, fold, seed)."""
     return Path(pattern.format(dataset=dataset, fold=fold, seed=seed))
-
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """The file's SHA-256 (cached per path, size and modification time)."""
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
 
 
 def files_digest(adapter: str, options: dict[str, Any]) -> str:
