@@ -15,13 +15,6 @@ from emobench.models.baseline.encoder import (
     FrozenVisualEncoder,
     encode_frames,
 )
-from emobench.models.baseline.heads import (
-    HEADS,
-    UnknownHeadError,
-    build_head,
-    masked_range,
-    with_delta,
-)
 from emobench.models.baseline.train import (
     ModuleFileError,
     TrainConfig,
@@ -38,6 +31,13 @@ from emobench.models.baseline.train import (
     uar,
 )
 from emobench.models.device import DeviceError, resolve_device, run_with_oom_backoff
+from emobench.training.temporal_heads import (
+    HEADS,
+    UnknownHeadError,
+    build_head,
+    masked_range,
+    with_delta,
+)
 
 FAST = TrainConfig(epochs=10, batch_size=8, lr=1e-3, patience=10, val_fraction=0.2, device="cpu")
 
@@ -390,18 +390,19 @@ def test_checkpoint_weights_are_written_last_and_commit_the_save(tmp_path, monke
     """The sidecar is on disk before the weights appear; a sidecar alone (a save in
     progress on another rank, or one cut short) is no checkpoint and is left alone; weights
     without a sidecar are damaged, reported and removed."""
+    import emobench.models.weights_file as wf
     import emobench.training.checkpoint as ck
 
     head = build_head("mean", 4, 2)
     path = tmp_path / "h.safetensors"
     seen = []
-    real = ck.atomic_path
+    real = wf.atomic_write_bytes
 
-    def spy(p):
+    def spy(p, data):
         seen.append((Path(p).name, (tmp_path / "h.json").is_file()))
-        return real(p)
+        return real(p, data)
 
-    monkeypatch.setattr(ck, "atomic_path", spy)
+    monkeypatch.setattr(wf, "atomic_write_bytes", spy)
     save_module(head, path)
     assert seen == [("h.safetensors", True)]  # the sidecar existed when the weights went in
     path.unlink()

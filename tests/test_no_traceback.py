@@ -257,8 +257,8 @@ SIDECARS = {
 
 @pytest.mark.parametrize("damage", list(SIDECARS), ids=list(SIDECARS))
 def test_checkpoint_sidecar_with_wrong_keys_is_removed_and_retrained(tmp_path, damage) -> None:
-    from emobench.models.baseline.heads import build_head
     from emobench.training.checkpoint import load_checkpoint, save_module, sidecar_path
+    from emobench.training.temporal_heads import build_head
 
     path = save_module(build_head("mean", d_in=8, n_classes=3), tmp_path / "head-x.safetensors")
     side = sidecar_path(path)
@@ -365,7 +365,7 @@ out, what = Path(sys.argv[1]), sys.argv[2]
 
 def body():
     if what == "safetensors":
-        from emobench.models.baseline.heads import build_head
+        from emobench.training.temporal_heads import build_head
         from emobench.training.checkpoint import save_module
 
         head = build_head("mean", d_in=1024, n_classes=7)

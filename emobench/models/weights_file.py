@@ -5,6 +5,9 @@
   so no tensor data is read) and returns its tensor names, or raises
   :class:`WeightsFileError` saying why it cannot be used: truncated, damaged, a pickle that
   holds Python objects (never unpickled: that would run code), or no state dict at all.
+- :func:`save_safetensors` writes a ``.safetensors`` file atomically and byte for byte the
+  same for the same tensors and metadata: safetensors keeps its metadata in a hash map whose
+  order changes from process to process, so its own header is not reproducible.
 - :func:`read_errors` and :func:`describe_read_error` are for loaders that hand a file or a
   folder to another library (transformers, peft): the exceptions those raise for a file
   they cannot read, besides ``OSError`` / ``ValueError``, and one line for any of them.
@@ -12,13 +15,17 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from emobench.errors import EmobenchError
+from emobench.io import atomic_write_bytes
 
 #: What a pickle refused by ``weights_only`` loading is, and what to give instead.
 UNSAFE_PICKLE = (
@@ -106,8 +113,39 @@ def tensor_names(path: str | Path) -> list[str]:
     return [str(k) for k in state]
 
 
+def canonical_header(blob: bytes) -> bytes:
+    """``blob`` (a whole safetensors file) with its header's ``__metadata__`` keys sorted,
+    the header re-padded with spaces to 8 bytes and its length prefix rewritten; the tensor
+    entries keep their order (safetensors' own, by dtype and name) and the data is untouched
+    (its offsets are relative to the end of the header)."""
+    (size,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + size])
+    meta = header.pop("__metadata__", None)
+    ordered: dict[str, Any] = {}
+    if meta:
+        ordered["__metadata__"] = dict(sorted(meta.items()))
+    ordered.update(header)
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + blob[8 + size :]
+
+
+def save_safetensors(
+    tensors: Mapping[str, Any], path: str | Path, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write ``tensors`` (torch) with ``metadata`` to ``path`` atomically; the same tensors
+    and metadata give the same bytes in every process (see :func:`canonical_header`)."""
+    from safetensors.torch import save
+
+    blob = canonical_header(save(dict(tensors), metadata=dict(metadata) if metadata else None))
+    atomic_write_bytes(path, blob)
+    return Path(path)
+
+
 __all__ = [
     "UNSAFE_PICKLE",
+    "canonical_header",
+    "save_safetensors",
     "WeightsFileError",
     "describe_read_error",
     "read_errors",

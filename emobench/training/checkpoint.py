@@ -2,10 +2,12 @@
 
 A module that can be saved carries ``module.spec`` (``{"kind", "name", "kwargs"}``), which
 the sidecar ``<stem>.json`` records with the caller's ``config``; :func:`load_module`
-rebuilds the module from it. Kinds: the baseline's ``frame-cnn`` encoder and the temporal
-heads (also the linear probes of other families). Checkpoints of training runs are saved
-modules whose file name carries a hash of their recipe; :func:`load_checkpoint` reuses one
-or removes a damaged one.
+rebuilds the module from it. The temporal heads (and linear probes) of
+:mod:`emobench.training.temporal_heads` are built here; a family that saves a module of its
+own registers how to build it (:func:`register_module`, e.g. the baseline's ``frame-cnn``
+encoder), so this module names no family. Checkpoints of training runs are saved modules
+whose file name carries a hash of their recipe; :func:`load_checkpoint` reuses one or
+removes a damaged one.
 """
 
 from __future__ import annotations
@@ -17,16 +19,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emobench.errors import EmobenchError
-from emobench.io import atomic_path, atomic_write_text
+from emobench.io import atomic_write_text
+from emobench.models.weights_file import save_safetensors
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
 _FORMAT = "emobench-module/1"
 
+#: ``(kind, name)`` → the constructor of a module a family saves (its ``spec`` kwargs)
+_BUILDERS: dict[tuple[str, str], Callable[..., nn.Module]] = {}
+
 
 class ModuleFileError(EmobenchError):
     """A saved module that cannot be read back (missing sidecar, unknown kind, bad weights)."""
+
+
+def register_module(kind: str, name: str, build: Callable[..., nn.Module]) -> None:
+    """Tell :func:`load_module` how to rebuild a saved module whose ``spec`` is
+    ``{"kind": kind, "name": name, ...}``: ``build(**spec["kwargs"])``. Called by the module
+    that defines it, at import (the family imports it before loading its checkpoints)."""
+    _BUILDERS[(kind, name)] = build
 
 
 def recipe_hash(recipe: Any) -> str:
@@ -45,8 +58,6 @@ def save_module(module: nn.Module, path: str | Path, config: dict[str, Any] | No
     """Write ``<stem>.json`` with ``module``'s architecture (``module.spec``) and the
     caller's ``config``, then its weights to ``path`` (safetensors). Each file atomic; no
     pickle."""
-    from safetensors.torch import save_file
-
     spec = getattr(module, "spec", None)
     if not isinstance(spec, dict):
         raise ModuleFileError(f"{path}: only emobench encoders and heads can be saved")
@@ -57,9 +68,7 @@ def save_module(module: nn.Module, path: str | Path, config: dict[str, Any] | No
     # reader (another rank of a distributed run) never finds weights without their sidecar
     text = json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
     atomic_write_text(sidecar_path(path), text)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": _FORMAT})
-    return path
+    return save_safetensors(tensors, path, {"format": _FORMAT})
 
 
 def read_module_config(path: str | Path) -> dict[str, Any]:
@@ -91,20 +100,22 @@ def _build(path: Path, spec: dict[str, Any]) -> nn.Module:
     :class:`ModuleFileError` when the sidecar's constructor arguments do not build one
     (an argument the module does not take, a value of the wrong type, an unknown head)."""
     kwargs = dict(spec["kwargs"])
+    build = _BUILDERS.get((spec["kind"], spec["name"]))
     try:
-        if spec["kind"] == "encoder" and spec["name"] == "frame-cnn":
-            # lazy: pulls in torch
-            from emobench.models.baseline.encoder import FrameEncoder
-
-            return FrameEncoder(**kwargs)
+        if build is not None:
+            return build(**kwargs)
         if spec["kind"] == "head":
             # lazy: pulls in torch
-            from emobench.models.baseline.heads import build_head
+            from emobench.training.temporal_heads import build_head
 
             return build_head(spec["name"], **kwargs)
     except (TypeError, ValueError, EmobenchError) as exc:  # the arguments come from the file
         raise ModuleFileError(f"{path}: its sidecar does not build a module ({exc})") from None
-    raise ModuleFileError(f"{path}: unknown module kind {spec['kind']!r}")
+    known = ", ".join(sorted({"head", *(f"{k}/{n}" for k, n in _BUILDERS)}))
+    raise ModuleFileError(
+        f"{path}: unknown module {spec['kind']}/{spec['name']} (known here: {known}; a "
+        "family's own modules are known once that family is imported)"
+    )
 
 
 def load_module(path: str | Path) -> nn.Module:
@@ -155,6 +166,7 @@ __all__ = [
     "load_module",
     "read_module_config",
     "recipe_hash",
+    "register_module",
     "save_module",
     "sidecar_path",
 ]

@@ -3,8 +3,10 @@ epoch loop parts of :mod:`emobench.training.loop` with the re-balancing recipes 
 :mod:`emobench.longtail.rebalance`, and head prediction.
 
 The head module is passed in (``build(d_in, n_classes)`` makes it): this module names no
-model family. The baseline family's named heads (``gru``, ``mean``, ...) and the linear
-probe are :mod:`emobench.models.baseline.train`'s ``train_head`` / ``train_probe``.
+model family. :func:`train_probe` is the linear probe every family with frozen features
+uses (the ``mean`` head of :mod:`emobench.training.temporal_heads` with no hidden layer);
+the baseline family's named heads are :mod:`emobench.models.baseline.train`'s
+``train_head``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from emobench.training.loop import (
     stratified_split,
     validate,
 )
+from emobench.training.temporal_heads import build_head
 from emobench.video.sampling import segment_centres, segment_random
 
 #: ``build(d_in, n_classes)`` → the head module to train
@@ -208,6 +211,27 @@ def train_head(
 
     history.update(run_summary(stopper, history, started, train_idx, val_idx))
     return model.cpu().eval(), history
+
+
+def train_probe(
+    features: list[np.ndarray],
+    labels: np.ndarray,
+    n_classes: int,
+    rebalancing: str = "instance-balanced",
+    cfg: TrainConfig | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Linear probe on frozen per-frame features: the ``mean`` head with no hidden layer
+    (LayerNorm → temporal mean → linear), trained by :func:`train_head` with the named
+    re-balancing recipe (``decoupled-crt`` re-trains the linear layer class-balanced). An
+    unknown recipe is one clear error before anything is built."""
+    get_rebalancing(rebalancing)
+    kw = {"hidden": 0, "dropout": 0.0, "spread": False}
+
+    def build(d_in: int, n: int) -> nn.Module:
+        return build_head("mean", d_in, n, **kw)
+
+    return train_head(features, labels, n_classes, build, "mean", rebalancing, cfg, progress)
 
 
 def predict_head(

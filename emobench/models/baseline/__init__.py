@@ -4,7 +4,8 @@ The public names below are loaded lazily (they import torch), so importing this 
 cheap; ``from emobench.models.baseline import train_head`` works as usual.
 
 * ``encoder``: ``FrameEncoder``, ``FrozenVisualEncoder``, ``encode_frames``
-* ``heads``: ``HEADS`` (``mean``, ``gru``, ``transformer``), ``build_head``
+* ``heads`` (:mod:`emobench.training.temporal_heads`, shared with the linear probes of
+  other families): ``HEADS`` (``mean``, ``gru``, ``transformer``), ``build_head``
 * ``train``: ``TrainConfig``, ``train_encoder``, ``train_head``, ``predict_head``,
   ``save_module``, ``load_module``
 """
@@ -18,8 +19,8 @@ _EXPORTS: dict[str, str] = {
     "FrameEncoder": "encoder",
     "FrozenVisualEncoder": "encoder",
     "encode_frames": "encoder",
-    "HEADS": "heads",
-    "build_head": "heads",
+    "HEADS": "emobench.training.temporal_heads",
+    "build_head": "emobench.training.temporal_heads",
     "TrainConfig": "train",
     "train_encoder": "train",
     "train_head": "train",
@@ -34,6 +35,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        where = _EXPORTS[name]
+        module = importlib.import_module(where if "." in where else f"{__name__}.{where}")
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -104,8 +104,8 @@ class BaselineModel(FrameFeatureModel):
     def fit(self, ctx: FitContext) -> None:
         # lazy: pulls in torch
         from emobench.models.baseline.encoder import FrameEncoder
-        from emobench.models.baseline.heads import HEAD_VERSION
         from emobench.models.baseline.train import TrainConfig, train_encoder, train_head
+        from emobench.training.temporal_heads import HEAD_VERSION
 
         self.labels = list(ctx.labels)
         self._device = ctx.device

@@ -32,6 +32,7 @@ from torch import nn
 from emobench.errors import EmobenchError
 from emobench.models.device import autocast, resolve_device, run_with_oom_backoff
 from emobench.models.transfer import to_device, to_numpy
+from emobench.training.checkpoint import register_module
 
 #: Input normalisation of ``FrameEncoder``: (x/255 − 0.5) / 0.25, the same for all channels.
 _MEAN, _STD = 0.5, 0.25
@@ -169,6 +170,9 @@ class FrozenVisualEncoder(nn.Module):
                 antialias=True,
             )
         return self.visual((x - self.mean) / self.std).float()
+
+
+register_module("encoder", "frame-cnn", FrameEncoder)
 
 
 def encode_frames(

@@ -3,8 +3,8 @@
 The shared machinery (validation split, early stopping: :mod:`emobench.training.loop`;
 heads on frozen features and prediction: :mod:`emobench.training.heads`) and saving and
 loading (:mod:`emobench.training.checkpoint`) are the training room's; their names stay
-importable from here. :func:`train_head` / :func:`train_probe` train this family's named
-heads (:mod:`emobench.models.baseline.heads`) through it.
+importable from here (the linear probe, :func:`train_probe`, too). :func:`train_head`
+trains a named temporal head (:mod:`emobench.training.temporal_heads`) through it.
 
 Protocol of the encoder (the shared protocol is in :mod:`emobench.training.loop`):
 
@@ -36,7 +36,6 @@ from torch import nn
 
 from emobench.longtail.rebalance import class_counts, draw_epoch, get_rebalancing, make_loss
 from emobench.models.baseline.encoder import FrameEncoder, check_frames
-from emobench.models.baseline.heads import HEADS, MeanHead, build_head
 from emobench.models.device import autocast, resolve_device
 from emobench.models.transfer import to_device
 from emobench.training import heads as head_training
@@ -48,7 +47,7 @@ from emobench.training.checkpoint import (
     save_module,
     sidecar_path,
 )
-from emobench.training.heads import predict_head
+from emobench.training.heads import predict_head, train_probe
 from emobench.training.loop import (
     EarlyStopper,
     ProgressFn,
@@ -67,6 +66,7 @@ from emobench.training.loop import (
     uar,
     validate,
 )
+from emobench.training.temporal_heads import HEADS, MeanHead, build_head
 from emobench.video.sampling import segment_centres, segment_random
 
 
@@ -272,7 +272,7 @@ def train_head(
     progress: ProgressFn | None = None,
     head_kwargs: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train the named temporal head (:data:`~emobench.models.baseline.heads.HEADS`) on
+    """Train the named temporal head (:data:`~emobench.training.temporal_heads.HEADS`) on
     frozen per-frame features: :func:`emobench.training.heads.train_head` (its docstring
     gives the protocol). An unknown recipe, then an unknown head, is one clear error."""
     get_rebalancing(rebalancing)
@@ -285,29 +285,6 @@ def train_head(
 
     return head_training.train_head(
         features, labels, n_classes, build, head, rebalancing, cfg, progress
-    )
-
-
-def train_probe(
-    features: list[np.ndarray],
-    labels: np.ndarray,
-    n_classes: int,
-    rebalancing: str = "instance-balanced",
-    cfg: TrainConfig | None = None,
-    progress: ProgressFn | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Linear probe on frozen per-frame features: the ``mean`` head with no hidden layer
-    (LayerNorm → temporal mean → linear), trained by :func:`train_head` with the named
-    re-balancing recipe (``decoupled-crt`` re-trains the linear layer class-balanced)."""
-    return train_head(
-        features,
-        labels,
-        n_classes,
-        "mean",
-        rebalancing,
-        cfg,
-        progress=progress,
-        head_kwargs={"hidden": 0, "dropout": 0.0, "spread": False},
     )
 
 

@@ -262,7 +262,7 @@ class HFVideoModel(ClipModel):
         fine-tuning), so its feature is computed once and cached across recipes, seeds and
         reruns; only the uncached clips are decoded."""
         # lazy: pulls in torch
-        from emobench.models.baseline.train import train_probe
+        from emobench.training.heads import train_probe
 
         head = load_checkpoint(path, ctx.warn) if self.opts.reuse_checkpoints else None
         self._checkpoint, self._reused = path.name, head is not None

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emobench.errors import EmobenchError
-from emobench.io import atomic_path, atomic_write_text
+from emobench.io import atomic_write_text
 from emobench.models.hf.loading import no_progress_bars
 from emobench.models.hfvideo.options import Architecture, HFVideoOptions, architecture
-from emobench.models.weights_file import describe_read_error, read_errors
+from emobench.models.weights_file import describe_read_error, read_errors, save_safetensors
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -318,12 +318,9 @@ def load_classifier(
 def save_finetuned(net: nn.Module, path: Path, sidecar: dict[str, Any]) -> Path:
     """Write ``net``'s full state dict (safetensors) and ``<stem>.json``, atomically: the
     weights first, so a sidecar always names complete weights."""
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": CHECKPOINT_FORMAT})
+    save_safetensors(tensors, path, {"format": CHECKPOINT_FORMAT})
     meta = {"format": CHECKPOINT_FORMAT, **sidecar}
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, default=str) + "\n")
     return path

@@ -263,7 +263,8 @@ class OpenClipModel(FrameFeatureModel):
 
     def _fit_probe(self, ctx: FitContext) -> None:
         # lazy: pulls in torch
-        from emobench.models.baseline.train import TrainConfig, train_probe
+        from emobench.training.heads import train_probe
+        from emobench.training.loop import TrainConfig
 
         opts = {**ctx.train_options, **self.options.get("train", {})}
         cfg = TrainConfig(**{**opts, "seed": ctx.seed, "device": str(ctx.device)})
@@ -374,7 +375,7 @@ class OpenClipModel(FrameFeatureModel):
 def __getattr__(name: str) -> Any:
     if name == "train_probe":  # moved to emobench.models.training (imports torch: lazily)
         # lazy: pulls in torch
-        from emobench.models.baseline.train import train_probe
+        from emobench.training.heads import train_probe
 
         return train_probe
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

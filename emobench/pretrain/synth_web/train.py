@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from emobench.errors import PretrainError
-from emobench.io import atomic_path
 from emobench.models.openclip.adapter import register_configs
+from emobench.models.weights_file import save_safetensors
 from emobench.pretrain.synth_web.config import ARCH, PretrainConfig
 from emobench.pretrain.synth_web.webpool import WEB_STREAM
 from emobench.progress import ProgressFn
@@ -123,15 +123,12 @@ def save_weights(model: Any, path: Path, metadata: dict[str, str] | None = None)
     """Write the model's state dict as float16 safetensors (open_clip can load it back with
     ``pretrained=path``; values are cast to the model's dtype on load)."""
     import torch
-    from safetensors.torch import save_file
 
     tensors = {
         k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous()
         for k, v in model.state_dict().items()
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata or {})
-    return path
+    return save_safetensors(tensors, path, metadata)
 
 
 __all__ = ["batch_indices", "save_weights", "train_clip"]
