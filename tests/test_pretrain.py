@@ -135,3 +135,44 @@ def test_training_is_seeded():
     b, _ = train_clip(images, captions, cfg)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert np.array_equal(va.numpy(), vb.numpy()), k
+
+
+_PINNED_RUN = """
+import hashlib, sys
+from emobench.pretrain.reproducible import pin_environment, reproducible_cpu
+early = pin_environment() if sys.argv[1] == "pin" else False
+from emobench.pretrain.synth_web.config import PretrainConfig
+from emobench.pretrain.synth_web.train import train_clip
+from emobench.pretrain.synth_web.webpool import build_web_pool
+cfg = PretrainConfig(n_identities=2, images_per_identity=8, steps=2, batch_size=16, warmup=1)
+images, captions, _ = build_web_pool(cfg)
+with reproducible_cpu(early) as cpu:
+    model, _ = train_clip(images, captions, cfg)
+h = hashlib.sha256()
+for k, v in model.state_dict().items():  # float32, not the shipped float16: every bit counts
+    h.update(k.encode() + v.detach().contiguous().numpy().tobytes())
+print(cpu["reproducible"], h.hexdigest())
+"""
+
+
+def _pinned_run(mode: str, **env: str) -> str:
+    import subprocess
+    import sys
+
+    full = {**os.environ, **env}
+    out = subprocess.run(
+        [sys.executable, "-c", _PINNED_RUN, mode], env=full, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()[-2] + " " + out.stdout.split()[-1]
+
+
+def test_pinned_arithmetic_does_not_depend_on_the_cpu_instruction_set():
+    """The shipped weights regenerate on another machine: with the pre-training commands'
+    pinned arithmetic (one thread, MKL_CBWR=COMPATIBLE, ATen default kernels, oneDNN off),
+    restricting MKL to SSE4.2 and asking for more threads (what an older or larger CPU
+    does) changes no bit of the trained float32 weights. Unpinned, the same restriction
+    changed the weights on the AVX-512 machine this was written on."""
+    here = _pinned_run("pin")
+    assert here.startswith("True ")
+    assert _pinned_run("pin", MKL_ENABLE_INSTRUCTIONS="SSE4_2", OMP_NUM_THREADS="2") == here

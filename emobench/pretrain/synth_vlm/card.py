@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from emobench.io import atomic_write_text
+from emobench.pretrain.reproducible import describe
 from emobench.pretrain.synth_vlm.config import NAME, PretrainConfig
 
 
@@ -46,7 +47,8 @@ def write_card(path: Path, cfg: PretrainConfig, info: dict[str, Any]) -> Path:
         "(`openclip:emobench-tiny@synth-web`), distilled into its vision tower, as real "
         "VLMs start from CLIP-style encoders.",
         "",
-        "Regenerate (CPU; same seed and torch build give bit-identical weights):",
+        "Regenerate (CPU, pinned arithmetic: the same seed and torch build give "
+        "bit-identical weights on any x86-64 CPU):",
         "",
         "```",
         f"emobench pretrain synth-vlm --out DIR --seed {cfg.seed} --steps {cfg.steps}"
@@ -119,6 +121,7 @@ def write_card(path: Path, cfg: PretrainConfig, info: dict[str, Any]) -> Path:
         + ", ".join(f"{k} {v:.3f}" for k, v in h["loss_by_kind"].items()),
         f"- time: {info['seconds_wall']:.0f} s wall, {info['seconds_cpu']:.0f} s CPU "
         f"(1 torch thread; torch {info['torch']})",
+        f"- arithmetic: {describe(info.get('cpu', {}))}",
         f"- weights: `model.safetensors`, {info['bytes'] / 1e6:.1f} MB, sha256 prefix "
         f"`{info['sha256']}`",
         *_spread_lines(info),

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from emobench.errors import run_cli
+from emobench.pretrain.reproducible import pin_environment
 from emobench.progress import PhaseProgress
 
 
@@ -52,6 +53,7 @@ def pretrain_synth_vlm(
     """  # noqa: E501  (Typer keeps docstring line breaks)
 
     def body() -> None:
+        pinned = pin_environment()  # before torch computes anything (see pretrain.reproducible)
         from dataclasses import replace
 
         # lazy: the run's modules import numpy, polars, the renderer and the hf: family: loaded
@@ -74,9 +76,16 @@ def pretrain_synth_vlm(
                 "train": "training steps",
             }
             with PhaseProgress(names, default="zero-shot evaluation") as report:
-                info = run(target, cfg, eval_root=eval_root, progress=report, spread=others)
+                info = run(
+                    target,
+                    cfg,
+                    eval_root=eval_root,
+                    progress=report,
+                    spread=others,
+                    pinned_early=pinned,
+                )
         else:
-            info = run(target, cfg, eval_root=eval_root, spread=others)
+            info = run(target, cfg, eval_root=eval_root, spread=others, pinned_early=pinned)
         typer.echo(
             f"wrote {target} (model.safetensors {info['bytes'] / 1e6:.1f} MB) in "
             f"{info['seconds_wall']:.0f} s wall, {info['seconds_cpu']:.0f} s CPU; "

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from emobench.pretrain.reproducible import describe
 from emobench.pretrain.synth_web.config import ARCH, TAG, WEIGHTS_NAME, PretrainConfig
 
 
@@ -37,7 +38,8 @@ def write_card(path: Path, cfg: PretrainConfig, info: dict[str, Any]) -> Path:
         f"- steps: {cfg.steps} × batch {cfg.batch_size}; final loss {info['final_loss']:.3f}, "
         f"logit scale {info['logit_scale']:.1f}",
         f"- time: render {info['seconds_render']:.0f} s, train {info['seconds_train']:.0f} s "
-        f"on {info['threads']} CPU threads",
+        f"on {info['threads']} CPU thread{'s' if info['threads'] != 1 else ''}",
+        f"- arithmetic: {describe(info.get('cpu', {}))}",
         "",
         "## Web pool",
         "",

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from emobench.errors import run_cli
+from emobench.pretrain.reproducible import pin_environment
 from emobench.progress import PhaseProgress
 
 
@@ -38,6 +39,7 @@ def pretrain_synth_web(
     """  # noqa: E501  (Typer keeps docstring line breaks)
 
     def body() -> None:
+        pinned = pin_environment()  # before torch computes anything (see pretrain.reproducible)
         from dataclasses import replace
 
         # lazy: the run's modules import numpy, polars and the renderer: loaded when it runs
@@ -51,9 +53,9 @@ def pretrain_synth_web(
         if progress:
             names = {"render": "rendering faces", "train": "training steps"}
             with PhaseProgress(names) as report:
-                info = run(target, cfg, eval_root=eval_root, progress=report)
+                info = run(target, cfg, eval_root=eval_root, progress=report, pinned_early=pinned)
         else:
-            info = run(target, cfg, eval_root=eval_root)
+            info = run(target, cfg, eval_root=eval_root, pinned_early=pinned)
         typer.echo(f"wrote {info['weights']} ({info['bytes'] / 1e6:.1f} MB) in "
                    f"{info['seconds_total']:.0f} s")  # fmt: skip
         ev = info.get("eval")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench.errors import PretrainError
+from emobench.pretrain.reproducible import reproducible_cpu
 from emobench.pretrain.synth_web.card import write_card
 from emobench.pretrain.synth_web.config import ARCH, CARD_NAME, TAG, WEIGHTS_NAME, PretrainConfig
 from emobench.pretrain.synth_web.evaluate import evaluate_zero_shot
@@ -25,11 +26,12 @@ def pretrain_synth_web(
     cfg: PretrainConfig | None = None,
     eval_root: Path | None = None,
     progress: ProgressFn | None = None,
+    pinned_early: bool = False,
 ) -> dict[str, Any]:
     """Render the web pool, train, write ``<out>/emobench-tiny-synth-web.safetensors`` and
-    its card (with zero-shot metrics when ``eval_root`` holds a synth dataset)."""
-    import torch
-
+    its card (with zero-shot metrics when ``eval_root`` holds a synth dataset). Training runs
+    with pinned CPU arithmetic (:mod:`emobench.pretrain.reproducible`; ``pinned_early``: its
+    environment was set before torch was loaded)."""
     cfg = cfg or PretrainConfig()
     out = Path(out)
     try:
@@ -39,7 +41,8 @@ def pretrain_synth_web(
     t0 = time.perf_counter()
     images, captions, pool = build_web_pool(cfg, progress)
     t1 = time.perf_counter()
-    model, hist = train_clip(images, captions, cfg, progress)
+    with reproducible_cpu(pinned_early) as cpu:
+        model, hist = train_clip(images, captions, cfg, progress)
     path = save_weights(
         model,
         out / WEIGHTS_NAME,
@@ -58,7 +61,8 @@ def pretrain_synth_web(
         "seconds_total": time.perf_counter() - t0,
         "final_loss": hist["loss"][-1],
         "logit_scale": hist["logit_scale"][-1],
-        "threads": torch.get_num_threads(),
+        "threads": cpu["threads"],
+        "cpu": cpu,
         "bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
         "weights": str(path),

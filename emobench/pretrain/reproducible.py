@@ -1,0 +1,88 @@
+"""CPU arithmetic that gives the same weights on any x86-64 machine, for the pre-training
+commands whose output ships.
+
+A float sum's last bits depend on how it is split: over threads, over SIMD lanes (AVX2 or
+AVX-512), and over MKL's and oneDNN's kernels, which pick a code path per CPU. Measured on
+5 synth-web steps: 1 vs 2 threads, and restricting MKL and ATen to AVX2 on an AVX-512 CPU,
+each gave other weights; the shipped tiny CLIP, trained with default settings elsewhere,
+did not regenerate here. With every knob below pinned, restricting the instruction set no
+longer changes a bit (``tests/test_pretrain.py``, ``benchmarks/README.md``):
+
+* one thread (``torch.set_num_threads(1)``; ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` = 1);
+* ``MKL_CBWR=COMPATIBLE``: MKL's conditional numerical reproducibility, the same code path
+  on every x86-64 CPU (Intel or AMD);
+* ``ATEN_CPU_CAPABILITY=default``: ATen's own kernels without AVX2/AVX-512 variants;
+* oneDNN (``torch.backends.mkldnn``) off: convolutions run through ATen and MKL instead.
+
+The environment variables are read when MKL and ATen first run, so
+:func:`pin_environment` must come before anything computes with torch: the commands call it
+first thing. What could still differ: another torch build or C library (``libm``), or a
+non-x86 CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: The environment that pins MKL's and ATen's code paths and the thread count.
+PINNED_ENV: dict[str, str] = {
+    "MKL_CBWR": "COMPATIBLE",
+    "ATEN_CPU_CAPABILITY": "default",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+def pin_environment() -> bool:
+    """Set :data:`PINNED_ENV` in this process; True when torch was not loaded yet (so MKL
+    and ATen will read it), False when it came too late to be sure."""
+    os.environ.update(PINNED_ENV)
+    return "torch" not in sys.modules
+
+
+@contextmanager
+def reproducible_cpu(pinned_early: bool) -> Iterator[dict[str, Any]]:
+    """One thread and oneDNN off for the block (both restored after). Yields what the
+    weights' card records: ``{"reproducible": bool, "threads": 1, "cpu_capability": ...}``;
+    reproducible only when :func:`pin_environment` ran before torch was loaded and ATen
+    reports the default capability."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    capability = torch.backends.cpu.get_cpu_capability()
+    env_ok = all(os.environ.get(k) == v for k, v in PINNED_ENV.items())
+    state = {
+        "reproducible": bool(pinned_early and env_ok and capability == "DEFAULT"),
+        "threads": 1,
+        "cpu_capability": capability,
+        "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
+        "onednn": False,
+    }
+    try:
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield state
+    finally:
+        torch.set_num_threads(threads)
+
+
+#: The card's line about it.
+def describe(state: dict[str, Any]) -> str:
+    """One line for a card: how the weights were computed, and whether they regenerate."""
+    if state.get("reproducible"):
+        return (
+            "CPU arithmetic pinned (1 thread, MKL_CBWR=COMPATIBLE, ATen default kernels, "
+            "oneDNN off): the same torch build regenerates these weights bit for bit on "
+            "any x86-64 CPU"
+        )
+    return (
+        "CPU arithmetic not pinned (torch was loaded before the command pinned it): "
+        "these weights may differ in the last bits on another machine"
+    )
+
+
+__all__ = ["PINNED_ENV", "describe", "pin_environment", "reproducible_cpu"]
