@@ -52,8 +52,10 @@ def reproducible_cpu(pinned_early: bool) -> Iterator[dict[str, Any]]:
     reports the default capability."""
     import torch
 
-    threads = torch.get_num_threads()
+    threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     torch.set_num_threads(1)
+    # the attribute, not mkldnn.flags(): that also sets oneDNN's TF32 switch, and warns
+    torch.backends.mkldnn.enabled = False
     capability = torch.backends.cpu.get_cpu_capability()
     env_ok = all(os.environ.get(k) == v for k, v in PINNED_ENV.items())
     state = {
@@ -64,10 +66,10 @@ def reproducible_cpu(pinned_early: bool) -> Iterator[dict[str, Any]]:
         "onednn": False,
     }
     try:
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield state
+        yield state
     finally:
         torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = onednn
 
 
 #: The card's line about it.
