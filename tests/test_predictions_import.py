@@ -501,3 +501,37 @@ def test_dry_run_counts_no_model_call_for_imported_predictions(synth5, tmp_path)
     engine.load_datasets()
     (st,) = model_call_counts(engine)
     assert (st["parts"], st["test_clips"], st["model_calls"]) == (1, test.height, 0)
+
+
+def test_paths_with_glob_characters_are_read_as_written(original, synth5, tmp_path):
+    """polars reads a path as a glob unless told not to: a folder named ``x [1]`` found no
+    file. Dataset, predictions files, run folder and cache under such names give the same
+    metrics, and the finished run opens."""
+    import shutil
+
+    from emobench.results import open_run
+
+    data = tmp_path / "data [v1]"
+    shutil.copytree(synth5, data)
+    preds = original.read_predictions().filter(pl.col("prior_correction") == "none")
+    labels = original.read_manifest()["datasets"]["synth"]["labels"]
+    cols = ["clip_id", "pred", "n_frames", *[f"score:{lb}" for lb in labels]]
+    files = tmp_path / "preds [a]*?"
+    files.mkdir()
+    for fold in (1, 2):
+        preds.filter(pl.col("fold") == fold).select(cols).write_csv(files / f"m_{fold}.csv")
+    preds.select(["fold", *cols]).write_parquet(files / "m.parquet")
+    imports = [
+        {"adapter": f"predictions:{files}/m_{{fold}}.csv", "name": "csv"},
+        {"adapter": f"predictions:{files}/m.parquet", "name": "pq"},
+    ]
+    cfg = _cfg(data, imports, cache={"dir": str(tmp_path / "cache [3]")})
+    out = tmp_path / "runs [2]" / "imp"
+    _, summary, _ = _run(cfg, out)
+    assert summary.skipped == []
+    run = open_run(out)
+    ref = {k: v for k, v in _values(original.read_metrics(), "mean").items() if k[0] == "none"}
+    for model in ("csv", "pq"):
+        assert _values(run.read_metrics(), model) == ref
+    _run(cfg, out)  # a second run reads its finished parts back from the same folder
+    assert open_run(out).read_predictions().height == run.read_predictions().height

@@ -118,7 +118,7 @@ class RunFolder:
         if not p.is_file():
             raise self._missing(p.name)
         try:
-            return pl.read_parquet(p)
+            return pl.read_parquet(p, glob=False)
         except Exception as exc:  # polars/pyarrow raise several types for bad files
             msg = " ".join(str(exc).split())[:200]
             raise RunFolderError(
@@ -169,7 +169,8 @@ def open_run(path: str | os.PathLike[str]) -> RunFolder:
         raise RunFolderError(f"{run.path}: {' and '.join(missing)} missing")
     run.read_manifest()
     try:
-        schema = pl.read_parquet_schema(run.predictions_path)
+        with open(run.predictions_path, "rb") as fh:  # a path would be read as a glob
+            schema = pl.read_parquet_schema(fh)
     except Exception as exc:  # polars/pyarrow raise several types for bad files
         msg = " ".join(str(exc).split())[:200]
         raise RunFolderError(

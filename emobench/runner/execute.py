@@ -329,7 +329,7 @@ class Engine(PartBook, LaunchRun):
     def finalize(self) -> None:
         """Merge parts → predictions.parquet, then manifest and metrics (all atomic)."""
         parts = [
-            pl.read_parquet(self.part_path(c, f))
+            pl.read_parquet(self.part_path(c, f), glob=False)
             for c in self.cells
             for f in self.folds(c.dataset)
             if self.part_path(c, f).is_file()

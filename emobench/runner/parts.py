@@ -85,7 +85,7 @@ def read_part(path: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     """A part's predictions and stamp; :class:`DamagedPart` when unreadable or unstamped."""
     try:
         meta = pl.read_parquet_metadata(path)
-        df = pl.read_parquet(path)
+        df = pl.read_parquet(path, glob=False)
     except Exception as exc:  # polars/pyarrow raise several types for bad files
         text = " ".join(str(exc).split())[:160]
         size = path.stat().st_size if path.exists() else 0

@@ -75,7 +75,7 @@ def _read_annotations(root: Path) -> pl.DataFrame:
         )
         raise SynthDatasetError(f"synth annotation file {path} not found; {hint}")
     try:  # all text: the clip index names the first cell that is not a number
-        df = pl.read_csv(path, infer_schema=False)
+        df = pl.read_csv(path, infer_schema=False, glob=False)
     except Exception as exc:  # polars raises several error types for malformed CSV
         raise SynthDatasetError(f"cannot read {path}: {exc}") from exc
     missing = [c for c in _REQUIRED if c not in df.columns]
@@ -164,7 +164,7 @@ def load_au_frames(root: Path) -> pl.DataFrame:
     path = Path(root) / AU_FRAMES
     if not path.is_file():
         raise SynthDatasetError(f"synth AU table {path} not found")
-    return pl.read_parquet(path)
+    return pl.read_parquet(path, glob=False)
 
 
 __all__ = ["SynthDatasetError", "dataset_classes", "load_au_frames", "load_synth"]

@@ -141,9 +141,9 @@ def read_table(path: Path) -> Any:
     try:
         if suffix in (".csv", ".tsv"):
             sep = "\t" if suffix == ".tsv" else ","
-            table = pl.read_csv(path, infer_schema_length=0, separator=sep)
+            table = pl.read_csv(path, infer_schema_length=0, separator=sep, glob=False)
         elif suffix in (".parquet", ".pq"):
-            table = pl.read_parquet(path)
+            table = pl.read_parquet(path, glob=False)
         else:
             raise PredictionsFileError(
                 f"predictions file {path}: unknown format {suffix or '(no suffix)'!r}; "
@@ -169,9 +169,10 @@ def file_columns(path: Path) -> list[str]:
 
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            return list(pl.read_parquet_schema(path))
+            with open(path, "rb") as fh:  # a path would be read as a glob
+                return list(pl.read_parquet_schema(fh))
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
-        return pl.read_csv(path, n_rows=0, separator=sep).columns
+        return pl.read_csv(path, n_rows=0, separator=sep, glob=False).columns
     except Exception:  # an unreadable file is reported when the run reads it
         return []
 
