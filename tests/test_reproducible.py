@@ -270,3 +270,28 @@ def test_file_token_modes(tmp_path):
     fp = media_fingerprint([("c1", str(f))], "content")
     assert fp == media_fingerprint([("c1", str(f))], "content") and len(fp) == 16
     assert np.all([len(file_token(f, m)) > 0 for m in ("stat", "content")])
+
+
+def test_model_fingerprints_see_a_change_in_the_middle_of_the_weights(tmp_path):
+    """hf:/hfvideo: model folders and maedfer: weights files are fingerprinted by all of
+    their bytes: a byte changed in the middle of a 3 MiB weights file (a layer re-trained
+    and saved at the same size) is another model; a copy elsewhere, with other times, is
+    the same one."""
+    from emobench.models.hf.loading import model_hash
+    from emobench.models.maedfer.adapter import _fingerprint
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "x"}')
+    weights = folder / "model.safetensors"
+    blob = bytearray(np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8))
+    weights.write_bytes(bytes(blob))
+    before, before_file = model_hash(folder), _fingerprint(weights)
+    copy = tmp_path / "copy" / "m"
+    shutil.copytree(folder, copy)
+    os.utime(copy / "model.safetensors", (1, 1))
+    assert model_hash(copy) == before and _fingerprint(copy / "model.safetensors") == before_file
+    blob[len(blob) // 2] ^= 1  # one bit, 1.5 MiB from either end
+    weights.write_bytes(bytes(blob))
+    assert model_hash(folder) != before
+    assert _fingerprint(weights) != before_file

@@ -50,6 +50,7 @@ from emobench.models.maedfer.protocol import authors_views, average_softmax
 from emobench.models.registry import parse_options, register_model
 from emobench.models.roles import FamilyRole, always
 from emobench.models.videovit import CheckpointError
+from emobench.provenance import file_sha256
 from emobench.training.checkpoint import recipe_hash
 
 
@@ -68,14 +69,10 @@ def _create(argument: str, options: dict[str, Any]) -> MAEDFERModel:
 
 
 def _fingerprint(path: Path) -> str:
-    """Name, size and the first and last MiB of a weights file."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(f"{path.name}\0{size}\0".encode())
-    with path.open("rb") as f:
-        h.update(f.read(1 << 20))
-        f.seek(max(0, size - (1 << 20)))
-        h.update(f.read(1 << 20))
+    """Name and SHA-256 of all of a weights file's bytes (memoised per process): a file
+    changed anywhere, e.g. some layers re-trained and saved over it at the same size, is
+    another model (its first and last MiB alone did not see that)."""
+    h = hashlib.sha256(f"{path.name}\0{file_sha256(path)}".encode())
     return h.hexdigest()[:16]
 
 
