@@ -176,3 +176,19 @@ def test_pinned_arithmetic_does_not_depend_on_the_cpu_instruction_set():
     here = _pinned_run("pin")
     assert here.startswith("True ")
     assert _pinned_run("pin", MKL_ENABLE_INSTRUCTIONS="SSE4_2", OMP_NUM_THREADS="2") == here
+
+
+def test_shipped_weights_are_the_ones_their_card_describes():
+    """Whoever re-ships the tiny CLIP ships its card and figures with it: the weights'
+    SHA-256 is the one the card and its JSON give, and they were trained with pinned
+    arithmetic (so ``benchmarks/regenerate_weights.py`` can regenerate them bit for bit)."""
+    import hashlib
+    import json
+
+    from emobench.pretrain.synth_web.config import SHIPPED_DIR
+
+    digest = hashlib.sha256((SHIPPED_DIR / WEIGHTS_NAME).read_bytes()).hexdigest()
+    info = json.loads((SHIPPED_DIR / "emobench-tiny-synth-web.json").read_text())
+    assert info["sha256"] == digest[:16]
+    assert f"sha256 prefix `{digest[:16]}`" in (SHIPPED_DIR / CARD_NAME).read_text()
+    assert info["cpu"]["reproducible"] is True
