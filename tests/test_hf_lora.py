@@ -547,3 +547,27 @@ def test_saving_adapters_again_replaces_the_folder_whole(tmp_path):
     assert not (folder / "stale.bin").exists()
     assert json.loads((folder / SIDECAR).read_text())["fingerprint"] == fp2
     assert sorted(p.name for p in folder.parent.iterdir()) == ["abc"]
+
+
+def test_damaged_adapter_weights_are_one_error_line(qwen, tmp_path):
+    """Adapter files that pass the sidecar's check but do not load (a truncated
+    ``adapter_model.safetensors`` or label-row file written in place) give one
+    :class:`FineTuneError` line naming the file's problem, not safetensors' traceback."""
+    import shutil
+
+    from emobench.models.hf.lora import LABEL_ROWS_FILE, attach
+
+    opts = {**BASE, "cache": False, "finetune_epochs": 1, "decoupled_stage2": "label-rows"}
+    m = hf.HFModel(str(qwen), opts)
+    m.fit(_ctx(tmp_path, rebalancing="decoupled-crt"))
+    good = m._adapter.folder
+    for name in ("adapter_model.safetensors", LABEL_ROWS_FILE):
+        bad = tmp_path / f"bad-{name}"
+        shutil.copytree(good, bad)
+        data = (bad / name).read_bytes()
+        (bad / name).write_bytes(data[: len(data) // 2])
+        base, _ = m.load_fresh("cpu")
+        with pytest.raises(ft.FineTuneError) as info:
+            attach(base, bad)
+        line = str(info.value)
+        assert "\n" not in line and "truncated" in line and str(bad) in line, line

@@ -20,6 +20,7 @@ import numpy as np
 
 from emobench.errors import EmobenchError
 from emobench.io import to_json
+from emobench.models.weights_file import describe_read_error, read_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -194,9 +195,9 @@ def attach(base: nn.Module, folder: Path) -> tuple[Any, Any]:
         if names:
             config.target_modules = list(names)
         peft_model = PeftModel.from_pretrained(base, str(folder), is_trainable=False, config=config)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        first = " ".join(str(exc).split())[:300]
-        raise FineTuneError(f"cannot load the LoRA adapters in {folder}: {first}") from None
+    except (OSError, ValueError, KeyError, RuntimeError, *read_errors()) as exc:
+        why = describe_read_error(exc)[:300]
+        raise FineTuneError(f"cannot load the LoRA adapters in {folder}: {why}") from None
     got = {n for n, m in peft_model.get_base_model().named_modules() if hasattr(m, "lora_A")}
     if names and got != set(names):
         raise FineTuneError(
@@ -205,7 +206,11 @@ def attach(base: nn.Module, folder: Path) -> tuple[Any, Any]:
     rows = None
     path = folder / LABEL_ROWS_FILE
     if path.is_file():
-        tensors = load_file(str(path))
+        try:
+            tensors = load_file(str(path))
+        except (OSError, ValueError, *read_errors()) as exc:
+            why = describe_read_error(exc)
+            raise FineTuneError(f"cannot load {path}: {why}") from None
         rows = _make_label_rows(peft_model.get_base_model(), tensors["ids"].tolist())
         rows.delta.data.copy_(tensors["delta"].to(rows.delta.device))
     peft_model.eval()
