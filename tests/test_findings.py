@@ -500,12 +500,21 @@ def test_imported_predictions_take_the_role_their_options_state():
                 },
                 {"name": "gemini", "adapter": "predictions:gemini.csv", "options": {"role": "vlm"}},
                 {"name": "unknown", "adapter": "predictions:other.csv"},
+                {
+                    "name": "pooled",
+                    "adapter": "predictions:clip.csv",
+                    "options": {"role": "vlm", "order_invariant": True},
+                },
             ]
         },
     }
-    roles = model_roles(manifest, ["mae-dfer", "gemini", "unknown"])
+    manifest["cells"].append({"cell_id": "d", "model": "pooled", "adapter": "predictions:clip.csv"})
+    roles = model_roles(manifest, ["mae-dfer", "gemini", "unknown", "pooled"])
     assert roles["mae-dfer"].temporal_baseline and roles["mae-dfer"].trained
+    assert not roles["mae-dfer"].order_invariant
     assert roles["gemini"].zero_shot_vlm and not roles["gemini"].temporal
+    assert not roles["gemini"].order_invariant  # not stated: its shuffle cells count
+    assert roles["pooled"].order_invariant  # stated: shown, left out of the shuffle verdict
     assert roles["unknown"].role is None  # no role stated: left out of the findings
 
 
@@ -517,3 +526,5 @@ def test_predictions_role_option_is_validated():
     assert PredictionsOptions(role="vlm").role == "vlm"
     with pytest.raises(ValidationError):
         PredictionsOptions(role="specialist")
+    with pytest.raises(ValidationError, match="contradict"):
+        PredictionsOptions(role="vision-only", temporal=True, order_invariant=True)

@@ -75,11 +75,12 @@ LEAK = {
     check_config=check_config,
     inputs_digest=files_digest,
     # the user says in the model's options what made the predictions (role, trained,
-    # temporal); without a role they are left out of the findings
+    # temporal, order_invariant); without a role they are left out of the findings
     role=FamilyRole(
         lambda arg, opts: opts.get("role") if opts.get("role") in ("vlm", "vision-only") else None,
         trained=lambda arg, opts: bool(opts.get("trained", False)),
         temporal=lambda arg, opts: bool(opts.get("temporal", False)),
+        order_invariant=lambda arg, opts: bool(opts.get("order_invariant", False)),
     ),
 )
 def _create(argument: str, options: dict[str, Any]) -> ImportedPredictions:

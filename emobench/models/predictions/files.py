@@ -13,7 +13,7 @@ import string
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from emobench.errors import EmobenchError
 from emobench.labels import UnknownLabelError, canonical
@@ -56,11 +56,26 @@ class PredictionsOptions(StrictModel):
         description="the model reads frames in order (a temporal vision-only model such as "
         "MAE-DFER): the findings compare its shuffle sensitivity with the VLMs'",
     )
+    order_invariant: Bool = Field(
+        False,
+        description="the model pools its frames (mean of frame embeddings, a bag of frames): "
+        "shuffling cannot change its answers, so the frame-order finding shows it but does "
+        "not count it as evidence",
+    )
     scores: Literal["logits", "log-probabilities", "probabilities"] = Field(
         "logits",
         description="what the score:<label> columns hold; probabilities are turned into "
         "log-probabilities, so prior corrections act on logits",
     )
+
+    @model_validator(mode="after")
+    def _order_claims_agree(self) -> PredictionsOptions:
+        if self.temporal and self.order_invariant:
+            raise ValueError(
+                "temporal = true and order_invariant = true contradict each other: a model "
+                "that reads frames in order is not invariant to their order"
+            )
+        return self
 
     @field_validator("label_aliases")
     @classmethod
