@@ -51,6 +51,12 @@ def test_prior_note_warns_when_one_class_holds_most_of_the_mass() -> None:
     assert COLLAPSE_SHARE == 0.5
     assert "90%" in bad["warning"] and "'happiness'" in bad["warning"]
     assert "calibrated-em" in bad["warning"]
+    # a class that holds most of the training clips may hold most of the test clips too:
+    # 0.7 is a collapse only from twice the class's training share (0.35) on
+    est = np.array([0.7, 0.2, 0.1])
+    assert "warning" not in prior_note("em", est, labels, {}, np.array([0.6, 0.3, 0.1]))
+    assert "warning" not in prior_note("em", est, labels, {}, np.array([0.36, 0.34, 0.3]))
+    assert "warning" in prior_note("em", est, labels, {}, np.array([0.35, 0.35, 0.3]))
 
 
 def test_engine_runs_calibrated_em_on_held_out_clips(tmp_path) -> None:

@@ -4,8 +4,10 @@ Every scorer turns a cell's test scores into corrected scores with :func:`correc
 :meth:`emobench.runner.scorers.GroupJob.correct`). It applies the cell's prior correction
 (:mod:`emobench.longtail.prior`), passing held-out labelled clips to a correction that
 needs them, and records what a correction that estimates a label prior estimated, with a
-warning when the estimate puts most of its mass (> :data:`COLLAPSE_SHARE`) on one class:
-the corrected predictions then collapse into that class.
+warning when the estimate puts most of its mass (> :data:`COLLAPSE_SHARE`) on one class
+and at least twice that class's training share: the corrected predictions then collapse
+into that class. (A class that already holds most of the training clips, such as neutral
+in some datasets, may well hold most of the test clips too: no warning for that.)
 
 Held-out clips (``calibrated-em``): a class-stratified carve-out of the fold's training
 clips (:func:`carve_out`: :data:`HELD_OUT_SHARE` of each class, at least
@@ -42,6 +44,8 @@ HELD_OUT_MIN_PER_CLASS = 2
 HELD_OUT_MAX = 1000
 #: An estimated label prior with more than this share on one class draws a warning.
 COLLAPSE_SHARE = 0.5
+#: ... and at least this many times the class's share of the training clips.
+COLLAPSE_RATIO = 2.0
 
 
 def carve_out(
@@ -122,14 +126,22 @@ def correct(job: GroupJob, cell: Cell, scores: np.ndarray) -> np.ndarray:
     if len(scores):
         est = estimate_prior_of(name, scores, job.prior, **params)
         if est is not None:
-            job.prior_notes[cell.cell_id] = prior_note(name, est, job.labels, params)
+            job.prior_notes[cell.cell_id] = prior_note(
+                name, est, job.labels, params, train_prior=job.prior
+            )
     return out
 
 
 def prior_note(
-    name: str, estimate: np.ndarray, labels: list[str], params: dict[str, Any]
+    name: str,
+    estimate: np.ndarray,
+    labels: list[str],
+    params: dict[str, Any],
+    train_prior: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """What the cell records about its estimated prior (manifest ``cell_info``)."""
+    """What the cell records about its estimated prior (manifest ``cell_info``); a warning
+    when it holds more than :data:`COLLAPSE_SHARE` on one class and at least
+    :data:`COLLAPSE_RATIO` times that class's share of ``train_prior`` (when given)."""
     top = int(np.argmax(estimate))
     note: dict[str, Any] = {
         "correction": name,
@@ -141,7 +153,10 @@ def prior_note(
     }
     if "calibration" in params:
         note["held_out_clips"] = int(len(params["calibration"][1]))
-    if estimate[top] > COLLAPSE_SHARE:
+    trained = None if train_prior is None else float(np.asarray(train_prior)[top])
+    if estimate[top] > COLLAPSE_SHARE and (
+        trained is None or estimate[top] >= COLLAPSE_RATIO * trained
+    ):
         note["warning"] = (
             f"{name} estimated a label prior with {estimate[top]:.0%} of its mass on "
             f"{labels[top]!r}: the corrected predictions collapse towards it"
@@ -151,6 +166,7 @@ def prior_note(
 
 
 __all__ = [
+    "COLLAPSE_RATIO",
     "COLLAPSE_SHARE",
     "HELD_OUT_MAX",
     "HELD_OUT_MIN_PER_CLASS",
