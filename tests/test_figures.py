@@ -283,11 +283,19 @@ def test_density_figure_has_one_panel_per_model(figures):
     assert sorted(titles) == sorted(models)
     for ax in fig.axes:
         n_variants = max(sum(v[0] == m for v in VARIANTS) for m in models)
-        assert 0 < len(ax.get_lines()) <= len(ORDERS) * n_variants
-        assert {line.get_linestyle() for line in ax.get_lines()} <= {"-", "--"}
+        drawn = ax.get_lines()  # each curve, then the ring on its peak
+        curves, rings = drawn[0::2], drawn[1::2]
+        assert 0 < len(curves) == len(rings) <= len(ORDERS) * n_variants
+        assert {line.get_linestyle() for line in curves} <= {"-", "--"}
+        for curve, ring in zip(curves, rings, strict=True):
+            ys = np.asarray(curve.get_ydata(), dtype=float)
+            assert ring.get_linestyle() == "None" and ring.get_markerfacecolor() == "none"
+            assert list(ring.get_ydata()) == [ys.max()]
+            assert list(ring.get_xdata()) == [curve.get_xdata()[int(np.argmax(ys))]]
     (legend,) = fig.legends
     labels = [t.get_text() for t in legend.get_texts() if t.get_text()]
     assert "order=original" in labels and "order=shuffle" in labels
+    assert "peak of the curve" in labels
     assert "rebalancing=class-balanced, prior_correction=none" in labels
     assert not any(m in label for label in labels for m in models)  # panels name the models
 

@@ -98,7 +98,8 @@ def draw_density(
 ) -> Figure:
     """Value vs density with CI bands: one column of panels per model (up to four per
     row), one row per metric (e.g. macro-F1, UAR) sharing its y range; frame orders as
-    line styles, other settings as colours and markers, one legend below."""
+    line styles, other settings as colours and markers, each curve's peak ringed, one
+    legend below."""
     from matplotlib.lines import Line2D
 
     parts = [line.parts() for line in lines]
@@ -129,6 +130,10 @@ def draw_density(
             groups[1].append(
                 Line2D([], [], color=colour, marker=marker, markersize=3.5, lw=1.2, label=name)
             )
+    groups[0].append(
+        Line2D([], [], color="0.3", marker="o", markersize=7.5, markerfacecolor="none",
+               linestyle="none", label="peak of the curve")
+    )  # fmt: skip
     groups = [g for g in groups if g]
     rows, cols = legend_layout([[str(h.get_label()) for h in g] for g in groups], width - 0.3)
     handles: list[Any] = []
@@ -213,3 +218,6 @@ def _draw_line(ax: Axes, line: Line, key: str, colour: str, marker: str) -> None
         label=line.label,
     )
     ax.fill_between(xs, band[:, 0], band[:, 1], color=colour, alpha=0.14, lw=0)
+    top = int(np.argmax(ys))  # the curve's peak: where the study's bell would turn
+    ax.plot(xs[top], ys[top], marker="o", markersize=7.5, markerfacecolor="none",
+            markeredgecolor=colour, markeredgewidth=1.1, linestyle="none")  # fmt: skip

@@ -68,7 +68,8 @@ def density_section(ctx: ReportContext, doc: Document) -> None:
             ctx.figure(
                 written,
                 f"{ds}: macro-F1 and UAR vs {tb.density_caption(unit)}; one line per "
-                "model and setting, bands = 95% bootstrap CI of the fold mean.",
+                "model and setting, bands = 95% bootstrap CI of the fold mean, a ring on "
+                "each curve's peak.",
             )
         )
         drew = True
