@@ -561,3 +561,22 @@ def test_web_word_freq_prior_sums_wordfreq_of_the_prompt_words():
         wordfreq.word_frequency("disgusted", "en") + wordfreq.word_frequency("revolted", "en")
     )
     assert "no-such-class" not in prior and prior["happiness"] > 10 * prior["disgust"]
+
+
+def test_markdown_lead_figures_sit_side_by_side():
+    """summary.md shows the lead figures two to a row: a table per row whose header holds
+    the findings' titles, then the images, then their captions (pipes escaped)."""
+    from emobench.report.document import Document, Figure, FigureGrid, render_markdown
+
+    figs = tuple(Figure(f"figures/f{i}.png", f"figures/f{i}.svg", f"cap {i} | x") for i in range(3))
+    doc = Document("t")
+    doc.add(FigureGrid(figs, ("1. Head bias", "2. Order", "3. Density")))
+    lines = render_markdown(doc).splitlines()
+    first = lines.index("| **1. Head bias** | **2. Order** |")
+    assert lines[first + 1] == "|---|---|"
+    assert lines[first + 2] == (
+        "| ![cap 0 \\| x](figures/f0.png) | ![cap 1 \\| x](figures/f1.png) |"
+    )
+    assert lines[first + 3].startswith("| *cap 0 \\| x* ([PNG](figures/f0.png), [SVG](")
+    second = lines.index("| **3. Density** |")
+    assert lines[second + 1] == "|---|" and "figures/f2.png" in lines[second + 2]

@@ -69,7 +69,7 @@ class Figure:
 
 @dataclass(frozen=True)
 class FigureGrid:
-    """Figures shown side by side (HTML: a grid; markdown: one after the other), each
+    """Figures shown side by side (HTML: a grid; markdown: tables of two columns), each
     with a short ``titles`` line above it (the finding it shows)."""
 
     figures: tuple[Figure, ...]
@@ -162,6 +162,35 @@ def _md_figure(fig: Figure) -> list[str]:
     return [f"![{alt}]({fig.png})", "", f"*{caption}* ([PNG]({fig.png}), [SVG]({fig.svg}))", ""]
 
 
+#: Figures per row of a markdown figure grid.
+MD_GRID_COLUMNS = 2
+
+
+def _md_grid(grid: FigureGrid) -> list[str]:
+    """Figures side by side: a table per row of :data:`MD_GRID_COLUMNS` (titles as its
+    header, the PNGs, their captions with links to both files), which GitHub and most
+    markdown viewers draw as columns."""
+    titles = list(grid.titles) + [""] * (len(grid.figures) - len(grid.titles))
+    out: list[str] = []
+    for start in range(0, len(grid.figures), MD_GRID_COLUMNS):
+        figs = grid.figures[start : start + MD_GRID_COLUMNS]
+        heads = [f"**{_md_cell(t)}**" if t else " " for t in titles[start : start + len(figs)]]
+        images, captions = [], []
+        for fig in figs:
+            caption = _md_cell(fig.caption)
+            alt = caption.replace("[", "\\[").replace("]", "\\]")
+            images.append(f"![{alt}]({fig.png})")
+            captions.append(f"*{caption}* ([PNG]({fig.png}), [SVG]({fig.svg}))")
+        out += [
+            "| " + " | ".join(heads) + " |",
+            "|" + "|".join("---" for _ in figs) + "|",
+            "| " + " | ".join(images) + " |",
+            "| " + " | ".join(captions) + " |",
+            "",
+        ]
+    return out
+
+
 def render_markdown(doc: Document) -> str:
     """Render the document as markdown; figures link to their PNG and SVG files."""
     out: list[str] = [f"# {_md_cell(doc.title)}", ""]
@@ -177,9 +206,7 @@ def render_markdown(doc: Document) -> str:
         elif isinstance(block, Figure):
             out += _md_figure(block)
         elif isinstance(block, FigureGrid):
-            titles = block.titles or tuple("" for _ in block.figures)
-            for title, fig in zip(titles, block.figures, strict=False):
-                out += ([f"**{_md_cell(title)}**", ""] if title else []) + _md_figure(fig)
+            out += _md_grid(block)
         elif isinstance(block, MdImage):
             alt = _md_cell(block.alt).replace("[", "\\[").replace("]", "\\]")
             out += [f"![{alt}]({block.path})", ""]
