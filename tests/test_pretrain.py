@@ -138,16 +138,17 @@ def test_training_is_seeded():
 
 
 _PINNED_RUN = """
-import hashlib, sys
-from emobench.pretrain.reproducible import pin_environment, reproducible_cpu
-early = pin_environment() if sys.argv[1] == "pin" else False
-from emobench.pretrain.synth_web.config import PretrainConfig
-from emobench.pretrain.synth_web.train import train_clip
-from emobench.pretrain.synth_web.webpool import build_web_pool
-cfg = PretrainConfig(n_identities=2, images_per_identity=8, steps=2, batch_size=16, warmup=1)
-images, captions, _ = build_web_pool(cfg)
-with reproducible_cpu(early) as cpu:
-    model, _ = train_clip(images, captions, cfg)
+import contextlib, hashlib, sys
+from emobench.pretrain.reproducible import pinned_environment, reproducible_cpu
+pin = pinned_environment() if sys.argv[1] == "pin" else contextlib.nullcontext(False)
+with pin as early:
+    from emobench.pretrain.synth_web.config import PretrainConfig
+    from emobench.pretrain.synth_web.train import train_clip
+    from emobench.pretrain.synth_web.webpool import build_web_pool
+    cfg = PretrainConfig(n_identities=2, images_per_identity=8, steps=2, batch_size=16, warmup=1)
+    images, captions, _ = build_web_pool(cfg)
+    with reproducible_cpu(early) as cpu:
+        model, _ = train_clip(images, captions, cfg)
 h = hashlib.sha256()
 for k, v in model.state_dict().items():  # float32, not the shipped float16: every bit counts
     h.update(k.encode() + v.detach().contiguous().numpy().tobytes())

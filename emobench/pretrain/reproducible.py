@@ -15,8 +15,8 @@ longer changes a bit (``tests/test_pretrain.py``, ``benchmarks/README.md``):
 * oneDNN (``torch.backends.mkldnn``) off: convolutions run through ATen and MKL instead.
 
 The environment variables are read when MKL and ATen first run, so
-:func:`pin_environment` must come before anything computes with torch: the commands call it
-first thing. What could still differ: another torch build or C library (``libm``), or a
+:func:`pinned_environment` must come before anything computes with torch: the commands enter
+it first thing. What could still differ: another torch build or C library (``libm``), or a
 non-x86 CPU.
 """
 
@@ -37,18 +37,28 @@ PINNED_ENV: dict[str, str] = {
 }
 
 
-def pin_environment() -> bool:
-    """Set :data:`PINNED_ENV` in this process; True when torch was not loaded yet (so MKL
-    and ATen will read it), False when it came too late to be sure."""
+@contextmanager
+def pinned_environment() -> Iterator[bool]:
+    """:data:`PINNED_ENV` set in this process for the block (the earlier values come back
+    after it, for a caller that runs the command in-process); yields True when torch was
+    not loaded yet (so MKL and ATen read it), False when it came too late to be sure."""
+    before = {k: os.environ.get(k) for k in PINNED_ENV}
     os.environ.update(PINNED_ENV)
-    return "torch" not in sys.modules
+    try:
+        yield "torch" not in sys.modules
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextmanager
 def reproducible_cpu(pinned_early: bool) -> Iterator[dict[str, Any]]:
     """One thread and oneDNN off for the block (both restored after). Yields what the
     weights' card records: ``{"reproducible": bool, "threads": 1, "cpu_capability": ...}``;
-    reproducible only when :func:`pin_environment` ran before torch was loaded and ATen
+    reproducible only when :func:`pinned_environment` began before torch was loaded and ATen
     reports the default capability."""
     import torch
 
@@ -87,4 +97,4 @@ def describe(state: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["PINNED_ENV", "describe", "pin_environment", "reproducible_cpu"]
+__all__ = ["PINNED_ENV", "describe", "pinned_environment", "reproducible_cpu"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from emobench.errors import run_cli
-from emobench.pretrain.reproducible import pin_environment
+from emobench.pretrain.reproducible import pinned_environment
 from emobench.progress import PhaseProgress
 
 
@@ -53,7 +53,11 @@ def pretrain_synth_vlm(
     """  # noqa: E501  (Typer keeps docstring line breaks)
 
     def body() -> None:
-        pinned = pin_environment()  # before torch computes anything (see pretrain.reproducible)
+        # before torch computes anything (see emobench.pretrain.reproducible)
+        with pinned_environment() as pinned:
+            run_pinned(pinned)
+
+    def run_pinned(pinned: bool) -> None:
         from dataclasses import replace
 
         # lazy: the run's modules import numpy, polars, the renderer and the hf: family: loaded

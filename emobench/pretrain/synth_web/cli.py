@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from emobench.errors import run_cli
-from emobench.pretrain.reproducible import pin_environment
+from emobench.pretrain.reproducible import pinned_environment
 from emobench.progress import PhaseProgress
 
 
@@ -35,11 +35,15 @@ def pretrain_synth_web(
 ) -> None:
     """Pre-train the default contrastive VLM (emobench-tiny@synth-web) on synthetic web data.
 
-    Generated faces (identities disjoint from the benchmark) with captions whose emotion words follow English word frequencies; a few minutes on a 2-core CPU.
+    Generated faces (identities disjoint from the benchmark) with captions whose emotion words follow English word frequencies. CPU arithmetic is pinned so the weights regenerate bit for bit on any x86-64 CPU: about 40 minutes on one core.
     """  # noqa: E501  (Typer keeps docstring line breaks)
 
     def body() -> None:
-        pinned = pin_environment()  # before torch computes anything (see pretrain.reproducible)
+        # before torch computes anything (see emobench.pretrain.reproducible)
+        with pinned_environment() as pinned:
+            run_pinned(pinned)
+
+    def run_pinned(pinned: bool) -> None:
         from dataclasses import replace
 
         # lazy: the run's modules import numpy, polars and the renderer: loaded when it runs
