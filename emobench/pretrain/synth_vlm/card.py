@@ -57,7 +57,7 @@ def write_card(path: Path, cfg: PretrainConfig, info: dict[str, Any]) -> Path:
             if cfg.distill_steps != PretrainConfig.distill_steps
             else ""
         )
-        + (" --spread SEED1_DIR --spread SEED2_DIR" if info.get("spread") else ""),
+        + "".join(f" --spread SEED{x['seed']}_DIR" for x in info.get("spread") or []),
         "```",
         "",
         "## Data (synthetic web corpus, `emobench/pretrain/synth_vlm/corpus.py`)",
