@@ -49,7 +49,7 @@ def pretrain_synth_vlm(
 ) -> None:
     """Pre-train the default generative VLM (emobench-tiny-vlm, a tiny Qwen2.5-VL) on synthetic web data.
 
-    Generated faces (identities disjoint from the benchmark): the tiny CLIP's image embedding distilled into the vision tower, then captions whose emotion words follow English word frequencies, descriptions of the face's action units, one-word answers to the hf: family's question, MSCE stage-2 questions and motion descriptions. Writes a Hugging Face model folder that hf:<folder> loads; about 10 CPU minutes.
+    Generated faces (identities disjoint from the benchmark): the tiny CLIP's image embedding distilled into the vision tower, then captions whose emotion words follow English word frequencies, descriptions of the face's action units, one-word answers to the hf: family's question, MSCE stage-2 questions and motion descriptions. Writes a Hugging Face model folder that hf:<folder> loads. CPU arithmetic is pinned so the weights regenerate bit for bit on any x86-64 CPU: about 31 minutes on one core, plus the zero-shot evaluation.
     """  # noqa: E501  (Typer keeps docstring line breaks)
 
     def body() -> None:
