@@ -283,13 +283,18 @@ def test_density_figure_has_one_panel_per_model(figures):
     assert sorted(titles) == sorted(models)
     for ax in fig.axes:
         n_variants = max(sum(v[0] == m for v in VARIANTS) for m in models)
-        drawn = ax.get_lines()  # each curve, then the ring on its peak
-        curves, rings = drawn[0::2], drawn[1::2]
-        assert 0 < len(curves) == len(rings) <= len(ORDERS) * n_variants
+        drawn = ax.get_lines()  # each curve, then the ring on its peak (3 points or more)
+        curves = [line for line in drawn if line.get_linestyle() != "None"]
+        assert 0 < len(curves) <= len(ORDERS) * n_variants
         assert {line.get_linestyle() for line in curves} <= {"-", "--"}
-        for curve, ring in zip(curves, rings, strict=True):
+        for curve in curves:
             ys = np.asarray(curve.get_ydata(), dtype=float)
-            assert ring.get_linestyle() == "None" and ring.get_markerfacecolor() == "none"
+            after = drawn[drawn.index(curve) + 1 :][:1]
+            ring = after[0] if after and after[0].get_linestyle() == "None" else None
+            if len(ys) < 3:
+                assert ring is None  # one or two densities have no peak to mark
+                continue
+            assert ring is not None and ring.get_markerfacecolor() == "none"
             assert list(ring.get_ydata()) == [ys.max()]
             assert list(ring.get_xdata()) == [curve.get_xdata()[int(np.argmax(ys))]]
     (legend,) = fig.legends
@@ -429,3 +434,17 @@ def test_layout_helpers():
     assert compact_percent(1e-5) == "0.001%" and compact_percent(1e-7) == "1e-5%"
     assert compact_percent(0.5) == "50%" and compact_number(20000) == "20k"
     assert compact_number(1000) == "1k" and compact_number(0.25) == "0.25"
+
+
+def test_density_rings_the_peak_of_curves_of_three_points_or_more():
+    """A single setting (one density) or two has no peak to mark; a curve's ring sits on
+    its highest value, wherever that is."""
+    dense = _lines(["a"], [2.0, 4.0, 8.0, 16.0], ("original",))[0]
+    bell = [_stat(v) for v in (0.2, 0.35, 0.3, 0.25)]  # peaks at 4 frames
+    dense = fg.Line(**{**dense.__dict__, "values": {"macro_f1": bell, "uar": bell}})
+    single = _lines(["b"], [4.0], ("original",))[0]
+    fig = fg.draw_density([dense, single], [("uar", "UAR")], "frames", "t")
+    a, b = fig.axes
+    rings_a = [line for line in a.get_lines() if line.get_linestyle() == "None"]
+    assert [(list(r.get_xdata()), list(r.get_ydata())) for r in rings_a] == [([4.0], [0.35])]
+    assert not [line for line in b.get_lines() if line.get_linestyle() == "None"]

@@ -218,6 +218,7 @@ def _draw_line(ax: Axes, line: Line, key: str, colour: str, marker: str) -> None
         label=line.label,
     )
     ax.fill_between(xs, band[:, 0], band[:, 1], color=colour, alpha=0.14, lw=0)
-    top = int(np.argmax(ys))  # the curve's peak: where the study's bell would turn
-    ax.plot(xs[top], ys[top], marker="o", markersize=7.5, markerfacecolor="none",
-            markeredgecolor=colour, markeredgewidth=1.1, linestyle="none")  # fmt: skip
+    if len(xs) >= 3:  # a curve's peak (where the study's bell would turn); not for 1-2 points
+        top = int(np.argmax(ys))
+        ax.plot(xs[top], ys[top], marker="o", markersize=7.5, markerfacecolor="none",
+                markeredgecolor=colour, markeredgewidth=1.1, linestyle="none")  # fmt: skip
