@@ -193,3 +193,18 @@ def test_shipped_weights_are_the_ones_their_card_describes():
     assert info["sha256"] == digest[:16]
     assert f"sha256 prefix `{digest[:16]}`" in (SHIPPED_DIR / CARD_NAME).read_text()
     assert info["cpu"]["reproducible"] is True
+
+
+def test_shipped_vlm_is_the_one_its_card_describes():
+    """The same for the tiny generative VLM: its recipe.json and card give the weights'
+    SHA-256, and it was trained with pinned arithmetic."""
+    import hashlib
+    import json
+
+    from emobench.pretrain.synth_vlm.config import SHIPPED_DIR as VLM_DIR
+
+    digest = hashlib.sha256((VLM_DIR / "model.safetensors").read_bytes()).hexdigest()
+    info = json.loads((VLM_DIR / "recipe.json").read_text())
+    assert digest.startswith(info["sha256"]) and len(info["sha256"]) >= 16
+    assert f"sha256 prefix `{info['sha256']}`" in (VLM_DIR / "README.md").read_text()
+    assert info["cpu"]["reproducible"] is True
