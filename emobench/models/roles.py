@@ -55,3 +55,9 @@ class FamilyRole:
     def role_of(self, argument: str, options: Mapping[str, Any]) -> Role | None:
         """This family's role for one model (a fixed role, or the family's rule)."""
         return self.role(argument, options) if callable(self.role) else self.role
+
+
+#: The role of a video encoder fine-tuned (or probed) on each fold whose encoder embeds
+#: each frame's position in time: the temporal vision-only specialist (hfvideo, MAE-DFER,
+#: HiCMAE).
+TRAINED_VIDEO_ENCODER = FamilyRole("vision-only", trained=always, temporal=always)

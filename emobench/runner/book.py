@@ -114,6 +114,13 @@ class PartBook:
         audit.damaged.clear()
         audit.stale.clear()
 
+    def _prepare_parts(self, recompute: bool) -> int:
+        """Settle the folder's parts (:meth:`_settle_parts`) and record the plan before a run
+        starts work; returns how many (cell, fold) parts the run has in all."""
+        self._settle_parts(recompute)
+        self._write_plan()
+        return sum(len(self.folds(c.dataset)) for c in self.cells)
+
     def _is_done(self, cell: Cell, fold: int) -> bool:
         if self._audit is None:
             self.audit()

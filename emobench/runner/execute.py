@@ -177,9 +177,7 @@ class Engine(PartBook, LaunchRun):
     def _execute(self) -> RunSummary:
         t0 = time.perf_counter()
         reset_decoded_counts()
-        self._settle_parts(self.recompute)
-        self._write_plan()
-        total = sum(len(self.folds(c.dataset)) for c in self.cells)
+        total = self._prepare_parts(self.recompute)
         todo = self.pending()
         if todo:
             self.check_models()

@@ -70,9 +70,7 @@ class LaunchRun:
                 if not self._indices:
                     self.load_datasets(generate=True)
                 reset_decoded_counts()
-                self._settle_parts(self.recompute)
-                self._write_plan()
-                total = sum(len(self.folds(c.dataset)) for c in self.cells)
+                total = self._prepare_parts(self.recompute)
                 units = self.units()
                 if units:
                     self.check_models()

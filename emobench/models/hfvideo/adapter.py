@@ -54,7 +54,7 @@ from emobench.models.hfvideo.loading import (
 )
 from emobench.models.hfvideo.options import FEATURE_VERSION, FINETUNE_LR, HFVideoOptions
 from emobench.models.registry import parse_options, register_model
-from emobench.models.roles import FamilyRole, always
+from emobench.models.roles import TRAINED_VIDEO_ENCODER
 from emobench.training.checkpoint import load_checkpoint, recipe_hash, save_module
 from emobench.video.sampling import segment_centres
 
@@ -69,8 +69,7 @@ FEATURE_STATS = {"computed": 0, "cached": 0}
     "hfvideo:<hub id in the local cache | local folder>, e.g. hfvideo:MCG-NJU/videomae-base",
     options=HFVideoOptions,
     kind="clip",
-    # fine-tuned (or probed) per fold; its encoder embeds each frame's position in time
-    role=FamilyRole("vision-only", trained=always, temporal=always),
+    role=TRAINED_VIDEO_ENCODER,
 )
 def _create(argument: str, options: dict[str, Any]) -> HFVideoModel:
     return HFVideoModel(argument, options)

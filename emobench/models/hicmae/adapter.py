@@ -38,7 +38,7 @@ from emobench.models.hfvideo.loading import load_finetuned, save_finetuned
 from emobench.models.hicmae.fbank import SAMPLE_RATE
 from emobench.models.hicmae.options import HiCMAEError, HiCMAEOptions
 from emobench.models.registry import parse_options, register_model
-from emobench.models.roles import FamilyRole, always
+from emobench.models.roles import TRAINED_VIDEO_ENCODER
 from emobench.provenance import file_sha256
 from emobench.training.checkpoint import recipe_hash
 from emobench.video.audio import read_audio
@@ -55,8 +55,7 @@ FORMAT = "emobench-hicmae/1"
     "({fold} in the path: one file per fold)",
     options=HiCMAEOptions,
     kind="clip",
-    # fine-tuned (or probed) per fold; its encoder embeds each frame's position in time
-    role=FamilyRole("vision-only", trained=always, temporal=always),
+    role=TRAINED_VIDEO_ENCODER,
 )
 def _create(argument: str, options: dict[str, Any]) -> HiCMAEModel:
     return HiCMAEModel(argument, options)

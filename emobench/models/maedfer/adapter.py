@@ -48,7 +48,7 @@ from emobench.models.maedfer.checkpoint import (
 from emobench.models.maedfer.options import MAEDFEROptions
 from emobench.models.maedfer.protocol import authors_views, average_softmax
 from emobench.models.registry import parse_options, register_model
-from emobench.models.roles import FamilyRole, always
+from emobench.models.roles import TRAINED_VIDEO_ENCODER
 from emobench.models.videovit import CheckpointError
 from emobench.provenance import file_sha256
 from emobench.training.checkpoint import recipe_hash
@@ -61,8 +61,7 @@ from emobench.training.checkpoint import recipe_hash
     "(finetune = true); maedfer:<checkpoint file or folder>",
     options=MAEDFEROptions,
     kind="clip",
-    # fine-tuned (or probed) per fold; its encoder embeds each frame's position in time
-    role=FamilyRole("vision-only", trained=always, temporal=always),
+    role=TRAINED_VIDEO_ENCODER,
 )
 def _create(argument: str, options: dict[str, Any]) -> MAEDFERModel:
     return MAEDFERModel(argument, options)
