@@ -69,9 +69,10 @@ def regenerate(name: str, out: Path, isa: str | None) -> tuple[bool, str]:
         return False, f"{name}: the command failed: {done.stderr.strip().splitlines()[-1:]}"
     new = target / Path(rel).name
     shipped = WEIGHTS / rel
-    same = sha256(new) == sha256(shipped)
+    digest = sha256(new)
+    same = digest == sha256(shipped)
     what = "identical bytes" if same else tensor_diff(new, shipped)
-    return same, f"{name}: {what} (sha256 {sha256(new)[:16]}; {seconds:.0f} s)"
+    return same, f"{name}: {what} (sha256 {digest[:16]}; {seconds:.0f} s)"
 
 
 def main() -> int:

@@ -82,7 +82,6 @@ def reproducible_cpu(pinned_early: bool) -> Iterator[dict[str, Any]]:
         torch.backends.mkldnn.enabled = onednn
 
 
-#: The card's line about it.
 def describe(state: dict[str, Any]) -> str:
     """One line for a card: how the weights were computed, and whether they regenerate."""
     if state.get("reproducible"):

@@ -127,8 +127,7 @@ def model_hash(folder: Path) -> str:
         rel = path.relative_to(folder).as_posix()
         size = path.stat().st_size
         h.update(f"{rel}\0{size}\0".encode())
-        with path.open("rb") as f:
-            h.update(f.read() if size <= _SMALL else file_sha256(path).encode())
+        h.update(path.read_bytes() if size <= _SMALL else file_sha256(path).encode())
     return h.hexdigest()[:16]
 
 
